@@ -1,0 +1,41 @@
+# sited: `make run` starts the daemon on the example site, `make test` runs every test.
+# Each target installs what it needs first (scripts/deps.sh: apt-get and cargo).
+
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+CARGO ?= cargo
+SITE ?= site.toml.example
+NODE ?= app-1
+
+.PHONY: all build run test bench image image-test deps clean
+
+all: build
+
+build:
+	$(CARGO) build --locked --release -p sited
+
+run:
+	@scripts/deps.sh run
+	$(CARGO) build --locked -p sited
+	target/debug/sited validate $(SITE)
+	target/debug/sited ports $(SITE) --node $(NODE)
+
+test:
+	@scripts/deps.sh test
+	$(CARGO) build --locked --workspace --all-targets
+	$(CARGO) test --locked --workspace
+
+bench:
+	@scripts/deps.sh bench
+	$(CARGO) build --locked --release -p sited
+	scripts/bench.sh
+
+image:
+	image/build.sh
+
+image-test:
+	image/test.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf out

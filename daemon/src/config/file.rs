@@ -1,0 +1,221 @@
+//! The file's types: `site.toml` exactly as written, checked only for shape.
+//!
+//! These are plain serde structs with `deny_unknown_fields`. The JSON Schema (`sited schema`) is
+//! derived from them, and so is the shape check that reports every unknown key and wrong type at
+//! once ([`super::shape`]). Meaning (addresses, names, references between entries) is checked
+//! later, by [`super::validate`], into a [`super::Site`]. Every field names its default.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::catalog::Layout;
+
+/// The one file that describes a site.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "sited site.toml", description = "The one file that describes a sited site.")]
+pub struct SiteFile {
+    /// The site as a whole. Required.
+    pub site: SiteSection,
+    /// The certificate for TLS, used when `ssl = "enabled"`. Default: none, in which case each
+    /// node generates a self-signed certificate once.
+    pub tls: Option<TlsSection>,
+    /// The zones: who may reach which port. Default: every zone empty.
+    #[serde(default)]
+    pub networks: Networks,
+    /// Optional parts of the layout that a site turns on. Default: all off.
+    #[serde(default)]
+    pub features: Features,
+    /// The servers of the site: exactly one has the application role. Required.
+    pub nodes: Vec<NodeEntry>,
+    /// The cameras. Default: none.
+    #[serde(default)]
+    pub cameras: Vec<CameraEntry>,
+    /// Moves a catalog service to another port: `<service> = <port>`. A service with a port range
+    /// moves as a whole, keeping its width. Default: the layout's documented ports.
+    #[serde(default)]
+    pub ports: BTreeMap<String, PortNumber>,
+}
+
+/// A TCP or UDP port number, 1 to 65535.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct PortNumber(pub u16);
+
+impl JsonSchema for PortNumber {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "PortNumber".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A TCP or UDP port number.",
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 65535
+        })
+    }
+}
+
+/// `[site]`: the site as a whole.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SiteSection {
+    /// The site's name: letters, digits, `-` and `_`. Required. It names the self-signed
+    /// certificate and shows in the UI.
+    pub name: String,
+    /// Which reference document the site follows. Required.
+    pub layout: Layout,
+    /// Whether clients reach the site over TLS. Default: `"disabled"`.
+    #[serde(default)]
+    pub ssl: Ssl,
+    /// The output policy of the firewall. Default: `"open"`.
+    #[serde(default)]
+    pub egress: Egress,
+}
+
+/// Whether clients reach the site over TLS; the layouts open different ports for each.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Ssl {
+    /// Plain HTTP and WS (🔓 in VALT).
+    #[default]
+    Disabled,
+    /// HTTPS and WSS (🔒 in VALT).
+    Enabled,
+}
+
+/// The firewall's output policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Egress {
+    /// Every outbound connection is allowed.
+    #[default]
+    Open,
+    /// Only the documented outbound flows are allowed: cameras, licence hosts, peer nodes, DNS,
+    /// NTP and updates.
+    Documented,
+}
+
+/// `[tls]`: give both paths or neither.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// The PEM certificate chain, on the appliance. Default: none.
+    pub certificate: Option<String>,
+    /// The PEM private key, on the appliance. Default: none.
+    pub key: Option<String>,
+}
+
+/// `[networks]`: CIDR lists, IPv4 and IPv6 mixed. An absent list means nobody.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Networks {
+    /// Client machines: browsers, players. Default: `[]`.
+    #[serde(default)]
+    pub clients: Vec<String>,
+    /// Machines admins work from. Default: `[]`.
+    #[serde(default)]
+    pub admins: Vec<String>,
+    /// Cameras and other video devices. Default: `[]`.
+    #[serde(default)]
+    pub cameras: Vec<String>,
+    /// Mobile devices that stream to media nodes. Default: `[]`.
+    #[serde(default)]
+    pub mobile: Vec<String>,
+}
+
+/// `[features]`: optional parts of the layout.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Features {
+    /// Open the administration ports (SSH, media admin) to `admins`. Default: `false`.
+    #[serde(default)]
+    pub admin: bool,
+    /// Mobile devices may stream to media nodes (VALT's BEAM). Default: `false`.
+    #[serde(default)]
+    pub mobile: bool,
+    /// The media engine's licence key. Default: `"none"`.
+    #[serde(default)]
+    pub license: License,
+    /// Expose the REST server to clients (Ti Top: "only when integrating with outside systems").
+    /// Default: `false`.
+    #[serde(default)]
+    pub integration: bool,
+}
+
+/// The kind of licence key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum License {
+    /// No licence key.
+    #[default]
+    None,
+    /// A physical key: no licence server is contacted.
+    Physical,
+    /// An electronic key: opens egress to the licence hosts.
+    Electronic,
+}
+
+/// `[[nodes]]`: one server of the site.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeEntry {
+    /// The node's name: letters, digits, `-` and `_`. Required. `sited run` finds its own entry by
+    /// this name.
+    pub name: String,
+    /// The node's IP address, IPv4 or IPv6, as the other nodes and the clients reach it. Required.
+    pub address: String,
+    /// `application`, `media`, or both. Required.
+    pub roles: Vec<Role>,
+}
+
+/// A role of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The web application, the API and coordination; exactly one node has it.
+    Application,
+    /// Talks to the cameras, streams and records.
+    Media,
+}
+
+/// `[[cameras]]`: one camera.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CameraEntry {
+    /// The camera's name: letters, digits, `-` and `_`. Required. It is the stream's name in every
+    /// output URL.
+    pub name: String,
+    /// The stream, `rtsp://host[:port]/path` or `rtsps://…`, without credentials. Required.
+    pub url: String,
+    /// The RTSP user name. Default: none.
+    pub username: Option<String>,
+    /// A file on the appliance that holds the RTSP password. Default: none.
+    pub password_file: Option<String>,
+    /// The media node that ingests the camera. Default: in a site with one media node, that
+    /// node; otherwise chosen by rendezvous hashing of the camera's name over the media nodes, so
+    /// that adding a node moves only the cameras the new node wins.
+    pub node: Option<String>,
+    /// The camera's ONVIF port, opened outbound with `egress = "documented"`. Default: none.
+    pub onvif_port: Option<PortNumber>,
+    /// Record the camera continuously. Default: `false`.
+    #[serde(default)]
+    pub record: bool,
+    /// How RTP travels from the camera. Default: `"tcp"`.
+    #[serde(default)]
+    pub transport: Transport,
+}
+
+/// How RTP travels from a camera.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// Interleaved in the RTSP connection.
+    #[default]
+    Tcp,
+    /// Separate UDP packets.
+    Udp,
+}

@@ -1,0 +1,151 @@
+//! A node's flows: the catalog rows that apply to one node of one site, with their peers resolved.
+//!
+//! A row from `A` to `B` is an inbound flow on every node that is a `B`, and an outbound flow on
+//! every node that is an `A`. Peers that are nodes are the *other* nodes with the right role, so a
+//! row between roles is empty on a single server. Camera flows take their ports from the node's
+//! cameras: RTSP adds each camera URL's own port, and ONVIF is each camera's `onvif_port`.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::catalog::{self, Endpoint, Ports, Proto, Roles, Row, Service, Zone};
+use crate::config::{Node, Site};
+
+/// Which way a flow goes, seen from the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Into this node: it listens.
+    In,
+    /// Out of this node: it connects.
+    Out,
+}
+
+/// Who is on the other side of a flow.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Peers {
+    /// A zone of the site, with its networks.
+    Zone(Zone, Vec<IpNet>),
+    /// The other nodes that have these roles.
+    Nodes(Roles, Vec<(String, IpAddr)>),
+    /// This node itself.
+    Loopback,
+    /// Named hosts, resolved when the firewall is applied.
+    Hosts(&'static [&'static str]),
+    /// Anywhere.
+    Any,
+}
+
+impl Peers {
+    /// The peers as the JSON port table writes them: CIDRs, `"loopback"`, or host names.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            Peers::Zone(_, nets) => json!(nets.iter().map(ToString::to_string).collect::<Vec<_>>()),
+            Peers::Nodes(_, nodes) => {
+                json!(nodes.iter().map(|(_, a)| IpNet::from(*a).to_string()).collect::<Vec<_>>())
+            }
+            Peers::Loopback => json!("loopback"),
+            Peers::Hosts(hosts) => json!(hosts),
+            Peers::Any => json!(["0.0.0.0/0", "::/0"]),
+        }
+    }
+
+    /// A short name for tables: the zone, the role, `loopback`, …
+    pub fn describe(&self) -> String {
+        match self {
+            Peers::Zone(z, nets) if nets.is_empty() => format!("{} (empty)", z.name()),
+            Peers::Zone(z, _) => z.name().to_string(),
+            Peers::Nodes(_, nodes) => {
+                nodes.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+            }
+            Peers::Loopback => "loopback".to_string(),
+            Peers::Hosts(h) => h.join(", "),
+            Peers::Any => "internet".to_string(),
+        }
+    }
+}
+
+/// One catalog row, resolved for one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flow {
+    /// In or out.
+    pub direction: Direction,
+    /// The protocol.
+    pub proto: Proto,
+    /// The ports, after overrides; several only for camera flows.
+    pub ports: Vec<Ports>,
+    /// The other side.
+    pub peers: Peers,
+    /// The catalog row.
+    pub row: &'static Row,
+}
+
+impl Flow {
+    /// The service behind the flow.
+    pub fn service(&self) -> Service {
+        self.row.service
+    }
+}
+
+fn peers(site: &Site, node: &Node, end: Endpoint) -> Option<Peers> {
+    Some(match end {
+        Endpoint::Zone(z) => Peers::Zone(z, site.zone(z).to_vec()),
+        Endpoint::Node(roles) => {
+            let others: Vec<(String, IpAddr)> = site
+                .nodes
+                .iter()
+                .filter(|n| n.name != node.name && n.roles.meets(roles))
+                .map(|n| (n.name.clone(), n.address))
+                .collect();
+            if others.is_empty() {
+                return None;
+            }
+            Peers::Nodes(roles, others)
+        }
+        Endpoint::Loopback => Peers::Loopback,
+        Endpoint::Hosts(h) => Peers::Hosts(h),
+        Endpoint::Internet => Peers::Any,
+    })
+}
+
+fn ports(site: &Site, node: &Node, row: &Row) -> Vec<Ports> {
+    let cameras = site.cameras_of(&node.name);
+    let set: BTreeSet<Ports> = match row.service {
+        Service::CameraRtsp => cameras
+            .filter(|c| c.url.starts_with("rtsp:"))
+            .map(|c| Ports::one(c.port))
+            .chain([site.ports_of(row)])
+            .collect(),
+        Service::CameraOnvif => cameras.filter_map(|c| c.onvif_port).map(Ports::one).collect(),
+        _ => [site.ports_of(row)].into(),
+    };
+    set.into_iter().collect()
+}
+
+/// Every flow of a node, in catalog order.
+pub fn flows(site: &Site, node: &Node) -> Vec<Flow> {
+    let mut out = Vec::new();
+    for row in catalog::rows(site.layout) {
+        if !row.in_production() || !site.applies(row) {
+            continue;
+        }
+        let sides = [(Direction::In, row.to, row.from), (Direction::Out, row.from, row.to)];
+        for (direction, here, there) in sides {
+            let Endpoint::Node(roles) = here else { continue };
+            if !node.roles.meets(roles) {
+                continue;
+            }
+            let Some(peers) = peers(site, node, there) else { continue };
+            let ports = ports(site, node, row);
+            if ports.is_empty() {
+                continue;
+            }
+            out.push(Flow { direction, proto: row.proto, ports, peers, row });
+        }
+    }
+    out
+}

@@ -1,0 +1,41 @@
+#!/bin/sh
+# mmdebstrap customize hook: runs once every package is installed and rootfs/ is laid over.
+# $1 is the root tree. From image/build.sh: WITH_SITED, SITED_BIN, ESP_STAGE (the ESP's staging
+# directory on the build host).
+set -eu
+root=$1
+
+# The daemon; an image built without it (WITH_SITED=0) must not carry a unit that would fail.
+if [ "$WITH_SITED" = 1 ]; then
+  install -m 0755 "$SITED_BIN" "$root/usr/bin/sited"
+  chroot "$root" ldd /usr/bin/sited | grep 'not found' && { echo "sited: missing libraries" >&2; exit 1; }
+else
+  rm "$root/usr/lib/systemd/system/sited.service"
+fi
+
+# Enable and disable units only through the preset files (usr/lib/systemd/system-preset/).
+chroot "$root" systemctl preset-all
+
+# Kernel modules the appliance never loads (image/modules-exclude); then a fresh modules.dep.
+for kernel in "$root"/usr/lib/modules/*; do
+  sed 's/#.*//' "$(dirname "$0")/modules-exclude" | while read -r tree; do
+    [ -z "$tree" ] || rm -rf "${kernel:?}/kernel/$tree"
+  done
+  chroot "$root" depmod "$(basename "$kernel")"
+done
+
+# Host keys are made on first boot (sited-ssh-keygen.service); no two machines may share them.
+rm -f "$root"/etc/ssh/ssh_host_*
+
+# The kernel and initramfs boot from the ESP, so the root keeps no copy; the boot loader goes
+# there too.
+mv "$root"/boot/vmlinuz-* "$ESP_STAGE/vmlinuz"
+mv "$root"/boot/initrd.img-* "$ESP_STAGE/initrd.img"
+rm -rf "$root"/boot/* "$root"/vmlinuz* "$root"/initrd.img*
+mkdir "$root/boot/efi"
+cp "$root/usr/lib/systemd/boot/efi/systemd-bootx64.efi" "$ESP_STAGE/"
+
+# Caches and logs of the build; the machine-id stays empty so that the first boot makes one.
+rm -f "$root"/var/cache/debconf/*-old "$root"/var/lib/dpkg/*-old
+find "$root/var/log" -type f -delete
+: >"$root/etc/machine-id"

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what `make run`, `make test` and `make bench` need on a fresh Debian or Ubuntu machine:
+# the Debian packages with apt-get, and the Rust toolchain when cargo is missing.
+# Usage: scripts/deps.sh [run|test|bench]   (default: test)
+set -euo pipefail
+
+need=${1:-test}
+
+# Packages by purpose. nftables and iproute2: the firewall and the network-namespace tests.
+packages=(nftables iproute2 ca-certificates gcc pkg-config)
+case "$need" in
+  run) ;;
+  test) ;;
+  bench) packages+=(hyperfine) ;;
+  *) echo "usage: $0 [run|test|bench]" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    echo "deps: installing ${missing[*]}"
+    # Update the lists only when something is missing: it is the slow part.
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "deps: not root, so not installing ${missing[*]}; the tests that need them are skipped" >&2
+  fi
+fi
+
+if ! command -v cargo >/dev/null; then
+  # Debian's own cargo is too old for edition 2024; rustup installs the stable toolchain.
+  if [ -x "$HOME/.cargo/bin/cargo" ]; then
+    echo "deps: cargo is in ~/.cargo/bin; add it to PATH" >&2
+  else
+    echo "deps: installing the Rust toolchain with rustup"
+    command -v curl >/dev/null || { apt-get update -q >/dev/null; apt-get install -y -q curl >/dev/null; }
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+  fi
+fi
