@@ -10,7 +10,10 @@ use std::sync::OnceLock;
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 /// A path under `tests/`.
@@ -29,14 +32,19 @@ pub fn sited() -> &'static Path {
             .status()
             .expect("run cargo build");
         assert!(status.success(), "cargo build of sited failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| root().join("target"), PathBuf::from);
         target.join("debug").join("sited")
     })
 }
 
 /// Runs `sited` with arguments, from the workspace root.
 pub fn run(args: &[&str]) -> Output {
-    Command::new(sited()).args(args).current_dir(root()).output().expect("run sited")
+    Command::new(sited())
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run sited")
 }
 
 /// Standard output as text.
@@ -60,8 +68,12 @@ pub fn golden(path: &Path, actual: &str) {
         std::fs::write(path, actual).expect("write golden file");
         return;
     }
-    let expected = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}; run with SITED_BLESS=1 to create it", path.display()));
+    let expected = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run with SITED_BLESS=1 to create it",
+            path.display()
+        )
+    });
     assert!(
         expected == actual,
         "{} differs from the output.\n--- expected\n{expected}\n--- actual\n{actual}\n(run with SITED_BLESS=1 to accept)",

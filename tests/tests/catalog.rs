@@ -38,14 +38,30 @@ struct CatalogRow {
 /// One atomic flow: port, protocol, one source, one destination, the sorted conditions.
 type Tuple = (String, String, String, String, Vec<String>);
 
-fn tuples(port: &str, proto: &str, from: &[String], to: &[String], conditions: &[String]) -> Vec<Tuple> {
-    let mut conds: Vec<String> = conditions.iter().filter(|c| *c != "always").cloned().collect();
+fn tuples(
+    port: &str,
+    proto: &str,
+    from: &[String],
+    to: &[String],
+    conditions: &[String],
+) -> Vec<Tuple> {
+    let mut conds: Vec<String> = conditions
+        .iter()
+        .filter(|c| *c != "always")
+        .cloned()
+        .collect();
     conds.sort();
     conds.dedup();
     let mut out = Vec::new();
     for f in from {
         for t in to {
-            out.push((port.to_string(), proto.to_string(), f.clone(), t.clone(), conds.clone()));
+            out.push((
+                port.to_string(),
+                proto.to_string(),
+                f.clone(),
+                t.clone(),
+                conds.clone(),
+            ));
         }
     }
     out
@@ -55,19 +71,74 @@ fn tuples(port: &str, proto: &str, from: &[String], to: &[String], conditions: &
 /// explained in the layout's module docs (`daemon/src/catalog/<layout>.rs`).
 const INTERPRETATIONS: &[(&str, &str, &str, &str, &str)] = &[
     // (layout, port, from, to, why)
-    ("titop", "8087", "loopback", "application", "the streaming engine (tts) is sited's media role"),
-    ("titop", "1935", "clients", "application", "the streaming engine (tts) is sited's media role"),
-    ("titop", "8080", "clients", "application", "the streaming engine (tts) is sited's media role"),
-    ("titop", "8086", "clients", "application", "VOD is served where the recordings are: the media role"),
-    ("novavms", "8554", "cameras", "application", "the RTSP server re-serves the media node's streams"),
-    ("novavms", "8554", "clients", "application", "the RTSP server re-serves the media node's streams"),
-    ("novavms", "11984", "loopback", "application", "stream management lives with the streams: the media role"),
-    ("novavms", "49152-49252", "internet", "application", "the bullet names browsers as the TURN peers"),
-    ("novavms", "49152-49252", "application", "internet", "the bullet names browsers as the TURN peers"),
+    (
+        "titop",
+        "8087",
+        "loopback",
+        "application",
+        "the streaming engine (tts) is sited's media role",
+    ),
+    (
+        "titop",
+        "1935",
+        "clients",
+        "application",
+        "the streaming engine (tts) is sited's media role",
+    ),
+    (
+        "titop",
+        "8080",
+        "clients",
+        "application",
+        "the streaming engine (tts) is sited's media role",
+    ),
+    (
+        "titop",
+        "8086",
+        "clients",
+        "application",
+        "VOD is served where the recordings are: the media role",
+    ),
+    (
+        "novavms",
+        "8554",
+        "cameras",
+        "application",
+        "the RTSP server re-serves the media node's streams",
+    ),
+    (
+        "novavms",
+        "8554",
+        "clients",
+        "application",
+        "the RTSP server re-serves the media node's streams",
+    ),
+    (
+        "novavms",
+        "11984",
+        "loopback",
+        "application",
+        "stream management lives with the streams: the media role",
+    ),
+    (
+        "novavms",
+        "49152-49252",
+        "internet",
+        "application",
+        "the bullet names browsers as the TURN peers",
+    ),
+    (
+        "novavms",
+        "49152-49252",
+        "application",
+        "internet",
+        "the bullet names browsers as the TURN peers",
+    ),
 ];
 
 fn compare(layout: &str) {
-    let text = std::fs::read_to_string(tests_dir(&format!("expectations/{layout}.toml"))).expect("expectations");
+    let text = std::fs::read_to_string(tests_dir(&format!("expectations/{layout}.toml")))
+        .expect("expectations");
     let expected: Expectations = toml::from_str(&text).expect("parse expectations");
     let out = run(&["ports", "--layout", layout, "--format", "json"]);
     assert!(out.status.success(), "sited ports failed");
@@ -87,7 +158,9 @@ fn compare(layout: &str) {
         have.extend(ts);
     }
     let excused = |t: &Tuple| {
-        INTERPRETATIONS.iter().any(|(l, p, f, to, _)| *l == layout && *p == t.0 && *f == t.2 && *to == t.3)
+        INTERPRETATIONS
+            .iter()
+            .any(|(l, p, f, to, _)| *l == layout && *p == t.0 && *f == t.2 && *to == t.3)
     };
     let mut wanted: BTreeSet<Tuple> = BTreeSet::new();
     let mut missing = Vec::new();
@@ -104,12 +177,22 @@ fn compare(layout: &str) {
         .filter(|t| !wanted.contains(t))
         .filter(|t| {
             // A row sited moved on purpose stands in for the excused one.
-            !INTERPRETATIONS.iter().any(|(l, p, _, _, _)| *l == layout && *p == t.0)
+            !INTERPRETATIONS
+                .iter()
+                .any(|(l, p, _, _, _)| *l == layout && *p == t.0)
         })
         .map(|t| format!("{t:?}"))
         .collect();
-    assert!(missing.is_empty(), "{layout}: rows of the document missing from the catalog:\n{}", missing.join("\n"));
-    assert!(extra.is_empty(), "{layout}: catalog rows that the document does not have:\n{}", extra.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "{layout}: rows of the document missing from the catalog:\n{}",
+        missing.join("\n")
+    );
+    assert!(
+        extra.is_empty(),
+        "{layout}: catalog rows that the document does not have:\n{}",
+        extra.join("\n")
+    );
     assert!(!expected.row.is_empty());
 }
 

@@ -60,7 +60,11 @@ const SYSTEM: &[Row] = &[
     system(Service::Updates, 443, Tcp, "OS updates (HTTPS mirrors)"),
 ];
 
-const VALT: &[Row] = &[camera(Service::CameraOnvif, 2020, "each camera's ONVIF port")];
+const VALT: &[Row] = &[camera(
+    Service::CameraOnvif,
+    2020,
+    "each camera's ONVIF port",
+)];
 
 const TITOP: &[Row] = &[
     camera(Service::CameraHttp, 80, "the camera's web API"),

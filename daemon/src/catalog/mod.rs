@@ -207,11 +207,20 @@ pub struct Roles {
 
 impl Roles {
     /// The application role only.
-    pub const APPLICATION: Roles = Roles { application: true, media: false };
+    pub const APPLICATION: Roles = Roles {
+        application: true,
+        media: false,
+    };
     /// The media role only.
-    pub const MEDIA: Roles = Roles { application: false, media: true };
+    pub const MEDIA: Roles = Roles {
+        application: false,
+        media: true,
+    };
     /// Either role: "Application & Media Server" in the references.
-    pub const EITHER: Roles = Roles { application: true, media: true };
+    pub const EITHER: Roles = Roles {
+        application: true,
+        media: true,
+    };
 
     /// Whether a node with roles `self` is meant by `wanted`.
     pub fn meets(self, wanted: Roles) -> bool {
@@ -363,7 +372,11 @@ impl Row {
         if self.from == Endpoint::Loopback {
             words.push("loopback only");
         }
-        if words.is_empty() { "always".to_string() } else { words.join(", ") }
+        if words.is_empty() {
+            "always".to_string()
+        } else {
+            words.join(", ")
+        }
     }
 
     /// The conditions as machine-readable words, `loopback_only` included.
@@ -371,7 +384,11 @@ impl Row {
         let mut words: Vec<String> = self
             .when
             .iter()
-            .map(|c| serde_json::to_value(c).ok().and_then(|v| v.as_str().map(String::from)))
+            .map(|c| {
+                serde_json::to_value(c)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+            })
             .map(Option::unwrap_or_default)
             .collect();
         if self.from == Endpoint::Loopback {
@@ -382,12 +399,17 @@ impl Row {
 
     /// Whether the row is sited's own decision rather than a row of the document.
     pub fn is_decision(&self) -> bool {
-        self.references.iter().all(|r| r.section.starts_with("sited"))
+        self.references
+            .iter()
+            .all(|r| r.section.starts_with("sited"))
     }
 
     /// Whether the row can ever be open on an appliance.
     pub fn in_production(&self) -> bool {
-        !self.when.iter().any(|c| matches!(c, Condition::DevOnly | Condition::Planned))
+        !self
+            .when
+            .iter()
+            .any(|c| matches!(c, Condition::DevOnly | Condition::Planned))
     }
 }
 
@@ -427,7 +449,9 @@ pub fn rows(layout: Layout) -> impl Iterator<Item = &'static Row> {
 
 /// The default port of a service in a layout, if the layout has that service.
 pub fn default_ports(layout: Layout, service: Service) -> Option<(Ports, Proto)> {
-    rows(layout).find(|r| r.service == service).map(|r| (r.ports, r.proto))
+    rows(layout)
+        .find(|r| r.service == service)
+        .map(|r| (r.ports, r.proto))
 }
 
 /// The services a layout can place on a listener: those `[ports]` may move.

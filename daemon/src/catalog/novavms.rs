@@ -36,7 +36,10 @@ pub const ROWS: &[Row] = &[
         when: &[],
         purpose: "Frontend / API ingress (Caddy), TLS",
         references: &[
-            cite(TABLE, "443 TCP Frontend / API ingress (Caddy), inbound from browsers"),
+            cite(
+                TABLE,
+                "443 TCP Frontend / API ingress (Caddy), inbound from browsers",
+            ),
             cite(BULLETS, "Browser -> cloud frontend: inbound TCP 443"),
         ],
     },
@@ -49,8 +52,14 @@ pub const ROWS: &[Row] = &[
         when: &[],
         purpose: "Gateway -> cloud (WebSocket + API over TLS)",
         references: &[
-            cite(TABLE, "443 TCP Frontend / API ingress (Caddy), inbound from gateways"),
-            cite(BULLETS, "Gateway -> cloud: outbound TCP 443 on the gateway host"),
+            cite(
+                TABLE,
+                "443 TCP Frontend / API ingress (Caddy), inbound from gateways",
+            ),
+            cite(
+                BULLETS,
+                "Gateway -> cloud: outbound TCP 443 on the gateway host",
+            ),
         ],
     },
     Row {
@@ -61,7 +70,10 @@ pub const ROWS: &[Row] = &[
         to: Node(APP),
         when: &[DevOnly],
         purpose: "Frontend dev server (Vite)",
-        references: &[cite(TABLE, "5200 TCP Frontend dev server (Vite), inbound (dev only)")],
+        references: &[cite(
+            TABLE,
+            "5200 TCP Frontend dev server (Vite), inbound (dev only)",
+        )],
     },
     Row {
         service: Service::Api,
@@ -71,7 +83,10 @@ pub const ROWS: &[Row] = &[
         to: Node(APP),
         when: &[],
         purpose: "Cloud backend REST API + WebSocket, behind the frontend on 443",
-        references: &[cite(TABLE, "8090 TCP Cloud backend REST API + WebSocket; production default is 127.0.0.1:8090 behind Caddy")],
+        references: &[cite(
+            TABLE,
+            "8090 TCP Cloud backend REST API + WebSocket; production default is 127.0.0.1:8090 behind Caddy",
+        )],
     },
     Row {
         service: Service::Rtsp,
@@ -81,7 +96,10 @@ pub const ROWS: &[Row] = &[
         to: Node(MEDIA),
         when: &[],
         purpose: "RTSP server (go2rtc), from cameras",
-        references: &[cite(TABLE, "8554 TCP RTSP server (go2rtc), inbound from cameras")],
+        references: &[cite(
+            TABLE,
+            "8554 TCP RTSP server (go2rtc), inbound from cameras",
+        )],
     },
     Row {
         service: Service::Rtsp,
@@ -91,7 +109,10 @@ pub const ROWS: &[Row] = &[
         to: Node(MEDIA),
         when: &[],
         purpose: "RTSP server (go2rtc), to playback clients",
-        references: &[cite(TABLE, "8554 TCP RTSP server (go2rtc), inbound from playback clients")],
+        references: &[cite(
+            TABLE,
+            "8554 TCP RTSP server (go2rtc), inbound from playback clients",
+        )],
     },
     Row {
         service: Service::Webrtc,
@@ -102,8 +123,14 @@ pub const ROWS: &[Row] = &[
         when: &[],
         purpose: "WebRTC media (go2rtc), ICE candidate transport",
         references: &[
-            cite(TABLE, "8555 UDP WebRTC media (go2rtc), bidirectional with browsers"),
-            cite(BULLETS, "Browser -> WebRTC: inbound UDP 8555 on the cloud server"),
+            cite(
+                TABLE,
+                "8555 UDP WebRTC media (go2rtc), bidirectional with browsers",
+            ),
+            cite(
+                BULLETS,
+                "Browser -> WebRTC: inbound UDP 8555 on the cloud server",
+            ),
         ],
     },
     Row {
@@ -115,8 +142,14 @@ pub const ROWS: &[Row] = &[
         when: &[],
         purpose: "WebRTC media (go2rtc), ICE candidate transport",
         references: &[
-            cite(TABLE, "8555 UDP WebRTC media (go2rtc), bidirectional with browsers"),
-            cite(BULLETS, "Browser -> WebRTC: outbound UDP 8555 on the cloud server"),
+            cite(
+                TABLE,
+                "8555 UDP WebRTC media (go2rtc), bidirectional with browsers",
+            ),
+            cite(
+                BULLETS,
+                "Browser -> WebRTC: outbound UDP 8555 on the cloud server",
+            ),
         ],
     },
     Row {
@@ -138,8 +171,14 @@ pub const ROWS: &[Row] = &[
         when: &[],
         purpose: "TURN relay control (Pion), for browsers behind strict NAT",
         references: &[
-            cite(TABLE, "3478 UDP TURN relay control (Pion), inbound from browsers behind strict NAT"),
-            cite(BULLETS, "Cloud -> TURN: UDP 3478 inbound open on the cloud server"),
+            cite(
+                TABLE,
+                "3478 UDP TURN relay control (Pion), inbound from browsers behind strict NAT",
+            ),
+            cite(
+                BULLETS,
+                "Cloud -> TURN: UDP 3478 inbound open on the cloud server",
+            ),
         ],
     },
     Row {
@@ -151,8 +190,14 @@ pub const ROWS: &[Row] = &[
         when: &[],
         purpose: "TURN relay media ports",
         references: &[
-            cite(TABLE, "49152 - 49252 UDP TURN relay media ports, bidirectional"),
-            cite(BULLETS, "Browser -> WebRTC: inbound UDP 49152-49252 on the cloud server"),
+            cite(
+                TABLE,
+                "49152 - 49252 UDP TURN relay media ports, bidirectional",
+            ),
+            cite(
+                BULLETS,
+                "Browser -> WebRTC: inbound UDP 49152-49252 on the cloud server",
+            ),
         ],
     },
     Row {
@@ -164,8 +209,14 @@ pub const ROWS: &[Row] = &[
         when: &[],
         purpose: "TURN relay media ports",
         references: &[
-            cite(TABLE, "49152 - 49252 UDP TURN relay media ports, bidirectional"),
-            cite(BULLETS, "Browser -> WebRTC: outbound UDP 49152-49252 on the cloud server"),
+            cite(
+                TABLE,
+                "49152 - 49252 UDP TURN relay media ports, bidirectional",
+            ),
+            cite(
+                BULLETS,
+                "Browser -> WebRTC: outbound UDP 49152-49252 on the cloud server",
+            ),
         ],
     },
     Row {
@@ -178,7 +229,10 @@ pub const ROWS: &[Row] = &[
         purpose: "PostgreSQL, loopback only",
         references: &[
             cite(TABLE, "5432 TCP PostgreSQL, loopback only (prod)"),
-            cite(BULLETS, "Between cloud and database: loopback only, no external rule needed"),
+            cite(
+                BULLETS,
+                "Between cloud and database: loopback only, no external rule needed",
+            ),
         ],
     },
     Row {
@@ -189,7 +243,10 @@ pub const ROWS: &[Row] = &[
         to: Node(APP),
         when: &[DevOnly],
         purpose: "PostgreSQL (dev override)",
-        references: &[cite(TABLE, "5434 TCP PostgreSQL (dev override), loopback only")],
+        references: &[cite(
+            TABLE,
+            "5434 TCP PostgreSQL (dev override), loopback only",
+        )],
     },
     Row {
         service: Service::ObjectStore,
@@ -199,7 +256,10 @@ pub const ROWS: &[Row] = &[
         to: Node(APP),
         when: &[Planned],
         purpose: "MinIO S3 API, planned for v2",
-        references: &[cite(TABLE, "9000 TCP MinIO S3 API, loopback only, planned for v2")],
+        references: &[cite(
+            TABLE,
+            "9000 TCP MinIO S3 API, loopback only, planned for v2",
+        )],
     },
     Row {
         service: Service::CameraPush,
@@ -209,7 +269,10 @@ pub const ROWS: &[Row] = &[
         to: Node(MEDIA),
         when: &[],
         purpose: "Camera -> gateway (RTSP)",
-        references: &[cite(BULLETS, "Camera -> gateway: inbound TCP 554 (RTSP) on the gateway LAN")],
+        references: &[cite(
+            BULLETS,
+            "Camera -> gateway: inbound TCP 554 (RTSP) on the gateway LAN",
+        )],
     },
     Row {
         service: Service::OnvifDiscovery,
@@ -219,7 +282,10 @@ pub const ROWS: &[Row] = &[
         to: Node(MEDIA),
         when: &[],
         purpose: "Camera -> gateway (ONVIF WS-Discovery)",
-        references: &[cite(BULLETS, "Camera -> gateway: inbound UDP 3702 (ONVIF WS-Discovery) on the gateway LAN")],
+        references: &[cite(
+            BULLETS,
+            "Camera -> gateway: inbound UDP 3702 (ONVIF WS-Discovery) on the gateway LAN",
+        )],
     },
     Row {
         service: Service::CameraHttp,
@@ -259,6 +325,9 @@ pub const ROWS: &[Row] = &[
         to: Zone(Z::Cameras),
         when: &[],
         purpose: "Gateway -> cameras (the camera's ONVIF port, often 2020)",
-        references: &[cite(BULLETS, "Gateway -> cameras: outbound the camera's ONVIF port (often 2020)")],
+        references: &[cite(
+            BULLETS,
+            "Gateway -> cameras: outbound the camera's ONVIF port (often 2020)",
+        )],
     },
 ];

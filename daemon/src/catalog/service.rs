@@ -188,9 +188,7 @@ impl Service {
             Service::Webrtc | Service::Turn | Service::TurnRelay => Component::NotBuilt,
             Service::CameraPush | Service::OnvifDiscovery => Component::NotBuilt,
             Service::ObjectStore | Service::DevServer => Component::NotBuilt,
-            Service::CameraHttp | Service::CameraHttps | Service::CameraRtsp => {
-                Component::Outbound
-            }
+            Service::CameraHttp | Service::CameraHttps | Service::CameraRtsp => Component::Outbound,
             Service::CameraOnvif | Service::License | Service::Dns | Service::Ntp => {
                 Component::Outbound
             }

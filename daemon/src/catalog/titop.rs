@@ -27,7 +27,10 @@ const MEDIA: Roles = Roles::MEDIA;
 
 macro_rules! cite {
     ($section:expr, $row:expr) => {
-        &[Reference { section: $section, row: $row }]
+        &[Reference {
+            section: $section,
+            row: $row,
+        }]
     };
 }
 
@@ -41,7 +44,10 @@ pub const ROWS: &[Row] = &[
         to: Node(APP),
         when: &[],
         purpose: "Config Server HTTP service",
-        references: cite!(TCP_TABLE, "8089 ttsm Config Server, access from outside: No need"),
+        references: cite!(
+            TCP_TABLE,
+            "8089 ttsm Config Server, access from outside: No need"
+        ),
     },
     Row {
         service: Service::Api,
@@ -51,7 +57,10 @@ pub const ROWS: &[Row] = &[
         to: Node(APP),
         when: &[Integration],
         purpose: "Rest Server HTTP service",
-        references: cite!(TCP_TABLE, "8085 ttsm Rest Server, access from outside: Need only when integrate with outside system"),
+        references: cite!(
+            TCP_TABLE,
+            "8085 ttsm Rest Server, access from outside: Need only when integrate with outside system"
+        ),
     },
     Row {
         service: Service::Web,
@@ -61,7 +70,10 @@ pub const ROWS: &[Row] = &[
         to: Node(APP),
         when: &[],
         purpose: "Web Manager HTTP service",
-        references: cite!(TCP_TABLE, "8088 ttsm Web Manager, access from outside: Need"),
+        references: cite!(
+            TCP_TABLE,
+            "8088 ttsm Web Manager, access from outside: Need"
+        ),
     },
     Row {
         service: Service::NodeApi,
@@ -71,7 +83,10 @@ pub const ROWS: &[Row] = &[
         to: Node(MEDIA),
         when: &[],
         purpose: "Streaming Engine HTTP service",
-        references: cite!(TCP_TABLE, "8087 tts Streaming Engine HTTP service, access from outside: No need"),
+        references: cite!(
+            TCP_TABLE,
+            "8087 tts Streaming Engine HTTP service, access from outside: No need"
+        ),
     },
     Row {
         service: Service::Rtmp,
@@ -81,7 +96,10 @@ pub const ROWS: &[Row] = &[
         to: Node(MEDIA),
         when: &[],
         purpose: "Streaming Engine RTMP service",
-        references: cite!(TCP_TABLE, "1935 tts Streaming Engine RTMP service, access from outside: Need"),
+        references: cite!(
+            TCP_TABLE,
+            "1935 tts Streaming Engine RTMP service, access from outside: Need"
+        ),
     },
     Row {
         service: Service::HttpLive,
@@ -91,7 +109,10 @@ pub const ROWS: &[Row] = &[
         to: Node(MEDIA),
         when: &[],
         purpose: "HTTP streaming service (HLS and FLV)",
-        references: cite!(TCP_TABLE, "8080 tts Streaming Engine HTTP streaming service (HLS and FLV), access from outside: Need"),
+        references: cite!(
+            TCP_TABLE,
+            "8080 tts Streaming Engine HTTP streaming service (HLS and FLV), access from outside: Need"
+        ),
     },
     Row {
         service: Service::Vod,
@@ -101,7 +122,10 @@ pub const ROWS: &[Row] = &[
         to: Node(MEDIA),
         when: &[],
         purpose: "VOD streaming service",
-        references: cite!(TCP_TABLE, "8086 ttsm VOD streaming service, access from outside: Need"),
+        references: cite!(
+            TCP_TABLE,
+            "8086 ttsm VOD streaming service, access from outside: Need"
+        ),
     },
     Row {
         service: Service::EngineEvents,
@@ -111,7 +135,10 @@ pub const ROWS: &[Row] = &[
         to: Node(APP),
         when: &[],
         purpose: "Config Server receives key event messages from the Streaming Engine",
-        references: cite!(UDP_TABLE, "7002 ttsm Config Server, access from outside: No need"),
+        references: cite!(
+            UDP_TABLE,
+            "7002 ttsm Config Server, access from outside: No need"
+        ),
     },
     // sited's additions.
     Row {
@@ -122,7 +149,10 @@ pub const ROWS: &[Row] = &[
         to: Node(MEDIA),
         when: &[Mobile],
         purpose: "RTMP publish from mobile devices",
-        references: cite!(SITED, "mobile devices publish on the RTMP service, as VALT's BEAM does"),
+        references: cite!(
+            SITED,
+            "mobile devices publish on the RTMP service, as VALT's BEAM does"
+        ),
     },
     Row {
         service: Service::Web,
@@ -132,7 +162,10 @@ pub const ROWS: &[Row] = &[
         to: Node(APP),
         when: &[MultiNode],
         purpose: "media nodes connect out to the application node",
-        references: cite!(SITED, "the node link, on the application node's web port, as in VALT and NovaVMS"),
+        references: cite!(
+            SITED,
+            "the node link, on the application node's web port, as in VALT and NovaVMS"
+        ),
     },
     Row {
         service: Service::NodeApi,
@@ -142,6 +175,9 @@ pub const ROWS: &[Row] = &[
         to: Node(MEDIA),
         when: &[MultiNode],
         purpose: "the application node controls the media engines",
-        references: cite!(SITED, "8087 opened to the application node only, as VALT does between servers"),
+        references: cite!(
+            SITED,
+            "8087 opened to the application node only, as VALT does between servers"
+        ),
     },
 ];

@@ -49,7 +49,10 @@ pub const LICENSE_HOSTS: &[&str] = &[
 
 macro_rules! cite {
     ($section:expr, $row:expr) => {
-        &[Reference { section: $section, row: $row }]
+        &[Reference {
+            section: $section,
+            row: $row,
+        }]
     };
 }
 
@@ -64,7 +67,10 @@ pub const ROWS: &[Row] = &[
         to: Node(APP),
         when: &[SslDisabled],
         purpose: "Web Application (HTTP)",
-        references: cite!(CLIENT, "🔓 TCP 80 HTTP Web Application, Client → Application Server"),
+        references: cite!(
+            CLIENT,
+            "🔓 TCP 80 HTTP Web Application, Client → Application Server"
+        ),
     },
     Row {
         service: Service::Live,
@@ -74,7 +80,10 @@ pub const ROWS: &[Row] = &[
         to: Node(EITHER),
         when: &[SslDisabled],
         purpose: "Video Streaming (WS)",
-        references: cite!(CLIENT, "🔓 TCP 1935 WS Video Streaming, Client → Application & Media Server"),
+        references: cite!(
+            CLIENT,
+            "🔓 TCP 1935 WS Video Streaming, Client → Application & Media Server"
+        ),
     },
     Row {
         service: Service::WebTls,
@@ -84,7 +93,10 @@ pub const ROWS: &[Row] = &[
         to: Node(APP),
         when: &[SslEnabled],
         purpose: "Web Application (HTTPS)",
-        references: cite!(CLIENT, "🔒 TCP 443 HTTPS Web Application, Client → Application Server"),
+        references: cite!(
+            CLIENT,
+            "🔒 TCP 443 HTTPS Web Application, Client → Application Server"
+        ),
     },
     Row {
         service: Service::LiveTls,
@@ -94,7 +106,10 @@ pub const ROWS: &[Row] = &[
         to: Node(EITHER),
         when: &[SslEnabled],
         purpose: "Video Streaming (WSS)",
-        references: cite!(CLIENT, "🔒 TCP 444 WSS Video Streaming, Client → Application & Media Server"),
+        references: cite!(
+            CLIENT,
+            "🔒 TCP 444 WSS Video Streaming, Client → Application & Media Server"
+        ),
     },
     Row {
         service: Service::Downloads,
@@ -104,7 +119,10 @@ pub const ROWS: &[Row] = &[
         to: Node(EITHER),
         when: &[],
         purpose: "Downloads/Wowza webserver (HTTP/HTTPS)",
-        references: cite!(CLIENT, "TCP 8000 HTTP/HTTPS* Downloads/Wowza webserver, Client → Application & Media Server"),
+        references: cite!(
+            CLIENT,
+            "TCP 8000 HTTP/HTTPS* Downloads/Wowza webserver, Client → Application & Media Server"
+        ),
     },
     Row {
         service: Service::Ssh,
@@ -124,7 +142,10 @@ pub const ROWS: &[Row] = &[
         to: Node(EITHER),
         when: &[Admin],
         purpose: "Wowza admin (HTTP)",
-        references: cite!(CLIENT, "🔧 TCP 8088 HTTP Wowza admin, Client → Application & Media Server"),
+        references: cite!(
+            CLIENT,
+            "🔧 TCP 8088 HTTP Wowza admin, Client → Application & Media Server"
+        ),
     },
     // Media Server(s) to Video Device(s)
     Row {
@@ -135,7 +156,10 @@ pub const ROWS: &[Row] = &[
         to: Zone(Z::Cameras),
         when: &[],
         purpose: "Web Application/API (HTTP)",
-        references: cite!(DEVICES, "TCP 80 HTTP Web Application/API, Media Server → Camera"),
+        references: cite!(
+            DEVICES,
+            "TCP 80 HTTP Web Application/API, Media Server → Camera"
+        ),
     },
     Row {
         service: Service::CameraRtsp,
@@ -156,7 +180,10 @@ pub const ROWS: &[Row] = &[
         to: Node(MEDIA),
         when: &[Mobile, SslDisabled],
         purpose: "BEAM API/HTTP Upload",
-        references: cite!(BEAM, "🔓 TCP 80 HTTP BEAM API/HTTP Upload, BEAM Device → Media Server"),
+        references: cite!(
+            BEAM,
+            "🔓 TCP 80 HTTP BEAM API/HTTP Upload, BEAM Device → Media Server"
+        ),
     },
     Row {
         service: Service::Live,
@@ -166,7 +193,10 @@ pub const ROWS: &[Row] = &[
         to: Node(MEDIA),
         when: &[Mobile, SslDisabled],
         purpose: "Video Streaming (RTMP)",
-        references: cite!(BEAM, "🔓 TCP 1935 RTMP Video Streaming, BEAM Device → Media Server"),
+        references: cite!(
+            BEAM,
+            "🔓 TCP 1935 RTMP Video Streaming, BEAM Device → Media Server"
+        ),
     },
     Row {
         service: Service::WebTls,
@@ -176,7 +206,10 @@ pub const ROWS: &[Row] = &[
         to: Node(MEDIA),
         when: &[Mobile, SslEnabled],
         purpose: "BEAM API/HTTPS Upload",
-        references: cite!(BEAM, "🔒 TCP 443 HTTPS BEAM API/HTTPS Upload, BEAM Device → Media Server"),
+        references: cite!(
+            BEAM,
+            "🔒 TCP 443 HTTPS BEAM API/HTTPS Upload, BEAM Device → Media Server"
+        ),
     },
     Row {
         service: Service::LiveTls,
@@ -186,7 +219,10 @@ pub const ROWS: &[Row] = &[
         to: Node(MEDIA),
         when: &[Mobile, SslEnabled],
         purpose: "Video Streaming (RTMPS)",
-        references: cite!(BEAM, "🔒 TCP 444 RTMP Video Streaming, BEAM Device → Media Server"),
+        references: cite!(
+            BEAM,
+            "🔒 TCP 444 RTMP Video Streaming, BEAM Device → Media Server"
+        ),
     },
     // Multiple Server Configurations: Application Server to Media Server(s)
     Row {
@@ -309,6 +345,9 @@ pub const ROWS: &[Row] = &[
         to: Hosts(LICENSE_HOSTS),
         when: &[LicenseElectronic],
         purpose: "Wowza licence check (HTTP)",
-        references: cite!(LICENSE, "TCP 80 HTTP, Media Server → wowzalicense-all and wowzalicense1-4.wowzamedia.com"),
+        references: cite!(
+            LICENSE,
+            "TCP 80 HTTP, Media Server → wowzalicense-all and wowzalicense1-4.wowzamedia.com"
+        ),
     },
 ];

@@ -60,7 +60,11 @@ pub fn load_site(path: &Path) -> Result<crate::config::Site, ExitCode> {
     let checked = crate::config::check(&text, crate::config::Options::default());
     let shown = path.display().to_string();
     let source = crate::config::Source::new(&shown, &text);
-    for d in checked.diagnostics.iter().filter(|d| checked.has_errors() || d.severity == crate::config::Severity::Error) {
+    for d in checked
+        .diagnostics
+        .iter()
+        .filter(|d| checked.has_errors() || d.severity == crate::config::Severity::Error)
+    {
         eprint!("{}", source.human(d));
     }
     checked.site.ok_or(ExitCode::from(INVALID))

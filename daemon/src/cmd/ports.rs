@@ -63,7 +63,11 @@ pub fn run(args: &Args) -> ExitCode {
     };
     let Some(node) = site.node(name) else {
         let names: Vec<&str> = site.nodes.iter().map(|n| n.name.as_str()).collect();
-        eprintln!("sited: no node \"{name}\" in {}; the nodes are {}", file.display(), names.join(", "));
+        eprintln!(
+            "sited: no node \"{name}\" in {}; the nodes are {}",
+            file.display(),
+            names.join(", ")
+        );
         return ExitCode::from(super::INVALID);
     };
     print!("{}", node_doc(&flows(&site, node), args.format));
@@ -90,10 +94,21 @@ pub fn node_doc(flows: &[Flow], format: Format) -> String {
                     })
                 })
                 .collect();
-            format!("{}\n", serde_json::to_string_pretty(&rows).unwrap_or_default())
+            format!(
+                "{}\n",
+                serde_json::to_string_pretty(&rows).unwrap_or_default()
+            )
         }
         Format::Table | Format::Markdown => {
-            let header = ["direction", "proto", "port", "peers", "service", "purpose", "reference"];
+            let header = [
+                "direction",
+                "proto",
+                "port",
+                "peers",
+                "service",
+                "purpose",
+                "reference",
+            ];
             let rows: Vec<Vec<String>> = flows
                 .iter()
                 .map(|f| {
@@ -103,15 +118,27 @@ pub fn node_doc(flows: &[Flow], format: Format) -> String {
                             Direction::Out => "out".into(),
                         },
                         f.proto.to_string(),
-                        f.ports.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+                        f.ports
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(","),
                         f.peers.describe(),
                         f.service().to_string(),
                         f.row.purpose.to_string(),
-                        f.row.references.first().map(|r| r.cite()).unwrap_or_default(),
+                        f.row
+                            .references
+                            .first()
+                            .map(|r| r.cite())
+                            .unwrap_or_default(),
                     ]
                 })
                 .collect();
-            if format == Format::Table { table(&header, &rows) } else { markdown(&header, &rows) }
+            if format == Format::Table {
+                table(&header, &rows)
+            } else {
+                markdown(&header, &rows)
+            }
         }
     }
 }
@@ -137,7 +164,10 @@ pub fn layout_doc(layout: Layout, format: Format) -> String {
                 })
             })
             .collect();
-        return format!("{}\n", serde_json::to_string_pretty(&rows).unwrap_or_default());
+        return format!(
+            "{}\n",
+            serde_json::to_string_pretty(&rows).unwrap_or_default()
+        );
     }
     let mut sections: Vec<(Endpoint, Endpoint)> = Vec::new();
     for r in &all {
@@ -155,7 +185,14 @@ pub fn layout_doc(layout: Layout, format: Format) -> String {
             layout.document()
         ));
     }
-    let header = ["port", "protocol", "service", "purpose", "condition", "reference"];
+    let header = [
+        "port",
+        "protocol",
+        "service",
+        "purpose",
+        "condition",
+        "reference",
+    ];
     for (from, to) in sections {
         let rows: Vec<Vec<String>> = all
             .iter()
@@ -167,7 +204,11 @@ pub fn layout_doc(layout: Layout, format: Format) -> String {
                     r.service.to_string(),
                     r.purpose.to_string(),
                     r.condition_text(),
-                    r.references.iter().map(|x| x.cite()).collect::<Vec<_>>().join("; "),
+                    r.references
+                        .iter()
+                        .map(|x| x.cite())
+                        .collect::<Vec<_>>()
+                        .join("; "),
                 ]
             })
             .collect();
@@ -196,7 +237,15 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
             .collect();
         format!("{}\n", padded.join("  ").trim_end())
     };
-    let mut out = line(header.iter().map(|h| h.to_uppercase()).collect::<Vec<_>>().iter().map(String::as_str).collect());
+    let mut out = line(
+        header
+            .iter()
+            .map(|h| h.to_uppercase())
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str)
+            .collect(),
+    );
     for row in rows {
         out.push_str(&line(row.iter().map(String::as_str).collect()));
     }
@@ -205,9 +254,19 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 
 fn markdown(header: &[&str], rows: &[Vec<String>]) -> String {
     let escape = |s: &str| s.replace('|', "\\|");
-    let mut out = format!("| {} |\n|{}\n", header.join(" | "), "---|".repeat(header.len()));
+    let mut out = format!(
+        "| {} |\n|{}\n",
+        header.join(" | "),
+        "---|".repeat(header.len())
+    );
     for row in rows {
-        out.push_str(&format!("| {} |\n", row.iter().map(|c| escape(c)).collect::<Vec<_>>().join(" | ")));
+        out.push_str(&format!(
+            "| {} |\n",
+            row.iter()
+                .map(|c| escape(c))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        ));
     }
     out
 }

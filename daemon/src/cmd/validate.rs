@@ -37,7 +37,9 @@ pub enum Format {
 
 /// Runs the command.
 pub fn run(args: &Args) -> ExitCode {
-    let options = Options { on_node: args.on_node };
+    let options = Options {
+        on_node: args.on_node,
+    };
     let mut io_failed = false;
     let mut invalid = false;
     let mut json = Vec::new();
@@ -55,7 +57,13 @@ pub fn run(args: &Args) -> ExitCode {
                 for d in &checked.diagnostics {
                     eprintln!("{}", source.human(d));
                 }
-                let count = |s| checked.diagnostics.iter().filter(|d| d.severity == s).count();
+                let count = |s| {
+                    checked
+                        .diagnostics
+                        .iter()
+                        .filter(|d| d.severity == s)
+                        .count()
+                };
                 let (errors, warnings) = (count(Severity::Error), count(Severity::Warning));
                 if errors + warnings == 0 {
                     eprintln!("{shown}: ok");
@@ -64,7 +72,12 @@ pub fn run(args: &Args) -> ExitCode {
                 }
             }
             Format::Json => {
-                json.extend(checked.diagnostics.iter().map(|d| serde_json::to_value(source.json(d)).unwrap_or_default()));
+                json.extend(
+                    checked
+                        .diagnostics
+                        .iter()
+                        .map(|d| serde_json::to_value(source.json(d)).unwrap_or_default()),
+                );
             }
             Format::Github => {
                 for d in &checked.diagnostics {

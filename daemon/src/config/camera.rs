@@ -35,16 +35,26 @@ pub fn check_all(
         }
         if let Some(first) = names.insert(&entry.name, i) {
             found.push(
-                Diagnostic::error(Code::DuplicateCamera, at.value(&path("name")), format!("two cameras are named \"{}\"", entry.name))
-                    .related(at.value(&[Seg::Key("cameras"), Seg::Index(first), Seg::Key("name")]), "first named here")
-                    .help("give every camera its own name"),
+                Diagnostic::error(
+                    Code::DuplicateCamera,
+                    at.value(&path("name")),
+                    format!("two cameras are named \"{}\"", entry.name),
+                )
+                .related(
+                    at.value(&[Seg::Key("cameras"), Seg::Index(first), Seg::Key("name")]),
+                    "first named here",
+                )
+                .help("give every camera its own name"),
             );
         }
         let url = check_url(entry, at.value(&path("url")), found);
         let node = assign(entry, nodes, &media, at, &path, found);
         if options.on_node {
             if let Some(file) = &entry.password_file {
-                found.extend(missing_file(file.as_ref(), at.value(&path("password_file"))));
+                found.extend(missing_file(
+                    file.as_ref(),
+                    at.value(&path("password_file")),
+                ));
             }
         }
         if let (Some((host, port)), Some(node)) = (url, node) {
@@ -66,10 +76,23 @@ pub fn check_all(
 }
 
 /// The host and port of a camera URL, or a diagnostic.
-fn check_url(entry: &CameraEntry, span: Option<std::ops::Range<usize>>, found: &mut Vec<Diagnostic>) -> Option<(String, u16)> {
-    let bad = |code, message: String, help: &str| Diagnostic::error(code, span.clone(), message).help(help.to_string());
+fn check_url(
+    entry: &CameraEntry,
+    span: Option<std::ops::Range<usize>>,
+    found: &mut Vec<Diagnostic>,
+) -> Option<(String, u16)> {
+    let bad = |code, message: String, help: &str| {
+        Diagnostic::error(code, span.clone(), message).help(help.to_string())
+    };
     let Ok(uri) = entry.url.parse::<http::Uri>() else {
-        found.push(bad(Code::CameraScheme, format!("camera \"{}\" has URL \"{}\", which does not parse", entry.name, entry.url), "write it as rtsp://host[:port]/path"));
+        found.push(bad(
+            Code::CameraScheme,
+            format!(
+                "camera \"{}\" has URL \"{}\", which does not parse",
+                entry.name, entry.url
+            ),
+            "write it as rtsp://host[:port]/path",
+        ));
         return None;
     };
     let default_port = match uri.scheme_str() {
@@ -81,11 +104,21 @@ fn check_url(entry: &CameraEntry, span: Option<std::ops::Range<usize>>, found: &
                 "start the URL with rtsp:// or rtsps://".to_string()
             } else {
                 match did_you_mean(scheme, ["rtsp", "rtsps"]) {
-                    Some(m) => format!("did you mean {m}://? sited pulls cameras over {}", quoted_list(["rtsp", "rtsps"])),
+                    Some(m) => format!(
+                        "did you mean {m}://? sited pulls cameras over {}",
+                        quoted_list(["rtsp", "rtsps"])
+                    ),
                     None => "sited pulls cameras over rtsp:// or rtsps://".to_string(),
                 }
             };
-            found.push(bad(Code::CameraScheme, format!("camera \"{}\" has scheme \"{scheme}\"; only rtsp and rtsps are pulled", entry.name), &help));
+            found.push(bad(
+                Code::CameraScheme,
+                format!(
+                    "camera \"{}\" has scheme \"{scheme}\"; only rtsp and rtsps are pulled",
+                    entry.name
+                ),
+                &help,
+            ));
             return None;
         }
     };
@@ -98,7 +131,11 @@ fn check_url(entry: &CameraEntry, span: Option<std::ops::Range<usize>>, found: &
         ));
         return None;
     }
-    let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_string();
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     Some((host, authority.port_u16().unwrap_or(default_port)))
 }
 
@@ -116,17 +153,42 @@ fn assign(
         let Some(node) = nodes.iter().find(|n| &n.name == name) else {
             let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
             let help = match did_you_mean(name, names.iter().copied()) {
-                Some(m) => format!("did you mean \"{m}\"? The nodes are {}", quoted_list(names.iter().copied())),
+                Some(m) => format!(
+                    "did you mean \"{m}\"? The nodes are {}",
+                    quoted_list(names.iter().copied())
+                ),
                 None => format!("the nodes are {}", quoted_list(names.iter().copied())),
             };
-            found.push(Diagnostic::error(Code::UnknownNode, span, format!("camera \"{}\" is on node \"{name}\", which is not in [[nodes]]", entry.name)).help(help));
+            found.push(
+                Diagnostic::error(
+                    Code::UnknownNode,
+                    span,
+                    format!(
+                        "camera \"{}\" is on node \"{name}\", which is not in [[nodes]]",
+                        entry.name
+                    ),
+                )
+                .help(help),
+            );
             return None;
         };
         if !node.roles.media {
             let media_names = quoted_list(media.iter().map(|n| n.name.as_str()));
             found.push(
-                Diagnostic::error(Code::NotMedia, span, format!("camera \"{}\" is on node \"{name}\", which has no media role", entry.name))
-                    .help(if media.is_empty() { "give the node the media role: `roles = [\"application\", \"media\"]`".to_string() } else { format!("put it on a media node: {media_names}") }),
+                Diagnostic::error(
+                    Code::NotMedia,
+                    span,
+                    format!(
+                        "camera \"{}\" is on node \"{name}\", which has no media role",
+                        entry.name
+                    ),
+                )
+                .help(if media.is_empty() {
+                    "give the node the media role: `roles = [\"application\", \"media\"]`"
+                        .to_string()
+                } else {
+                    format!("put it on a media node: {media_names}")
+                }),
             );
             return None;
         }
@@ -139,7 +201,10 @@ fn assign(
         );
         return None;
     }
-    media.iter().max_by_key(|n| (rendezvous(&entry.name, &n.name), n.name.as_str())).map(|n| n.name.clone())
+    media
+        .iter()
+        .max_by_key(|n| (rendezvous(&entry.name, &n.name), n.name.as_str()))
+        .map(|n| n.name.clone())
 }
 
 /// The rendezvous score of a camera on a node: 64-bit FNV-1a of `camera/node`, then the
@@ -167,15 +232,25 @@ mod tests {
     fn rendezvous_is_stable_and_spreads() {
         // A fixed value: changing the hash would move cameras on every site that upgrades.
         assert_eq!(rendezvous("lobby", "media-1"), PINNED);
-        assert_ne!(rendezvous("lobby", "media-1"), rendezvous("lobby", "media-2"));
+        assert_ne!(
+            rendezvous("lobby", "media-1"),
+            rendezvous("lobby", "media-2")
+        );
         let nodes = ["m1", "m2", "m3", "m4"];
         let mut counts = [0usize; 4];
         for c in 0..1000 {
             let cam = format!("cam-{c}");
-            let (i, _) = nodes.iter().enumerate().max_by_key(|(_, n)| rendezvous(&cam, n)).unwrap();
+            let (i, _) = nodes
+                .iter()
+                .enumerate()
+                .max_by_key(|(_, n)| rendezvous(&cam, n))
+                .unwrap();
             counts[i] += 1;
         }
-        assert!(counts.iter().all(|&n| (150..350).contains(&n)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&n| (150..350).contains(&n)),
+            "{counts:?}"
+        );
     }
 
     #[test]
@@ -183,7 +258,11 @@ mod tests {
         let before = ["m1", "m2", "m3"];
         let after = ["m1", "m2", "m3", "m4"];
         fn pick(nodes: &[&'static str], cam: &str) -> &'static str {
-            nodes.iter().copied().max_by_key(|n| rendezvous(cam, n)).unwrap()
+            nodes
+                .iter()
+                .copied()
+                .max_by_key(|n| rendezvous(cam, n))
+                .unwrap()
         }
         for c in 0..500 {
             let cam = format!("cam-{c}");

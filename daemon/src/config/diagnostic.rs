@@ -77,6 +77,36 @@ pub enum Code {
 }
 
 impl Code {
+    /// Every code.
+    pub const ALL: [Code; 26] = [
+        Code::Syntax,
+        Code::UnknownKey,
+        Code::WrongType,
+        Code::MissingKey,
+        Code::UnknownValue,
+        Code::OutOfRange,
+        Code::BadName,
+        Code::BadCidr,
+        Code::BadAddress,
+        Code::CameraScheme,
+        Code::CameraCredentials,
+        Code::DuplicateNode,
+        Code::DuplicateCamera,
+        Code::DuplicateAddress,
+        Code::ApplicationCount,
+        Code::NoRoles,
+        Code::UnknownNode,
+        Code::NotMedia,
+        Code::UnknownService,
+        Code::PortConflict,
+        Code::TlsIncomplete,
+        Code::MissingFile,
+        Code::EmptyZone,
+        Code::CameraOutsideZone,
+        Code::NodeCapacity,
+        Code::Unused,
+    ];
+
     /// The code as printed in `error[CODE]`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -148,7 +178,10 @@ impl Diagnostic {
 
     /// A warning at `span`.
     pub fn warning(code: Code, span: Option<Range<usize>>, message: impl Into<String>) -> Self {
-        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(code, span, message) }
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(code, span, message)
+        }
     }
 
     /// Adds the `help:` line.
@@ -212,7 +245,11 @@ impl<'a> Source<'a> {
     pub fn new(path: &'a str, text: &'a str) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Source { path, text, line_starts }
+        Source {
+            path,
+            text,
+            line_starts,
+        }
     }
 
     /// The line and column of a byte offset.
@@ -220,20 +257,37 @@ impl<'a> Source<'a> {
         let offset = offset.min(self.text.len());
         let line = self.line_starts.partition_point(|&s| s <= offset) - 1;
         let start = self.line_starts[line];
-        let column = self.text.get(start..offset).map_or(offset - start, |s| s.chars().count()) + 1;
-        Position { line: line + 1, column }
+        let column = self
+            .text
+            .get(start..offset)
+            .map_or(offset - start, |s| s.chars().count())
+            + 1;
+        Position {
+            line: line + 1,
+            column,
+        }
     }
 
     fn line_text(&self, line: usize) -> &'a str {
         let start = self.line_starts[line - 1];
-        let end = self.line_starts.get(line).copied().unwrap_or(self.text.len());
+        let end = self
+            .line_starts
+            .get(line)
+            .copied()
+            .unwrap_or(self.text.len());
         self.text[start..end].trim_end_matches(['\n', '\r'])
     }
 
     fn range(&self, d: &Diagnostic) -> (Position, Position) {
         match &d.span {
-            Some(span) => (self.position(span.start), self.position(span.end.max(span.start))),
-            None => (Position { line: 1, column: 1 }, Position { line: 1, column: 1 }),
+            Some(span) => (
+                self.position(span.start),
+                self.position(span.end.max(span.start)),
+            ),
+            None => (
+                Position { line: 1, column: 1 },
+                Position { line: 1, column: 1 },
+            ),
         }
     }
 
@@ -324,13 +378,19 @@ impl<'a> Source<'a> {
         let _ = writeln!(out, "{:width$} |", "");
         let _ = writeln!(out, "{:>width$} | {text}", start.line);
         let pad = " ".repeat(start.column - 1);
-        let label = if label.is_empty() { String::new() } else { format!(" {label}") };
+        let label = if label.is_empty() {
+            String::new()
+        } else {
+            format!(" {label}")
+        };
         let _ = writeln!(out, "{:width$} | {pad}{marks}{label}", "");
     }
 }
 
 fn escape_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 fn escape_property(s: &str) -> String {
@@ -338,7 +398,10 @@ fn escape_property(s: &str) -> String {
 }
 
 /// "did you mean …?" for the closest of `candidates`, if one is close enough.
-pub fn did_you_mean<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
+pub fn did_you_mean<'c>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<&'c str> {
     candidates
         .into_iter()
         .map(|c| (strsim::damerau_levenshtein(word, c), c))
@@ -349,7 +412,11 @@ pub fn did_you_mean<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str
 
 /// Joins names as `"a", "b", "c"`.
 pub fn quoted_list<'c>(items: impl IntoIterator<Item = &'c str>) -> String {
-    items.into_iter().map(|i| format!("\"{i}\"")).collect::<Vec<_>>().join(", ")
+    items
+        .into_iter()
+        .map(|i| format!("\"{i}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -389,7 +456,10 @@ mod tests {
 
     #[test]
     fn suggestions_need_to_be_close() {
-        assert_eq!(did_you_mean("vlat", ["valt", "titop", "novavms"]), Some("valt"));
+        assert_eq!(
+            did_you_mean("vlat", ["valt", "titop", "novavms"]),
+            Some("valt")
+        );
         assert_eq!(did_you_mean("zzzzzz", ["valt", "titop"]), None);
     }
 }

@@ -15,7 +15,10 @@ use crate::catalog::Layout;
 /// The one file that describes a site.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(title = "sited site.toml", description = "The one file that describes a sited site.")]
+#[schemars(
+    title = "sited site.toml",
+    description = "The one file that describes a sited site."
+)]
 pub struct SiteFile {
     /// The site as a whole. Required.
     pub site: SiteSection,

@@ -31,7 +31,11 @@ impl<'d, 'i> Locator<'d, 'i> {
     fn find(&self, path: &[Seg<'_>]) -> Option<(Option<Range<usize>>, &'d Spanned<DeValue<'i>>)> {
         let (first, rest) = path.split_first()?;
         let Seg::Key(k) = first else { return None };
-        let (key, mut value) = self.doc.get_ref().iter().find(|(key, _)| key.get_ref() == k)?;
+        let (key, mut value) = self
+            .doc
+            .get_ref()
+            .iter()
+            .find(|(key, _)| key.get_ref() == k)?;
         let mut key_span = Some(key.span());
         for seg in rest {
             match (seg, value.get_ref()) {

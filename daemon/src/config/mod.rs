@@ -36,12 +36,16 @@ pub struct Checked {
 impl Checked {
     /// Whether any error was found.
     pub fn has_errors(&self) -> bool {
-        self.diagnostics.iter().any(|d| d.severity == Severity::Error)
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Error)
     }
 
     /// Whether any warning was found.
     pub fn has_warnings(&self) -> bool {
-        self.diagnostics.iter().any(|d| d.severity == Severity::Warning)
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Warning)
     }
 }
 
@@ -61,23 +65,39 @@ pub fn check(text: &str, options: Options) -> Checked {
                     .help("fix the TOML syntax; see https://toml.io")
             })
             .collect();
-        return Checked { site: None, diagnostics };
+        return Checked {
+            site: None,
+            diagnostics,
+        };
     }
     let mut diagnostics = shape::check(&doc, &schema());
     if !diagnostics.is_empty() {
-        return Checked { site: None, diagnostics: sorted(diagnostics) };
+        return Checked {
+            site: None,
+            diagnostics: sorted(diagnostics),
+        };
     }
     let file = match file::SiteFile::deserialize(toml::de::Deserializer::from(doc.clone())) {
         Ok(file) => file,
         Err(e) => {
-            let d = Diagnostic::error(Code::WrongType, e.span(), e.message().trim_end().to_string())
-                .help("see `sited schema` for the shape of site.toml");
-            return Checked { site: None, diagnostics: vec![d] };
+            let d = Diagnostic::error(
+                Code::WrongType,
+                e.span(),
+                e.message().trim_end().to_string(),
+            )
+            .help("see `sited schema` for the shape of site.toml");
+            return Checked {
+                site: None,
+                diagnostics: vec![d],
+            };
         }
     };
     let (site, found) = validate::validate(file, &locate::Locator::new(&doc), options);
     diagnostics.extend(found);
-    Checked { site, diagnostics: sorted(diagnostics) }
+    Checked {
+        site,
+        diagnostics: sorted(diagnostics),
+    }
 }
 
 /// Orders diagnostics by place in the file, keeping the order of those at one place.

@@ -18,7 +18,10 @@ use super::diagnostic::{Code, Diagnostic, did_you_mean, quoted_list};
 
 /// Checks `doc` against `schema`; returns every problem found.
 pub fn check(doc: &Spanned<DeTable<'_>>, schema: &Schema) -> Vec<Diagnostic> {
-    let mut walker = Walker { root: schema, found: Vec::new() };
+    let mut walker = Walker {
+        root: schema,
+        found: Vec::new(),
+    };
     walker.table(doc.get_ref(), doc.span(), schema, &Place::Top);
     walker.found
 }
@@ -33,11 +36,17 @@ enum Place {
 
 impl Place {
     fn key(&self, key: &str) -> Place {
-        Place::Key { parent: Box::new(self.clone()), key: key.to_string() }
+        Place::Key {
+            parent: Box::new(self.clone()),
+            key: key.to_string(),
+        }
     }
 
     fn index(&self, index: usize) -> Place {
-        Place::Index { parent: Box::new(self.clone()), index }
+        Place::Index {
+            parent: Box::new(self.clone()),
+            index,
+        }
     }
 
     /// The dotted path, `cameras[2].url`.
@@ -160,9 +169,11 @@ impl<'s> Walker<'s> {
         }
         let types: Vec<&str> = match schema.get("type") {
             Some(Schema::String(t)) => vec![t.as_str()],
-            Some(Schema::Array(ts)) => {
-                ts.iter().filter_map(Schema::as_str).filter(|t| *t != "null").collect()
-            }
+            Some(Schema::Array(ts)) => ts
+                .iter()
+                .filter_map(Schema::as_str)
+                .filter(|t| *t != "null")
+                .collect(),
             _ => return,
         };
         if !types.iter().any(|t| matches_type(v.get_ref(), t)) {
@@ -218,7 +229,13 @@ impl<'s> Walker<'s> {
         }
     }
 
-    fn enumeration(&mut self, v: &DeValue<'_>, span: Range<usize>, allowed: &[&str], place: &Place) {
+    fn enumeration(
+        &mut self,
+        v: &DeValue<'_>,
+        span: Range<usize>,
+        allowed: &[&str],
+        place: &Place,
+    ) {
         let name = place.name();
         // An element of `roles` is a role.
         let name = match place {
@@ -233,7 +250,10 @@ impl<'s> Walker<'s> {
                         "did you mean \"{m}\"? `{name}` is one of {}",
                         quoted_list(allowed.iter().copied())
                     ),
-                    None => format!("`{name}` is one of {}", quoted_list(allowed.iter().copied())),
+                    None => format!(
+                        "`{name}` is one of {}",
+                        quoted_list(allowed.iter().copied())
+                    ),
                 };
                 self.found.push(
                     Diagnostic::error(
@@ -248,9 +268,16 @@ impl<'s> Walker<'s> {
                 Diagnostic::error(
                     Code::WrongType,
                     Some(span),
-                    format!("`{}` must be a string, not {}", place.path(), type_word(other)),
+                    format!(
+                        "`{}` must be a string, not {}",
+                        place.path(),
+                        type_word(other)
+                    ),
                 )
-                .help(format!("`{name}` is one of {}", quoted_list(allowed.iter().copied()))),
+                .help(format!(
+                    "`{name}` is one of {}",
+                    quoted_list(allowed.iter().copied())
+                )),
             ),
         }
     }
@@ -268,11 +295,16 @@ impl<'s> Walker<'s> {
             }
             match extra {
                 Some(Schema::Bool(false)) => {
-                    let known: Vec<&str> =
-                        properties.map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
+                    let known: Vec<&str> = properties
+                        .map(|p| p.keys().map(String::as_str).collect())
+                        .unwrap_or_default();
                     let help = match did_you_mean(name, known.iter().copied()) {
                         Some(m) => format!("did you mean `{m}`?"),
-                        None => format!("{} takes {}", place.table(), quoted_list(known.iter().copied())),
+                        None => format!(
+                            "{} takes {}",
+                            place.table(),
+                            quoted_list(known.iter().copied())
+                        ),
                     };
                     self.found.push(
                         Diagnostic::error(
@@ -294,9 +326,19 @@ impl<'s> Walker<'s> {
                     .and_then(|p| p.get(key))
                     .and_then(|p| p.get("description"))
                     .and_then(Schema::as_str)
-                    .map(|d| d.split(". ").next().unwrap_or(d).trim_end_matches('.').to_string())
+                    .map(|d| {
+                        d.split(". ")
+                            .next()
+                            .unwrap_or(d)
+                            .trim_end_matches('.')
+                            .to_string()
+                    })
                     .unwrap_or_default();
-                let at = if matches!(place, Place::Top) { None } else { Some(span.clone()) };
+                let at = if matches!(place, Place::Top) {
+                    None
+                } else {
+                    Some(span.clone())
+                };
                 self.found.push(
                     Diagnostic::error(
                         Code::MissingKey,
@@ -328,7 +370,10 @@ mod tests {
     fn problems(text: &str) -> Vec<(Code, String)> {
         let schema = serde_json::to_value(schemars::schema_for!(SiteFile)).unwrap();
         let doc = DeTable::parse(text).unwrap();
-        check(&doc, &schema).into_iter().map(|d| (d.code, d.message)).collect()
+        check(&doc, &schema)
+            .into_iter()
+            .map(|d| (d.code, d.message))
+            .collect()
     }
 
     const MINIMAL: &str = "[site]\nname = \"a\"\nlayout = \"valt\"\n[[nodes]]\nname = \"n\"\naddress = \"192.0.2.1\"\nroles = [\"application\"]\n";
@@ -340,7 +385,8 @@ mod tests {
 
     #[test]
     fn every_problem_is_reported_at_once() {
-        let text = MINIMAL.replace("name = \"a\"", "nmae = \"a\"\nssl = 1")
+        let text = MINIMAL
+            .replace("name = \"a\"", "nmae = \"a\"\nssl = 1")
             .replace("[\"application\"]", "[\"aplication\"]")
             + "[ports]\nweb = 70000\n";
         let found = problems(&text);
@@ -348,7 +394,13 @@ mod tests {
         codes.sort();
         assert_eq!(
             codes,
-            vec![Code::UnknownKey, Code::WrongType, Code::MissingKey, Code::UnknownValue, Code::OutOfRange],
+            vec![
+                Code::UnknownKey,
+                Code::WrongType,
+                Code::MissingKey,
+                Code::UnknownValue,
+                Code::OutOfRange
+            ],
             "{found:?}"
         );
     }

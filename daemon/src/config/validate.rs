@@ -28,8 +28,15 @@ pub struct Options {
 pub const CAMERAS_PER_NODE: usize = 50;
 
 /// Checks a shaped file. Returns the site if there was no error, and every diagnostic.
-pub fn validate(file: SiteFile, at: &Locator<'_, '_>, options: Options) -> (Option<Site>, Vec<Diagnostic>) {
-    let mut v = Validator { at, found: Vec::new() };
+pub fn validate(
+    file: SiteFile,
+    at: &Locator<'_, '_>,
+    options: Options,
+) -> (Option<Site>, Vec<Diagnostic>) {
+    let mut v = Validator {
+        at,
+        found: Vec::new(),
+    };
     let site = v.site(file, options);
     let failed = v.found.iter().any(|d| d.severity == Severity::Error);
     (if failed { None } else { Some(site) }, v.found)
@@ -67,7 +74,11 @@ impl Validator<'_, '_, '_> {
     }
 
     fn site(&mut self, file: SiteFile, options: Options) -> Site {
-        self.name(&file.site.name, &[Seg::Key("site"), Seg::Key("name")], "site");
+        self.name(
+            &file.site.name,
+            &[Seg::Key("site"), Seg::Key("name")],
+            "site",
+        );
         let layout = file.site.layout;
         let zones = self.networks(&file.networks);
         let nodes = self.nodes(&file.nodes);
@@ -140,7 +151,11 @@ impl Validator<'_, '_, '_> {
                         self.at.value(&path("name")),
                         format!("two nodes are named \"{}\"", entry.name),
                     )
-                    .related(self.at.value(&[Seg::Key("nodes"), Seg::Index(first), Seg::Key("name")]), "first named here")
+                    .related(
+                        self.at
+                            .value(&[Seg::Key("nodes"), Seg::Index(first), Seg::Key("name")]),
+                        "first named here",
+                    )
                     .help("give every node its own name"),
                 );
             }
@@ -151,9 +166,19 @@ impl Validator<'_, '_, '_> {
                             Diagnostic::error(
                                 Code::DuplicateAddress,
                                 self.at.value(&path("address")),
-                                format!("nodes \"{}\" and \"{}\" have the same address {a}", entries[first].name, entry.name),
+                                format!(
+                                    "nodes \"{}\" and \"{}\" have the same address {a}",
+                                    entries[first].name, entry.name
+                                ),
                             )
-                            .related(self.at.value(&[Seg::Key("nodes"), Seg::Index(first), Seg::Key("address")]), "first used here")
+                            .related(
+                                self.at.value(&[
+                                    Seg::Key("nodes"),
+                                    Seg::Index(first),
+                                    Seg::Key("address"),
+                                ]),
+                                "first used here",
+                            )
                             .help("every node needs its own address"),
                         );
                     }
@@ -169,7 +194,10 @@ impl Validator<'_, '_, '_> {
                         Diagnostic::error(
                             Code::BadAddress,
                             self.at.value(&path("address")),
-                            format!("node \"{}\" has address \"{}\", which is not an IP address", entry.name, entry.address),
+                            format!(
+                                "node \"{}\" has address \"{}\", which is not an IP address",
+                                entry.name, entry.address
+                            ),
                         )
                         .help(help),
                     );
@@ -182,13 +210,23 @@ impl Validator<'_, '_, '_> {
             };
             if entry.roles.is_empty() {
                 self.push(
-                    Diagnostic::error(Code::NoRoles, self.at.value(&path("roles")), format!("node \"{}\" has no roles", entry.name))
-                        .help("give it `roles = [\"media\"]`, `[\"application\"]` or both"),
+                    Diagnostic::error(
+                        Code::NoRoles,
+                        self.at.value(&path("roles")),
+                        format!("node \"{}\" has no roles", entry.name),
+                    )
+                    .help("give it `roles = [\"media\"]`, `[\"application\"]` or both"),
                 );
             }
-            nodes.push(Node { name: entry.name.clone(), address, roles });
+            nodes.push(Node {
+                name: entry.name.clone(),
+                address,
+                roles,
+            });
         }
-        let apps: Vec<usize> = (0..nodes.len()).filter(|&i| nodes[i].roles.application).collect();
+        let apps: Vec<usize> = (0..nodes.len())
+            .filter(|&i| nodes[i].roles.application)
+            .collect();
         match apps.as_slice() {
             [_] => {}
             [] => {
@@ -220,9 +258,13 @@ impl Validator<'_, '_, '_> {
         let tls = tls?;
         match (&tls.certificate, &tls.key) {
             (Some(certificate), Some(key)) => {
-                let files = TlsFiles { certificate: PathBuf::from(certificate), key: PathBuf::from(key) };
+                let files = TlsFiles {
+                    certificate: PathBuf::from(certificate),
+                    key: PathBuf::from(key),
+                };
                 if options.on_node {
-                    for (field, path) in [("certificate", &files.certificate), ("key", &files.key)] {
+                    for (field, path) in [("certificate", &files.certificate), ("key", &files.key)]
+                    {
                         let span = self.at.value(&[Seg::Key("tls"), Seg::Key(field)]);
                         self.found.extend(missing_file(path, span));
                     }
@@ -231,7 +273,11 @@ impl Validator<'_, '_, '_> {
             }
             (None, None) => None,
             (given, _) => {
-                let (has, lacks) = if given.is_some() { ("certificate", "key") } else { ("key", "certificate") };
+                let (has, lacks) = if given.is_some() {
+                    ("certificate", "key")
+                } else {
+                    ("key", "certificate")
+                };
                 self.push(
                     Diagnostic::error(Code::TlsIncomplete, self.at.entry(&[Seg::Key("tls"), Seg::Key(has)]), format!("[tls] gives a {has} but no {lacks}"))
                         .help(format!("give both `certificate` and `key`, or neither to have each node generate a self-signed certificate")),
@@ -241,7 +287,11 @@ impl Validator<'_, '_, '_> {
         }
     }
 
-    fn ports(&mut self, layout: Layout, overrides: &BTreeMap<String, file::PortNumber>) -> BTreeMap<Service, u16> {
+    fn ports(
+        &mut self,
+        layout: Layout,
+        overrides: &BTreeMap<String, file::PortNumber>,
+    ) -> BTreeMap<Service, u16> {
         let movable = catalog::listener_services(layout);
         let mut ports = BTreeMap::new();
         for (key, &file::PortNumber(port)) in overrides {
@@ -250,18 +300,36 @@ impl Validator<'_, '_, '_> {
             let Some(service) = service else {
                 let names: Vec<&str> = movable.iter().map(|s| s.name()).collect();
                 let help = match did_you_mean(key, names.iter().copied()) {
-                    Some(m) => format!("did you mean `{m}`? Layout {layout} has {}", quoted_list(names.iter().copied())),
+                    Some(m) => format!(
+                        "did you mean `{m}`? Layout {layout} has {}",
+                        quoted_list(names.iter().copied())
+                    ),
                     None => format!("layout {layout} has {}", quoted_list(names.iter().copied())),
                 };
-                let why = if Service::from_name(key).is_some() { format!("is not a listening service of layout {layout}") } else { "is not a service".to_string() };
-                self.push(Diagnostic::error(Code::UnknownService, self.at.key(&path), format!("`{key}` in [ports] {why}")).help(help));
+                let why = if Service::from_name(key).is_some() {
+                    format!("is not a listening service of layout {layout}")
+                } else {
+                    "is not a service".to_string()
+                };
+                self.push(
+                    Diagnostic::error(
+                        Code::UnknownService,
+                        self.at.key(&path),
+                        format!("`{key}` in [ports] {why}"),
+                    )
+                    .help(help),
+                );
                 continue;
             };
             let width = catalog::default_ports(layout, service).map_or(0, |(p, _)| p.hi - p.lo);
             if u32::from(port) + u32::from(width) > 65535 {
                 self.push(
-                    Diagnostic::error(Code::OutOfRange, self.at.value(&path), format!("`ports.{key}` is out of range"))
-                        .help(format!("`{key}` takes a port from 1 to {}", 65535 - width)),
+                    Diagnostic::error(
+                        Code::OutOfRange,
+                        self.at.value(&path),
+                        format!("`ports.{key}` is out of range"),
+                    )
+                    .help(format!("`{key}` takes a port from 1 to {}", 65535 - width)),
                 );
                 continue;
             }
@@ -284,18 +352,34 @@ impl Validator<'_, '_, '_> {
                         continue;
                     }
                     reported.push(key);
-                    let place = |s: Service| self.at.entry(&[Seg::Key("ports"), Seg::Key(s.name())]);
+                    let place =
+                        |s: Service| self.at.entry(&[Seg::Key("ports"), Seg::Key(s.name())]);
                     let label = |s: Service| match site.ports.get(&s) {
                         Some(_) => format!("{s} is moved here"),
                         None => format!("{s} is on its default port"),
                     };
-                    let (first, second) = if place(a.service).is_some() { (b, a) } else { (a, b) };
+                    let (first, second) = if place(a.service).is_some() {
+                        (b, a)
+                    } else {
+                        (a, b)
+                    };
                     let defaults: Vec<String> = [first, second]
                         .iter()
                         .filter(|l| !site.ports.contains_key(&l.service))
-                        .map(|l| format!("`{}` is on {} {} by default in layout {}", l.service, l.proto.name().to_uppercase(), l.ports, site.layout))
+                        .map(|l| {
+                            format!(
+                                "`{}` is on {} {} by default in layout {}",
+                                l.service,
+                                l.proto.name().to_uppercase(),
+                                l.ports,
+                                site.layout
+                            )
+                        })
                         .collect();
-                    let mut help = format!("move one of them with `[ports]`, e.g. `{} = <free port>`", second.service);
+                    let mut help = format!(
+                        "move one of them with `[ports]`, e.g. `{} = <free port>`",
+                        second.service
+                    );
                     if !defaults.is_empty() {
                         help = format!("{}; {help}", defaults.join("; "));
                     }
@@ -305,7 +389,11 @@ impl Validator<'_, '_, '_> {
                             place(second.service),
                             format!(
                                 "services `{}` and `{}` both use {} {} on node \"{}\"",
-                                first.service, second.service, a.proto.name().to_uppercase(), second.ports, node.name
+                                first.service,
+                                second.service,
+                                a.proto.name().to_uppercase(),
+                                second.ports,
+                                node.name
                             ),
                         )
                         .related(place(first.service), label(first.service))
@@ -318,23 +406,54 @@ impl Validator<'_, '_, '_> {
 
     fn warnings(&mut self, site: &Site, file: &SiteFile) {
         let needs = [
-            (Zone::Clients, true, "clients reach the web UI and live video from it"),
-            (Zone::Admins, site.features.admin, "`admin = true` opens the administration ports to it"),
-            (Zone::Mobile, site.features.mobile, "`mobile = true` lets mobile devices stream from it"),
-            (Zone::Cameras, !site.cameras.is_empty() && site.egress == file::Egress::Documented, "with `egress = \"documented\"` cameras are reached only there"),
+            (
+                Zone::Clients,
+                true,
+                "clients reach the web UI and live video from it",
+            ),
+            (
+                Zone::Admins,
+                site.features.admin,
+                "`admin = true` opens the administration ports to it",
+            ),
+            (
+                Zone::Mobile,
+                site.features.mobile,
+                "`mobile = true` lets mobile devices stream from it",
+            ),
+            (
+                Zone::Cameras,
+                !site.cameras.is_empty() && site.egress == file::Egress::Documented,
+                "with `egress = \"documented\"` cameras are reached only there",
+            ),
         ];
         for (zone, needed, why) in needs {
             if needed && site.zone(zone).is_empty() {
-                let at = self.at.key(&[Seg::Key("networks"), Seg::Key(zone.name())]).or_else(|| self.at.key(&[Seg::Key("networks")]));
+                let at = self
+                    .at
+                    .key(&[Seg::Key("networks"), Seg::Key(zone.name())])
+                    .or_else(|| self.at.key(&[Seg::Key("networks")]));
                 self.push(
-                    Diagnostic::warning(Code::EmptyZone, at, format!("zone `{}` is empty, so nobody is let in through it", zone.name()))
-                        .help(format!("{why}; add its networks as `networks.{} = [\"<CIDR>\", …]`", zone.name())),
+                    Diagnostic::warning(
+                        Code::EmptyZone,
+                        at,
+                        format!(
+                            "zone `{}` is empty, so nobody is let in through it",
+                            zone.name()
+                        ),
+                    )
+                    .help(format!(
+                        "{why}; add its networks as `networks.{} = [\"<CIDR>\", …]`",
+                        zone.name()
+                    )),
                 );
             }
         }
         if site.egress == file::Egress::Documented {
             for (i, cam) in site.cameras.iter().enumerate() {
-                let Ok(ip) = cam.host.parse::<IpAddr>() else { continue };
+                let Ok(ip) = cam.host.parse::<IpAddr>() else {
+                    continue;
+                };
                 if !site.zone(Zone::Cameras).iter().any(|n| n.contains(&ip)) {
                     self.push(
                         Diagnostic::warning(
@@ -350,7 +469,11 @@ impl Validator<'_, '_, '_> {
         for node in &site.nodes {
             let count = site.cameras_of(&node.name).count();
             if count > CAMERAS_PER_NODE {
-                let i = site.nodes.iter().position(|n| n.name == node.name).unwrap_or(0);
+                let i = site
+                    .nodes
+                    .iter()
+                    .position(|n| n.name == node.name)
+                    .unwrap_or(0);
                 self.push(
                     Diagnostic::warning(
                         Code::NodeCapacity,
@@ -369,7 +492,8 @@ impl Validator<'_, '_, '_> {
         let mut unused = |present: bool, path: &[Seg<'_>], message: String, help: &str| {
             if present {
                 let span = self.at.entry(path);
-                self.found.push(Diagnostic::warning(Code::Unused, span, message).help(help.to_string()));
+                self.found
+                    .push(Diagnostic::warning(Code::Unused, span, message).help(help.to_string()));
             }
         };
         unused(
@@ -380,13 +504,16 @@ impl Validator<'_, '_, '_> {
         );
         let has = |s: Service| catalog::rows(layout).any(|r| r.service == s);
         unused(
-            site.features.integration && !catalog::rows(layout).any(|r| r.when.contains(&catalog::Condition::Integration)),
+            site.features.integration
+                && !catalog::rows(layout)
+                    .any(|r| r.when.contains(&catalog::Condition::Integration)),
             &[Seg::Key("features"), Seg::Key("integration")],
             format!("`integration = true` has no effect in layout {layout}"),
             "only Ti Top documents a REST server that opens for integration",
         );
         unused(
-            site.features.mobile && !catalog::rows(layout).any(|r| r.from == catalog::Endpoint::Zone(Zone::Mobile)),
+            site.features.mobile
+                && !catalog::rows(layout).any(|r| r.from == catalog::Endpoint::Zone(Zone::Mobile)),
             &[Seg::Key("features"), Seg::Key("mobile")],
             format!("`mobile = true` has no effect in layout {layout}"),
             "this layout documents no port for mobile devices",
@@ -401,11 +528,18 @@ impl Validator<'_, '_, '_> {
 }
 
 /// `--on-node`: a file the daemon reads at run time must be there.
-pub(super) fn missing_file(path: &Path, span: Option<std::ops::Range<usize>>) -> Option<Diagnostic> {
+pub(super) fn missing_file(
+    path: &Path,
+    span: Option<std::ops::Range<usize>>,
+) -> Option<Diagnostic> {
     let e = std::fs::File::open(path).err()?;
     Some(
-        Diagnostic::error(Code::MissingFile, span, format!("cannot read \"{}\": {e}", path.display()))
-            .help("the appliance reads this file at run time; create it, or fix the path"),
+        Diagnostic::error(
+            Code::MissingFile,
+            span,
+            format!("cannot read \"{}\": {e}", path.display()),
+        )
+        .help("the appliance reads this file at run time; create it, or fix the path"),
     )
 }
 
@@ -413,7 +547,10 @@ pub(super) fn missing_file(path: &Path, span: Option<std::ops::Range<usize>>) ->
 pub fn parse_cidr(text: &str) -> Result<IpNet, String> {
     if let Ok(net) = text.parse::<IpNet>() {
         if net.trunc() != net {
-            return Err(format!("the address has host bits set; did you mean \"{}\"?", net.trunc()));
+            return Err(format!(
+                "the address has host bits set; did you mean \"{}\"?",
+                net.trunc()
+            ));
         }
         return Ok(net);
     }
@@ -421,10 +558,13 @@ pub fn parse_cidr(text: &str) -> Result<IpNet, String> {
         return Ok(IpNet::from(ip));
     }
     match text.split_once('/') {
-        Some((addr, len)) if addr.parse::<IpAddr>().is_ok() => {
-            Err(format!("\"{len}\" is not a prefix length for {addr}: use 0-32 for IPv4, 0-128 for IPv6"))
-        }
-        _ => Err("write a network as \"192.0.2.0/24\" or \"2001:db8::/32\", or a single address".to_string()),
+        Some((addr, len)) if addr.parse::<IpAddr>().is_ok() => Err(format!(
+            "\"{len}\" is not a prefix length for {addr}: use 0-32 for IPv4, 0-128 for IPv6"
+        )),
+        _ => Err(
+            "write a network as \"192.0.2.0/24\" or \"2001:db8::/32\", or a single address"
+                .to_string(),
+        ),
     }
 }
 
@@ -434,10 +574,24 @@ mod tests {
 
     #[test]
     fn cidrs_parse_strictly() {
-        assert_eq!(parse_cidr("192.0.2.0/24").unwrap().to_string(), "192.0.2.0/24");
-        assert_eq!(parse_cidr("2001:db8::1").unwrap().to_string(), "2001:db8::1/128");
-        assert!(parse_cidr("192.0.2.1/24").unwrap_err().contains("192.0.2.0/24"));
-        assert!(parse_cidr("192.0.2.0/33").unwrap_err().contains("prefix length"));
+        assert_eq!(
+            parse_cidr("192.0.2.0/24").unwrap().to_string(),
+            "192.0.2.0/24"
+        );
+        assert_eq!(
+            parse_cidr("2001:db8::1").unwrap().to_string(),
+            "2001:db8::1/128"
+        );
+        assert!(
+            parse_cidr("192.0.2.1/24")
+                .unwrap_err()
+                .contains("192.0.2.0/24")
+        );
+        assert!(
+            parse_cidr("192.0.2.0/33")
+                .unwrap_err()
+                .contains("prefix length")
+        );
         assert!(parse_cidr("lobby").is_err());
     }
 

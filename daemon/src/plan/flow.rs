@@ -46,7 +46,12 @@ impl Peers {
         match self {
             Peers::Zone(_, nets) => json!(nets.iter().map(ToString::to_string).collect::<Vec<_>>()),
             Peers::Nodes(_, nodes) => {
-                json!(nodes.iter().map(|(_, a)| IpNet::from(*a).to_string()).collect::<Vec<_>>())
+                json!(
+                    nodes
+                        .iter()
+                        .map(|(_, a)| IpNet::from(*a).to_string())
+                        .collect::<Vec<_>>()
+                )
             }
             Peers::Loopback => json!("loopback"),
             Peers::Hosts(hosts) => json!(hosts),
@@ -59,9 +64,11 @@ impl Peers {
         match self {
             Peers::Zone(z, nets) if nets.is_empty() => format!("{} (empty)", z.name()),
             Peers::Zone(z, _) => z.name().to_string(),
-            Peers::Nodes(_, nodes) => {
-                nodes.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
-            }
+            Peers::Nodes(_, nodes) => nodes
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
             Peers::Loopback => "loopback".to_string(),
             Peers::Hosts(h) => h.join(", "),
             Peers::Any => "internet".to_string(),
@@ -120,7 +127,10 @@ fn ports(site: &Site, node: &Node, row: &Row) -> Vec<Ports> {
             .map(|c| Ports::one(c.port))
             .chain([site.ports_of(row)])
             .collect(),
-        Service::CameraOnvif => cameras.filter_map(|c| c.onvif_port).map(Ports::one).collect(),
+        Service::CameraOnvif => cameras
+            .filter_map(|c| c.onvif_port)
+            .map(Ports::one)
+            .collect(),
         _ => [site.ports_of(row)].into(),
     };
     set.into_iter().collect()
@@ -133,18 +143,31 @@ pub fn flows(site: &Site, node: &Node) -> Vec<Flow> {
         if !row.in_production() || !site.applies(row) {
             continue;
         }
-        let sides = [(Direction::In, row.to, row.from), (Direction::Out, row.from, row.to)];
+        let sides = [
+            (Direction::In, row.to, row.from),
+            (Direction::Out, row.from, row.to),
+        ];
         for (direction, here, there) in sides {
-            let Endpoint::Node(roles) = here else { continue };
+            let Endpoint::Node(roles) = here else {
+                continue;
+            };
             if !node.roles.meets(roles) {
                 continue;
             }
-            let Some(peers) = peers(site, node, there) else { continue };
+            let Some(peers) = peers(site, node, there) else {
+                continue;
+            };
             let ports = ports(site, node, row);
             if ports.is_empty() {
                 continue;
             }
-            out.push(Flow { direction, proto: row.proto, ports, peers, row });
+            out.push(Flow {
+                direction,
+                proto: row.proto,
+                ports,
+                peers,
+                row,
+            });
         }
     }
     out

@@ -40,9 +40,16 @@ pub struct Listener {
 /// The listeners of a node, ordered by service.
 pub fn listeners(site: &Site, node: &Node) -> Vec<Listener> {
     let mut out: Vec<Listener> = Vec::new();
-    for flow in flows(site, node).into_iter().filter(|f| f.direction == Direction::In) {
+    for flow in flows(site, node)
+        .into_iter()
+        .filter(|f| f.direction == Direction::In)
+    {
         let service = flow.service();
-        let bind = if flow.peers == Peers::Loopback { Bind::Loopback } else { Bind::Any };
+        let bind = if flow.peers == Peers::Loopback {
+            Bind::Loopback
+        } else {
+            Bind::Any
+        };
         if let Some(existing) = out.iter_mut().find(|l| l.service == service) {
             existing.bind = existing.bind.min(bind);
             continue;
@@ -54,7 +61,14 @@ pub fn listeners(site: &Site, node: &Node) -> Vec<Listener> {
         };
         let component = service.component();
         for ports in flow.ports {
-            out.push(Listener { service, ports, proto: flow.proto, bind, tls, component });
+            out.push(Listener {
+                service,
+                ports,
+                proto: flow.proto,
+                bind,
+                tls,
+                component,
+            });
         }
     }
     for l in &mut out {
