@@ -19,7 +19,10 @@ fn measure(iterations: usize, mut f: impl FnMut()) -> (Duration, Duration) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let Some(path) = args.first() else {
         eprintln!("usage: validate FILE [ITERATIONS]");
         std::process::exit(2);
@@ -38,8 +41,22 @@ fn main() {
         std::hint::black_box(c);
     });
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!("file: {path} ({} bytes), {iterations} iterations", text.len());
-    println!("plain TOML parse   p50 {:8.2} ms   p90 {:8.2} ms", ms(parse_p50), ms(parse_p90));
-    println!("sited validation   p50 {:8.2} ms   p90 {:8.2} ms", ms(check_p50), ms(check_p90));
-    println!("ratio validate/parse (p50): {:.2}x", ms(check_p50) / ms(parse_p50));
+    println!(
+        "file: {path} ({} bytes), {iterations} iterations",
+        text.len()
+    );
+    println!(
+        "plain TOML parse   p50 {:8.2} ms   p90 {:8.2} ms",
+        ms(parse_p50),
+        ms(parse_p90)
+    );
+    println!(
+        "sited validation   p50 {:8.2} ms   p90 {:8.2} ms",
+        ms(check_p50),
+        ms(check_p90)
+    );
+    println!(
+        "ratio validate/parse (p50): {:.2}x",
+        ms(check_p50) / ms(parse_p50)
+    );
 }
