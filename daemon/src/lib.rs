@@ -9,4 +9,5 @@
 pub mod catalog;
 pub mod cmd;
 pub mod config;
+pub mod firewall;
 pub mod plan;

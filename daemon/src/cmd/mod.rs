@@ -3,7 +3,10 @@
 //! Exit codes, for every command: 0 ok, 1 invalid input (or, for `plan`, see there), 2 usage or
 //! I/O error.
 
+pub mod apply;
+pub mod plan;
 pub mod ports;
+pub mod render;
 pub mod schema;
 pub mod validate;
 
@@ -30,6 +33,14 @@ pub enum Command {
     Schema,
     /// Print a node's resolved ports, or a layout's whole catalog.
     Ports(ports::Args),
+    /// Print a node's exact nftables ruleset.
+    Render(render::Args),
+    /// Show what would change on a node; exit 0 no change, 2 changes, 1 error.
+    Plan(plan::Args),
+    /// Apply a node's firewall: check, replace atomically, verify, restore on failure.
+    Apply(apply::Args),
+    /// Keep a firewall change made with `apply --confirm`.
+    Confirm(apply::ConfirmArgs),
 }
 
 /// Runs the parsed command line.
@@ -38,6 +49,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::Schema => schema::run(),
         Command::Ports(args) => ports::run(&args),
+        Command::Render(args) => render::run(&args),
+        Command::Plan(args) => plan::run(&args),
+        Command::Apply(args) => apply::run(&args),
+        Command::Confirm(args) => apply::confirm(&args),
     }
 }
 
@@ -68,4 +83,18 @@ pub fn load_site(path: &Path) -> Result<crate::config::Site, ExitCode> {
         eprint!("{}", source.human(d));
     }
     checked.site.ok_or(ExitCode::from(INVALID))
+}
+
+/// Reads and checks a site file and plans one of its nodes.
+pub fn load_plan(path: &Path, node: &str) -> Result<crate::plan::Plan, ExitCode> {
+    let site = load_site(path)?;
+    crate::plan::plan(&site, node).ok_or_else(|| {
+        let names: Vec<&str> = site.nodes.iter().map(|n| n.name.as_str()).collect();
+        eprintln!(
+            "sited: no node \"{node}\" in {}; the nodes are {}",
+            path.display(),
+            names.join(", ")
+        );
+        ExitCode::from(INVALID)
+    })
 }

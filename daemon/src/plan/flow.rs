@@ -3,7 +3,7 @@
 //! A row from `A` to `B` is an inbound flow on every node that is a `B`, and an outbound flow on
 //! every node that is an `A`. Peers that are nodes are the *other* nodes with the right role, so a
 //! row between roles is empty on a single server. Camera flows take their ports from the node's
-//! cameras: RTSP adds each camera URL's own port, and ONVIF is each camera's `onvif_port`.
+//! cameras: RTSP adds each camera URL's own port (322 for `rtsps` without one), and ONVIF is each camera's `onvif_port`.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -123,7 +123,6 @@ fn ports(site: &Site, node: &Node, row: &Row) -> Vec<Ports> {
     let cameras = site.cameras_of(&node.name);
     let set: BTreeSet<Ports> = match row.service {
         Service::CameraRtsp => cameras
-            .filter(|c| c.url.starts_with("rtsp:"))
             .map(|c| Ports::one(c.port))
             .chain([site.ports_of(row)])
             .collect(),
