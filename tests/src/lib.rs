@@ -4,6 +4,9 @@
 //! runs the tests. Privileged tests (nft, network namespaces, qemu) call [`require_root`] first,
 //! which skips them with a reason when not run as root.
 
+pub mod expectations;
+pub mod netns;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;

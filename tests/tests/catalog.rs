@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 
 use serde::Deserialize;
+use sited_tests::expectations::{INTERPRETATIONS, interpreted};
 use sited_tests::{run, stdout, tests_dir};
 
 #[derive(Deserialize)]
@@ -67,75 +68,6 @@ fn tuples(
     out
 }
 
-/// Where sited reads a document differently from the second transcription, on purpose. Each is
-/// explained in the layout's module docs (`daemon/src/catalog/<layout>.rs`).
-const INTERPRETATIONS: &[(&str, &str, &str, &str, &str)] = &[
-    // (layout, port, from, to, why)
-    (
-        "titop",
-        "8087",
-        "loopback",
-        "application",
-        "the streaming engine (tts) is sited's media role",
-    ),
-    (
-        "titop",
-        "1935",
-        "clients",
-        "application",
-        "the streaming engine (tts) is sited's media role",
-    ),
-    (
-        "titop",
-        "8080",
-        "clients",
-        "application",
-        "the streaming engine (tts) is sited's media role",
-    ),
-    (
-        "titop",
-        "8086",
-        "clients",
-        "application",
-        "VOD is served where the recordings are: the media role",
-    ),
-    (
-        "novavms",
-        "8554",
-        "cameras",
-        "application",
-        "the RTSP server re-serves the media node's streams",
-    ),
-    (
-        "novavms",
-        "8554",
-        "clients",
-        "application",
-        "the RTSP server re-serves the media node's streams",
-    ),
-    (
-        "novavms",
-        "11984",
-        "loopback",
-        "application",
-        "stream management lives with the streams: the media role",
-    ),
-    (
-        "novavms",
-        "49152-49252",
-        "internet",
-        "application",
-        "the bullet names browsers as the TURN peers",
-    ),
-    (
-        "novavms",
-        "49152-49252",
-        "application",
-        "internet",
-        "the bullet names browsers as the TURN peers",
-    ),
-];
-
 fn compare(layout: &str) {
     let text = std::fs::read_to_string(tests_dir(&format!("expectations/{layout}.toml")))
         .expect("expectations");
@@ -157,11 +89,7 @@ fn compare(layout: &str) {
         }
         have.extend(ts);
     }
-    let excused = |t: &Tuple| {
-        INTERPRETATIONS
-            .iter()
-            .any(|(l, p, f, to, _)| *l == layout && *p == t.0 && *f == t.2 && *to == t.3)
-    };
+    let excused = |t: &Tuple| interpreted(layout, &t.0, &t.2, &t.3);
     let mut wanted: BTreeSet<Tuple> = BTreeSet::new();
     let mut missing = Vec::new();
     for e in &expected.row {
