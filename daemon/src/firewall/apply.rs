@@ -77,12 +77,18 @@ pub trait Driver {
 /// Runs the `nft` binary.
 #[derive(Debug, Clone)]
 pub struct Nft {
-    /// The binary: `nft` from PATH, else `/usr/sbin/nft`.
+    /// The binary: `$SITED_NFT` if set (the tests inject faults through it), else `nft` from
+    /// PATH, else `/usr/sbin/nft`.
     pub binary: PathBuf,
 }
 
 impl Default for Nft {
     fn default() -> Self {
+        if let Some(path) = std::env::var_os("SITED_NFT") {
+            return Nft {
+                binary: PathBuf::from(path),
+            };
+        }
         let on_path = std::env::var_os("PATH")
             .into_iter()
             .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
