@@ -6,12 +6,13 @@ set -euo pipefail
 
 need=${1:-test}
 
-# Packages by purpose. nftables and iproute2: the firewall and the network-namespace tests.
+# Packages by purpose. nftables and iproute2: the firewall and the network-namespace tests;
+# nmap: the port sweeps of the firewall tests.
 packages=(nftables iproute2 ca-certificates gcc pkg-config)
 case "$need" in
   run) ;;
-  test) ;;
-  bench) packages+=(hyperfine) ;;
+  test) packages+=(nmap) ;;
+  bench) packages+=(hyperfine nmap) ;;
   *) echo "usage: $0 [run|test|bench]" >&2; exit 2 ;;
 esac
 

@@ -216,3 +216,43 @@ fn a_first_unconfirmed_apply_removes_the_table_again() {
     std::thread::sleep(Duration::from_secs(3));
     assert!(!s.live().contains("table inet sited"));
 }
+
+#[test]
+fn every_snapshot_loads_and_its_text_and_json_agree() {
+    require_root!("nft");
+    let s = Setup::new("snapshots");
+    let mut count = 0;
+    for entry in std::fs::read_dir(sited_tests::tests_dir("snapshots")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "nft") {
+            continue;
+        }
+        let json = path.with_extension("json");
+        let listed = |args: &[&str], file: &Path| {
+            let _ = s
+                .lab
+                .try_exec(&s.lab.node, &["nft", "delete", "table", "inet", "sited"]);
+            let mut all = args.to_vec();
+            all.push(file.to_str().unwrap());
+            let out = s.lab.try_exec(&s.lab.node, &all);
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                file.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            s.live()
+        };
+        let from_text = listed(&["nft", "-f"], &path);
+        let from_json = listed(&["nft", "-j", "-f"], &json);
+        assert_eq!(
+            from_text,
+            from_json,
+            "{}: text and JSON load different tables",
+            path.display()
+        );
+        assert!(from_text.contains("chain allow"));
+        count += 1;
+    }
+    assert!(count >= 8);
+}

@@ -186,7 +186,6 @@ pub fn objects(rs: &Ruleset) -> Nftables<'static> {
             } else {
                 Some(Cow::Owned(elem))
             },
-            comment: Some(Cow::Owned(set.comment.clone())),
             ..schema::Set::default()
         }))));
     }

@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 
 use ipnet::IpNet;
 
-use crate::catalog::{Layout, Ports, Proto, Roles, Zone};
+use crate::catalog::{Layout, Ports, Proto};
 use crate::plan::{Direction, Flow, Peers};
 
 /// The one table sited owns.
@@ -92,8 +92,6 @@ pub struct Set {
     pub kind: SetKind,
     /// The elements, aggregated and sorted; empty for resolved sets until applied.
     pub elements: Vec<IpNet>,
-    /// Where the elements come from.
-    pub comment: String,
 }
 
 /// A netfilter hook of a base chain.
@@ -277,25 +275,18 @@ fn rule(matches: Vec<Match>, verdict: Verdict, comment: &str) -> Rule {
     }
 }
 
-/// The set stem and description for a peer, or `None` when the peer needs no set.
-fn stem(peers: &Peers) -> Option<(String, String)> {
+/// The stem of a peer's set names (`clients`, `media_nodes`, …), or `None` when the peer needs
+/// no set. Sets carry no comment: nft 1.0's JSON parser drops set comments, and the text and JSON
+/// forms must load the same table.
+fn stem(peers: &Peers) -> Option<&'static str> {
     match peers {
-        Peers::Zone(z, _) => Some((z.name().to_string(), format!("zone {}", z.name()))),
-        Peers::Nodes(roles, _) => {
-            let stem = match (roles.application, roles.media) {
-                (true, false) => "application_nodes",
-                (false, true) => "media_nodes",
-                _ => "nodes",
-            };
-            Some((
-                stem.to_string(),
-                format!("the other {}s", Roles::describe(*roles)),
-            ))
-        }
-        Peers::Hosts(hosts) => Some((
-            "license_hosts".to_string(),
-            format!("resolved from {}", hosts.join(" ")),
-        )),
+        Peers::Zone(z, _) => Some(z.name()),
+        Peers::Nodes(roles, _) => Some(match (roles.application, roles.media) {
+            (true, false) => "application_nodes",
+            (false, true) => "media_nodes",
+            _ => "nodes",
+        }),
+        Peers::Hosts(_) => Some("license_hosts"),
         Peers::Loopback | Peers::Any => None,
     }
 }
@@ -319,7 +310,20 @@ fn elements(peers: &Peers, family: Family) -> (SetKind, Vec<IpNet>) {
     (SetKind::Networks, IpNet::aggregate(&mine))
 }
 
-/// The comment of a flow's rule: the service and the reference row, ASCII, at most 127 bytes.
+/// nft keeps comments of at most 128 bytes.
+pub const COMMENT_MAX: usize = 127;
+
+/// A comment nft accepts: ASCII, no double quotes, at most [`COMMENT_MAX`] bytes.
+pub fn comment(text: &str) -> String {
+    let clean: String = text
+        .chars()
+        .map(|c| if c == '"' { '\'' } else { c })
+        .filter(|c| c.is_ascii() && !c.is_ascii_control())
+        .collect();
+    clean[..clean.len().min(COMMENT_MAX)].trim_end().to_string()
+}
+
+/// The comment of a flow's rule: the service and the reference row.
 pub fn flow_comment(layout: Layout, flow: &Flow) -> String {
     let reference = flow.row.references[0];
     let ports: Vec<String> = flow.ports.iter().map(ToString::to_string).collect();
@@ -365,7 +369,7 @@ pub fn build(layout: Layout, flows: &[Flow], egress_documented: bool) -> Ruleset
             Verdict::Accept,
             &flow_comment(layout, flow),
         );
-        let Some((stem, about)) = stem(&flow.peers) else {
+        let Some(stem) = stem(&flow.peers) else {
             // Anywhere: the rule sits in the dispatching chain itself.
             match flow.direction {
                 Direction::In => dispatch_in.push(accept),
@@ -395,7 +399,6 @@ pub fn build(layout: Layout, flows: &[Flow], egress_documented: bool) -> Ruleset
                             family,
                             kind,
                             elements,
-                            comment: about.clone(),
                         },
                     );
                 }
@@ -533,9 +536,4 @@ fn link_local() -> IpNet {
         ipnet::Ipv6Net::new(std::net::Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10)
             .unwrap_or_default(),
     )
-}
-
-/// Zones, for callers that iterate the sets of zones.
-pub fn zone_set(zone: Zone, family: Family) -> String {
-    format!("{}_{}", zone.name(), family.suffix())
 }

@@ -75,7 +75,6 @@ fn set(out: &mut String, s: &Set) {
         SetKind::Resolved => "timeout",
     };
     let _ = writeln!(out, "\t\tflags {flags}");
-    let _ = writeln!(out, "\t\tcomment \"{}\"", s.comment);
     if !s.elements.is_empty() {
         let items: Vec<String> = s.elements.iter().map(ToString::to_string).collect();
         let _ = writeln!(out, "\t\telements = {{ {} }}", items.join(", "));
