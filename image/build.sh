@@ -14,36 +14,12 @@ cd "$top"
 die() { printf 'image/build.sh: %s\n' "$*" >&2; exit 1; }
 
 # --- Parameters -----------------------------------------------------------------------------
-DIST=${DIST:-ubuntu}
-case $DIST in
-  ubuntu)
-    SUITE=${SUITE:-noble}
-    MIRROR=${MIRROR:-http://archive.ubuntu.com/ubuntu}
-    SECURITY_MIRROR=${SECURITY_MIRROR-$MIRROR}
-    COMPONENTS=${COMPONENTS:-main universe}
-    KEYRING=${KEYRING:-/usr/share/keyrings/ubuntu-archive-keyring.gpg} ;;
-  debian)
-    SUITE=${SUITE:-bookworm}
-    MIRROR=${MIRROR:-http://deb.debian.org/debian}
-    SECURITY_MIRROR=${SECURITY_MIRROR-http://deb.debian.org/debian-security}
-    COMPONENTS=${COMPONENTS:-main}
-    KEYRING=${KEYRING:-/usr/share/keyrings/debian-archive-keyring.gpg} ;;
-  *) die "DIST=$DIST: expected ubuntu or debian" ;;
-esac
-version_of() { sed -n 's/^version *= *"\([^"]*\)".*/\1/p' "$1" 2>/dev/null | head -n 1; }
-VERSION=${VERSION:-$(version_of daemon/Cargo.toml)}
-VERSION=${VERSION:-$(version_of Cargo.toml)}
-VERSION=${VERSION:-0.0.0}
+. "$here/params.sh"
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || true)}
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1735689600} # 2025-01-01, before the first commit
-WITH_SITED=${WITH_SITED:-1}
 SITED_BIN=${SITED_BIN:-target/release/sited}
-OUT=${OUT:-out}
 ZSTD_LEVEL=${ZSTD_LEVEL:-19}
 export SOURCE_DATE_EPOCH
-
-name=sited-$VERSION-$DIST
-[ "$WITH_SITED" = 1 ] || name=$name-nosited
 work=$OUT/.work-$name
 
 # --- Steps ----------------------------------------------------------------------------------

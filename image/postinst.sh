@@ -15,6 +15,8 @@ fi
 
 # Enable and disable units only through the preset files (usr/lib/systemd/system-preset/).
 chroot "$root" systemctl preset-all
+# An appliance: no graphical target.
+chroot "$root" systemctl set-default multi-user.target
 
 # Kernel modules the appliance never loads (image/modules-exclude); then a fresh modules.dep.
 for kernel in "$root"/usr/lib/modules/*; do

@@ -11,3 +11,4 @@ pub mod cmd;
 pub mod config;
 pub mod firewall;
 pub mod plan;
+pub mod store;
