@@ -32,13 +32,13 @@ OVMF_VARS=${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.fd}
 TEST_CMDLINE=${TEST_CMDLINE:-systemd.journald.forward_to_console=1}
 
 tmp=$(mktemp -d)
-serial=$tmp/serial.log
+serial=$OUT/$(basename "$IMAGE" .raw).serial.log # kept after the test
 qemu_pid=
 finish() {
   local rc=$?
   [ -z "$qemu_pid" ] || kill "$qemu_pid" 2>/dev/null || true
   if [ $rc -ne 0 ] && [ -s "$serial" ]; then
-    printf '\n--- last 40 serial lines (%s) ---\n' "$IMAGE" >&2
+    printf '\n--- last 40 lines of %s ---\n' "$serial" >&2
     tail -n 40 "$serial" | tr -d '\r' | sed 's/\x1b\[[0-9;]*[a-zA-Z]//g' >&2
   fi
   [ -z "$qemu_pid" ] || wait "$qemu_pid" 2>/dev/null || true
@@ -52,6 +52,7 @@ ok() { printf '  ok  %s\n' "$*"; }
 "$here/deps.sh"
 
 # --- Prepare a copy of the image: test key and site file on the ESP, test kernel arguments ---
+rm -f "$serial"
 cp --sparse=always "$IMAGE" "$tmp/disk.raw"
 cp "$OVMF_VARS" "$tmp/vars.fd"
 esp_start=$(sfdisk --dump "$tmp/disk.raw" | sed -n 's/.*1 : start= *\([0-9]*\),.*/\1/p')

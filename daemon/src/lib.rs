@@ -12,3 +12,4 @@ pub mod config;
 pub mod firewall;
 pub mod plan;
 pub mod store;
+pub mod system;

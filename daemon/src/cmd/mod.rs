@@ -4,6 +4,7 @@
 //! I/O error.
 
 pub mod apply;
+pub mod hash_password;
 pub mod plan;
 pub mod ports;
 pub mod render;
@@ -41,6 +42,8 @@ pub enum Command {
     Apply(apply::Args),
     /// Keep a firewall change made with `apply --confirm`.
     Confirm(apply::ConfirmArgs),
+    /// Read a password on stdin and print its argon2 hash for `[[users]]`.
+    HashPassword,
 }
 
 /// Runs the parsed command line.
@@ -53,6 +56,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Plan(args) => plan::run(&args),
         Command::Apply(args) => apply::run(&args),
         Command::Confirm(args) => apply::confirm(&args),
+        Command::HashPassword => hash_password::run(),
     }
 }
 

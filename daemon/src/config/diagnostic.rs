@@ -66,6 +66,10 @@ pub enum Code {
     TlsIncomplete,
     /// A file the appliance reads at run time is missing (`--on-node`).
     MissingFile,
+    /// Two users with one name.
+    DuplicateUser,
+    /// A `password_hash` that is not an argon2 PHC string.
+    BadPasswordHash,
     /// A zone that an enabled feature needs is empty.
     EmptyZone,
     /// A camera outside the `cameras` zone, which `egress = "documented"` would block.
@@ -78,7 +82,7 @@ pub enum Code {
 
 impl Code {
     /// Every code.
-    pub const ALL: [Code; 26] = [
+    pub const ALL: [Code; 28] = [
         Code::Syntax,
         Code::UnknownKey,
         Code::WrongType,
@@ -101,6 +105,8 @@ impl Code {
         Code::PortConflict,
         Code::TlsIncomplete,
         Code::MissingFile,
+        Code::DuplicateUser,
+        Code::BadPasswordHash,
         Code::EmptyZone,
         Code::CameraOutsideZone,
         Code::NodeCapacity,
@@ -132,6 +138,8 @@ impl Code {
             Code::PortConflict => "port-conflict",
             Code::TlsIncomplete => "tls-incomplete",
             Code::MissingFile => "missing-file",
+            Code::DuplicateUser => "duplicate-user",
+            Code::BadPasswordHash => "bad-password-hash",
             Code::EmptyZone => "empty-zone",
             Code::CameraOutsideZone => "camera-outside-zone",
             Code::NodeCapacity => "node-capacity",

@@ -36,6 +36,10 @@ pub struct SiteFile {
     /// The cameras. Default: none.
     #[serde(default)]
     pub cameras: Vec<CameraEntry>,
+    /// The people who log in to the web UI, the API and the video outputs. Default: none (only
+    /// the unauthenticated health endpoint answers).
+    #[serde(default)]
+    pub users: Vec<UserEntry>,
     /// Moves a catalog service to another port: `<service> = <port>`. A service with a port range
     /// moves as a whole, keeping its width. Default: the layout's documented ports.
     #[serde(default)]
@@ -221,4 +225,26 @@ pub enum Transport {
     Tcp,
     /// Separate UDP packets.
     Udp,
+}
+
+/// `[[users]]`: one person who logs in.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserEntry {
+    /// The login name: letters, digits, `-` and `_`. Required.
+    pub name: String,
+    /// What the user may do. Required.
+    pub role: UserRole,
+    /// The password as an argon2 PHC string, from `sited hash-password`. Required.
+    pub password_hash: String,
+}
+
+/// What a user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserRole {
+    /// Everything a viewer may, plus the config history and validating candidate files.
+    Admin,
+    /// Watch live video and recordings, and read the site's state.
+    Viewer,
 }

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::catalog::{self, Condition, Layout, Ports, Proto, Roles, Service, Zone};
 
-pub use super::file::{Egress, License, Ssl, Transport};
+pub use super::file::{Egress, License, Ssl, Transport, UserRole};
 
 /// A valid site.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +38,19 @@ pub struct Site {
     pub cameras: Vec<Camera>,
     /// The `[ports]` overrides: the first port of each moved service.
     pub ports: BTreeMap<Service, u16>,
+    /// The users who log in.
+    pub users: Vec<User>,
+}
+
+/// A user who logs in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// The login name.
+    pub name: String,
+    /// What the user may do.
+    pub role: UserRole,
+    /// The argon2 PHC string.
+    pub password_hash: String,
 }
 
 /// The certificate files from `[tls]`.

@@ -13,7 +13,7 @@ use super::camera;
 use super::diagnostic::{Code, Diagnostic, Severity, did_you_mean, quoted_list};
 use super::file::{self, Role, SiteFile};
 use super::locate::{Locator, Seg};
-use super::site::{Features, Node, Site, TlsFiles};
+use super::site::{Features, Node, Site, TlsFiles, User};
 use crate::catalog::{self, Layout, Roles, Service, Zone};
 use crate::plan::listener;
 
@@ -90,6 +90,7 @@ impl Validator<'_, '_, '_> {
             integration: file.features.integration,
         };
         let ports = self.ports(layout, &file.ports);
+        let users = self.users(&file.users);
         let cameras = camera::check_all(&file.cameras, &nodes, self.at, &mut self.found, options);
         let site = Site {
             name: file.site.name.clone(),
@@ -102,6 +103,7 @@ impl Validator<'_, '_, '_> {
             nodes,
             cameras,
             ports,
+            users,
         };
         self.conflicts(&site);
         self.warnings(&site, &file);
@@ -252,6 +254,47 @@ impl Validator<'_, '_, '_> {
             }
         }
         nodes
+    }
+
+    fn users(&mut self, entries: &[file::UserEntry]) -> Vec<User> {
+        let mut names: HashMap<&str, usize> = HashMap::new();
+        let mut users = Vec::new();
+        for (i, entry) in entries.iter().enumerate() {
+            let path = |key| [Seg::Key("users"), Seg::Index(i), Seg::Key(key)];
+            self.name(&entry.name, &path("name"), "user");
+            if let Some(first) = names.insert(&entry.name, i) {
+                self.push(
+                    Diagnostic::error(
+                        Code::DuplicateUser,
+                        self.at.value(&path("name")),
+                        format!("two users are named \"{}\"", entry.name),
+                    )
+                    .related(
+                        self.at
+                            .value(&[Seg::Key("users"), Seg::Index(first), Seg::Key("name")]),
+                        "first named here",
+                    )
+                    .help("give every user their own name"),
+                );
+            }
+            let parsed = argon2::PasswordHash::new(&entry.password_hash);
+            if !parsed
+                .as_ref()
+                .is_ok_and(|h| h.algorithm.as_str().starts_with("argon2"))
+            {
+                self.push(
+                    Diagnostic::error(Code::BadPasswordHash, self.at.value(&path("password_hash")), format!("the password of user \"{}\" is not an argon2 hash", entry.name))
+                        .help("never write the password itself: run `sited hash-password` and paste the `$argon2id$…` line it prints"),
+                );
+                continue;
+            }
+            users.push(User {
+                name: entry.name.clone(),
+                role: entry.role,
+                password_hash: entry.password_hash.clone(),
+            });
+        }
+        users
     }
 
     fn tls(&mut self, tls: Option<&file::TlsSection>, options: Options) -> Option<TlsFiles> {

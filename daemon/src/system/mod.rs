@@ -1,0 +1,14 @@
+//! The process and its host: logging, systemd notifications, the watchdog, and panics.
+
+pub mod log;
+pub mod notify;
+
+/// Whether the process runs with root's effective uid.
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Now, as RFC 3339 UTC with seconds.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
