@@ -77,7 +77,7 @@ cat >"$work/fstab" <<EOF
 # The root and the ESP by partition UUID. The ESP is where an installer puts sited/site.toml and
 # sited/authorized_keys; nofail, so a damaged ESP never stops the boot.
 PARTUUID=$ROOT_PARTUUID /         ext4 defaults,noatime,x-systemd.growfs 0 1
-PARTUUID=$ESP_PARTUUID /boot/efi vfat umask=0077,nofail,x-systemd.device-timeout=10s 0 0
+PARTUUID=$ESP_PARTUUID /boot/efi vfat umask=0077,nofail 0 0
 EOF
 export WITH_SITED SITED_BIN ESP_STAGE=$work/esp
 nice -n 10 mmdebstrap --mode=root --variant=essential --skip=chroot/mount \

@@ -72,7 +72,7 @@ guest() {
 wait_serial() {
   local deadline=$((SECONDS + BOOT_TIMEOUT))
   until grep -aqE "$1" "$serial" 2>/dev/null; do
-    kill -0 "$qemu_pid" 2>/dev/null || fail "qemu exited while waiting for: $1"
+    kill -0 "$qemu_pid" 2>/dev/null || fail "qemu exited while waiting for: $1: $(cat "$tmp/qemu.log")"
     [ $SECONDS -lt $deadline ] || fail "no '$1' on the serial console after ${BOOT_TIMEOUT}s"
     sleep 0.2
   done
@@ -88,7 +88,8 @@ nice -n 10 qemu-system-x86_64 -nodefaults -machine q35,accel=tcg -m 1024 -smp 2 
   -drive if=pflash,format=raw,readonly=on,file="$OVMF_CODE" -drive if=pflash,format=raw,file="$tmp/vars.fd" \
   -drive file="$tmp/disk.raw",format=raw,if=virtio -device virtio-rng-pci \
   -netdev user,id=net0,hostfwd=tcp:127.0.0.1:"$SSH_PORT"-:22,hostfwd=tcp:127.0.0.1:"$WEB_PORT"-:"$WEB_GUEST_PORT" \
-  -device virtio-net-pci,netdev=net0 -display none -serial file:"$serial" -monitor none &
+  -device virtio-net-pci,netdev=net0 -display none -serial file:"$serial" -monitor none \
+  >"$tmp/qemu.log" 2>&1 &
 qemu_pid=$!
 
 wall_mu=$(wait_serial 'Reached target multi-user.target')

@@ -11,5 +11,7 @@ pub mod cmd;
 pub mod config;
 pub mod firewall;
 pub mod plan;
+pub mod reconcile;
 pub mod store;
 pub mod system;
+pub mod web;

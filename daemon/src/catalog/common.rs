@@ -81,3 +81,33 @@ pub fn rows(layout: Layout) -> impl Iterator<Item = &'static Row> {
     };
     cameras.iter().chain(SYSTEM)
 }
+
+const UNCONFIGURED: Reference = Reference {
+    section: "sited (unconfigured)",
+    row: "no site file yet: the web UI and SSH, open to the local subnets",
+};
+
+/// The flows of a node without a site file: its web UI (which explains what to do) and SSH,
+/// open to the subnets the node is on.
+pub const UNCONFIGURED_ROWS: &[Row] = &[
+    Row {
+        service: Service::Web,
+        ports: Ports::one(80),
+        proto: Tcp,
+        from: Zone(Z::Clients),
+        to: Node(Roles::EITHER),
+        when: &[],
+        purpose: "the web UI of an unconfigured node",
+        references: &[UNCONFIGURED],
+    },
+    Row {
+        service: Service::Ssh,
+        ports: Ports::one(22),
+        proto: Tcp,
+        from: Zone(Z::Clients),
+        to: Node(Roles::EITHER),
+        when: &[],
+        purpose: "SSH to an unconfigured node",
+        references: &[UNCONFIGURED],
+    },
+];

@@ -25,6 +25,7 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use common::UNCONFIGURED_ROWS;
 pub use service::{Component, Service};
 
 /// Which reference document a site follows.

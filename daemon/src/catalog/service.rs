@@ -179,10 +179,10 @@ impl Service {
     pub fn component(self) -> Component {
         match self {
             Service::Web | Service::WebTls | Service::Api | Service::ConfigApi => Component::Web,
-            Service::MediaAdmin | Service::Downloads => Component::Web,
+            Service::MediaAdmin => Component::Web,
             Service::NodeApi | Service::Live | Service::LiveTls | Service::Rtmp => Component::Media,
             Service::HttpLive | Service::Rtsp => Component::Media,
-            Service::Vod => Component::Recorder,
+            Service::Vod | Service::Downloads => Component::Recorder,
             Service::Ssh => Component::System,
             Service::EngineEvents | Service::Database => Component::InProcess,
             Service::Webrtc | Service::Turn | Service::TurnRelay => Component::NotBuilt,

@@ -8,6 +8,7 @@ pub mod hash_password;
 pub mod plan;
 pub mod ports;
 pub mod render;
+pub mod run;
 pub mod schema;
 pub mod validate;
 
@@ -28,6 +29,8 @@ pub struct Cli {
 /// The commands of `sited`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon: plan, apply the firewall, serve, and reconcile on every change.
+    Run(run::Args),
     /// Check site files and report every problem.
     Validate(validate::Args),
     /// Print the JSON Schema of site.toml.
@@ -49,6 +52,7 @@ pub enum Command {
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Run(args) => run::run(&args),
         Command::Validate(args) => validate::run(&args),
         Command::Schema => schema::run(),
         Command::Ports(args) => ports::run(&args),

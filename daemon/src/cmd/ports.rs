@@ -78,22 +78,7 @@ pub fn run(args: &Args) -> ExitCode {
 pub fn node_doc(flows: &[Flow], format: Format) -> String {
     match format {
         Format::Json => {
-            let rows: Vec<serde_json::Value> = flows
-                .iter()
-                .flat_map(|f| {
-                    f.ports.iter().map(move |p| {
-                        json!({
-                            "direction": f.direction,
-                            "proto": f.proto,
-                            "port": p,
-                            "peers": f.peers.to_json(),
-                            "service": f.service(),
-                            "purpose": f.row.purpose,
-                            "reference": f.row.references.iter().map(|r| r.cite()).collect::<Vec<_>>().join("; "),
-                        })
-                    })
-                })
-                .collect();
+            let rows = crate::plan::flow::json_rows(flows);
             format!(
                 "{}\n",
                 serde_json::to_string_pretty(&rows).unwrap_or_default()

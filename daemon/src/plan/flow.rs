@@ -171,3 +171,24 @@ pub fn flows(site: &Site, node: &Node) -> Vec<Flow> {
     }
     out
 }
+
+/// The flows as the JSON port table: one object per port, as `sited ports --format json` and
+/// `GET /api/v1/ports` print them.
+pub fn json_rows(flows: &[Flow]) -> Vec<serde_json::Value> {
+    flows
+        .iter()
+        .flat_map(|f| {
+            f.ports.iter().map(move |p| {
+                serde_json::json!({
+                    "direction": f.direction,
+                    "proto": f.proto,
+                    "port": p,
+                    "peers": f.peers.to_json(),
+                    "service": f.service(),
+                    "purpose": f.row.purpose,
+                    "reference": f.row.references.iter().map(|r| r.cite()).collect::<Vec<_>>().join("; "),
+                })
+            })
+        })
+        .collect()
+}

@@ -89,6 +89,50 @@ pub fn plan(site: &Site, node: &str) -> Option<Plan> {
     })
 }
 
+/// The plan of a node that has no valid site file: its web UI on port 80, which says what to do,
+/// and SSH, both open to the node's own subnets (`local`), and nothing else.
+pub fn unconfigured(name: &str, address: std::net::IpAddr, local: &[ipnet::IpNet]) -> Plan {
+    use crate::catalog::{Component, Proto, UNCONFIGURED_ROWS, Zone};
+    let node = Node {
+        name: name.to_string(),
+        address,
+        roles: Roles::EITHER,
+    };
+    let flows: Vec<Flow> = UNCONFIGURED_ROWS
+        .iter()
+        .map(|row| Flow {
+            direction: Direction::In,
+            proto: row.proto,
+            ports: vec![row.ports],
+            peers: Peers::Zone(Zone::Clients, local.to_vec()),
+            row,
+        })
+        .collect();
+    let listeners = UNCONFIGURED_ROWS
+        .iter()
+        .map(|row| Listener {
+            service: row.service,
+            ports: row.ports,
+            proto: Proto::Tcp,
+            bind: Bind::Any,
+            tls: false,
+            component: row.service.component(),
+        })
+        .filter(|l| matches!(l.component, Component::Web | Component::System))
+        .collect();
+    Plan {
+        site: String::new(),
+        layout: Layout::Valt,
+        ruleset: firewall::build(Layout::Valt, &flows, false),
+        node,
+        peers: Vec::new(),
+        flows,
+        listeners,
+        cameras: Vec::new(),
+        tls: Tls::None,
+    }
+}
+
 impl Plan {
     /// The node's roles.
     pub fn roles(&self) -> Roles {

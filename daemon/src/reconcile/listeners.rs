@@ -1,0 +1,273 @@
+//! The node's listeners: bound, served and supervised per plan; rebound only when their port,
+//! address or TLS changed.
+//!
+//! Web listeners run the web service on their socket, restarted with backoff when binding or
+//! accepting fails. Listeners served by the OS (SSH), done in process, or not built yet get a
+//! status entry and no socket: nothing is ever faked. An unprivileged run (`make run` without
+//! root) binds ports below 1024 at `port + offset`.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use axum::Router;
+use tokio::net::{TcpListener, TcpSocket};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use super::state::{ListenerState, ListenerStatus, Shared};
+use super::supervise::backoff;
+use crate::catalog::{Component, Ports, Service};
+use crate::plan::{Bind, Listener, Plan};
+
+type Key = (Service, u16);
+
+struct Entry {
+    planned: Listener,
+    fingerprint: String,
+    stop: CancellationToken,
+}
+
+/// The running listeners of the node.
+pub struct Listeners {
+    running: BTreeMap<Key, Entry>,
+    /// Added to ports below 1024 when not root; 0 binds the real ports.
+    pub offset: u16,
+}
+
+impl Listeners {
+    /// No listener yet.
+    pub fn new(offset: u16) -> Listeners {
+        Listeners {
+            running: BTreeMap::new(),
+            offset,
+        }
+    }
+
+    /// The port actually bound for a planned one.
+    pub fn bound(&self, ports: Ports) -> Ports {
+        if self.offset > 0 && ports.hi < 1024 {
+            Ports {
+                lo: ports.lo + self.offset,
+                hi: ports.hi + self.offset,
+            }
+        } else {
+            ports
+        }
+    }
+
+    /// Makes the listeners match the plan. Returns the services (re)started.
+    pub fn reconcile(
+        &mut self,
+        plan: &Plan,
+        tls: Option<TlsAcceptor>,
+        fingerprint: &str,
+        router: &Router,
+        status: &Shared,
+        shutdown: &CancellationToken,
+    ) -> Vec<Service> {
+        let wanted: BTreeMap<Key, &Listener> = plan
+            .listeners
+            .iter()
+            .map(|l| ((l.service, l.ports.lo), l))
+            .collect();
+        let keep = |e: &Entry, k: &Key| {
+            wanted
+                .get(k)
+                .is_some_and(|l| **l == e.planned && (!l.tls || e.fingerprint == fingerprint))
+        };
+        let stale: Vec<Key> = self
+            .running
+            .iter()
+            .filter(|(k, e)| !keep(e, k))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in stale {
+            if let Some(e) = self.running.remove(&key) {
+                tracing::info!(service = %key.0, port = key.1, "closing listener");
+                e.stop.cancel();
+            }
+        }
+        let mut entries: BTreeMap<Key, ListenerStatus> = BTreeMap::new();
+        let previous = status
+            .read()
+            .map(|s| s.listeners.clone())
+            .unwrap_or_default();
+        for (key, l) in &wanted {
+            let state = match l.component {
+                Component::Web => None,
+                Component::System => Some(ListenerState::System),
+                Component::InProcess => Some(ListenerState::InProcess),
+                Component::Media | Component::Recorder | Component::NotBuilt => {
+                    Some(ListenerState::NotBuilt)
+                }
+                Component::Outbound => continue,
+            };
+            let kept = previous
+                .get(key)
+                .filter(|_| self.running.contains_key(key))
+                .map(|e| e.state.clone());
+            let state = state.or(kept).unwrap_or(ListenerState::Failed {
+                error: "starting".into(),
+                attempts: 0,
+            });
+            let bound = self.bound(l.ports);
+            entries.insert(
+                *key,
+                ListenerStatus {
+                    service: l.service,
+                    port: l.ports,
+                    bound_port: bound,
+                    proto: l.proto,
+                    bind: l.bind,
+                    tls: l.tls,
+                    component: l.component,
+                    state,
+                },
+            );
+        }
+        // The entries go in first, so that a task that starts serving at once finds its entry.
+        if let Ok(mut s) = status.write() {
+            s.listeners = entries;
+        }
+        let mut started = Vec::new();
+        for (key, l) in &wanted {
+            if l.component != Component::Web || self.running.contains_key(key) {
+                continue;
+            }
+            let acceptor = if l.tls { tls.clone() } else { None };
+            if l.tls && acceptor.is_none() {
+                continue;
+            }
+            let bound = self.bound(l.ports);
+            let stop = shutdown.child_token();
+            tracing::info!(service = %l.service, port = bound.lo, tls = l.tls, "starting listener");
+            tokio::spawn(supervise(
+                *key,
+                l.bind,
+                bound.lo,
+                acceptor,
+                router.clone(),
+                status.clone(),
+                stop.clone(),
+                shutdown.clone(),
+            ));
+            self.running.insert(
+                *key,
+                Entry {
+                    planned: (*l).clone(),
+                    fingerprint: fingerprint.to_string(),
+                    stop,
+                },
+            );
+            started.push(l.service);
+        }
+        started
+    }
+
+    /// Stops every listener.
+    pub fn stop_all(&mut self) {
+        for (_, e) in std::mem::take(&mut self.running) {
+            e.stop.cancel();
+        }
+    }
+}
+
+/// Binds a listener: every address as one dual-stack socket (IPv4 alone where IPv6 is off), or
+/// loopback on 127.0.0.1 and, when present, ::1.
+pub async fn bind(bind: Bind, port: u16) -> std::io::Result<Vec<TcpListener>> {
+    let one = |addr: SocketAddr| -> std::io::Result<TcpListener> {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(1024)
+    };
+    match bind {
+        Bind::Any => match one(SocketAddr::from((Ipv6Addr::UNSPECIFIED, port))) {
+            Ok(s) => Ok(vec![s]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    || e.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                Err(e)
+            }
+            Err(_) => Ok(vec![one(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)))?]),
+        },
+        Bind::Loopback => {
+            let mut out = vec![one(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))?];
+            if let Ok(s) = one(SocketAddr::from((Ipv6Addr::LOCALHOST, port))) {
+                out.push(s);
+            }
+            Ok(out)
+        }
+    }
+}
+
+fn set(status: &Shared, key: Key, state: ListenerState) {
+    if let Ok(mut s) = status.write() {
+        if let Some(e) = s.listeners.get_mut(&key) {
+            e.state = state;
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn supervise(
+    key: Key,
+    bind_to: Bind,
+    port: u16,
+    tls: Option<TlsAcceptor>,
+    router: Router,
+    status: Shared,
+    stop: CancellationToken,
+    shutdown: CancellationToken,
+) {
+    let mut failures = 0u32;
+    loop {
+        let error = match bind(bind_to, port).await {
+            Ok(sockets) => {
+                set(&status, key, ListenerState::Serving);
+                failures = 0;
+                match crate::web::serve(
+                    sockets,
+                    tls.clone(),
+                    router.clone(),
+                    stop.clone(),
+                    shutdown.clone(),
+                )
+                .await
+                {
+                    Ok(()) => return,
+                    Err(e) => format!("accepting on {port}: {e}"),
+                }
+            }
+            Err(e) => format!("cannot bind port {port}: {e}"),
+        };
+        if stop.is_cancelled() {
+            return;
+        }
+        failures += 1;
+        tracing::warn!(service = %key.0, port = port, error = %error, failures = failures, "listener failed; retrying");
+        set(
+            &status,
+            key,
+            ListenerState::Failed {
+                error,
+                attempts: failures,
+            },
+        );
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(backoff(failures)) => {}
+        }
+    }
+}
+
+/// Wraps a rustls configuration for the listeners.
+pub fn acceptor(config: Option<Arc<rustls::ServerConfig>>) -> Option<TlsAcceptor> {
+    config.map(TlsAcceptor::from)
+}

@@ -1,0 +1,186 @@
+//! The REST API under `/api/v1`: JSON views of the daemon's status, the config history, and
+//! validation of candidate files. Described by [`super::openapi`].
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::auth::{Principal, TOKEN_TTL};
+use super::{App, require_admin};
+use crate::config::{self, Source};
+
+fn roles(r: crate::catalog::Roles) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if r.application {
+        out.push("application");
+    }
+    if r.media {
+        out.push("media");
+    }
+    out
+}
+
+/// `GET /api/v1/health`: unauthenticated and minimal.
+pub async fn health(State(app): State<Arc<App>>) -> Json<Value> {
+    let s = app.status.read().map(|s| {
+        (
+            s.site.as_ref().map(|x| x.name.clone()),
+            s.node.clone(),
+            s.unconfigured.is_none(),
+        )
+    });
+    let (site, node, configured) = s.unwrap_or((None, None, false));
+    Json(json!({"status": "ok", "site": site, "node": node, "configured": configured}))
+}
+
+/// `GET /api/v1/site`.
+pub async fn site(State(app): State<Arc<App>>) -> Json<Value> {
+    let Ok(s) = app.status.read() else {
+        return Json(Value::Null);
+    };
+    let site = s.site.as_ref().map(|site| {
+        json!({
+            "name": site.name,
+            "layout": site.layout,
+            "ssl": format!("{:?}", site.ssl).to_lowercase(),
+            "egress": format!("{:?}", site.egress).to_lowercase(),
+            "features": {
+                "admin": site.features.admin,
+                "mobile": site.features.mobile,
+                "license": format!("{:?}", site.features.license).to_lowercase(),
+                "integration": site.features.integration,
+            },
+            "nodes": site.nodes.iter().map(|n| json!({"name": n.name, "address": n.address, "roles": roles(n.roles)})).collect::<Vec<_>>(),
+            "cameras": site.cameras.len(),
+        })
+    });
+    Json(
+        json!({"site": site, "version": s.version, "last_reload": s.last, "unconfigured": s.unconfigured}),
+    )
+}
+
+/// `GET /api/v1/node`.
+pub async fn node(State(app): State<Arc<App>>) -> Json<Value> {
+    let Ok(s) = app.status.read() else {
+        return Json(Value::Null);
+    };
+    let plan = s.plan.as_ref();
+    Json(json!({
+        "name": s.node,
+        "address": plan.map(|p| p.address()),
+        "roles": plan.map(|p| roles(p.roles())).unwrap_or_default(),
+        "listeners": s.listeners.values().collect::<Vec<_>>(),
+        "firewall": s.firewall,
+    }))
+}
+
+/// `GET /api/v1/cameras`: the cameras this node ingests, and their state.
+pub async fn cameras(State(app): State<Arc<App>>) -> Json<Value> {
+    let Ok(s) = app.status.read() else {
+        return Json(Value::Null);
+    };
+    let list: Vec<Value> = s
+        .plan
+        .iter()
+        .flat_map(|p| p.cameras.iter())
+        .map(|c| {
+            json!({
+                "name": c.name,
+                "url": c.url,
+                "node": c.node,
+                "record": c.record,
+                "transport": format!("{:?}", c.transport).to_lowercase(),
+                "state": "not-built",
+                "error": "the streaming engine is not built yet: nothing ingests this camera",
+            })
+        })
+        .collect();
+    Json(Value::Array(list))
+}
+
+/// `GET /api/v1/ports`: this node's flows, as `sited ports --format json`.
+pub async fn ports(State(app): State<Arc<App>>) -> Json<Value> {
+    let rows = app
+        .status
+        .read()
+        .ok()
+        .and_then(|s| s.plan.clone())
+        .map(|p| crate::plan::flow::json_rows(&p.flows))
+        .unwrap_or_default();
+    Json(Value::Array(rows))
+}
+
+/// Paging of the config history.
+#[derive(Debug, Deserialize)]
+pub struct Page {
+    /// At most this many attempts (default 50, at most 500).
+    pub limit: Option<u32>,
+    /// Only attempts older than this id.
+    pub before: Option<i64>,
+}
+
+/// `GET /api/v1/config/history`: admins only.
+pub async fn history(
+    State(app): State<Arc<App>>,
+    Extension(p): Extension<Principal>,
+    Query(page): Query<Page>,
+) -> Response {
+    if let Err(r) = require_admin(&p) {
+        return r;
+    }
+    let limit = page.limit.unwrap_or(50).clamp(1, 500);
+    let result = app
+        .store
+        .lock()
+        .map_err(|_| "state database lock poisoned".to_string())
+        .and_then(|s| s.history(limit, page.before).map_err(|e| e.to_string()));
+    match result {
+        Ok(list) => Json(list).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": e}))).into_response(),
+    }
+}
+
+/// The answer of `POST /api/v1/config/validate`.
+#[derive(Debug, Serialize)]
+pub struct Validation {
+    /// Whether the file has no error.
+    pub valid: bool,
+    /// Every diagnostic, as `sited validate --format json` prints them.
+    pub diagnostics: Vec<Value>,
+}
+
+/// `POST /api/v1/config/validate`: the body is a candidate site.toml; nothing is applied.
+pub async fn validate(Extension(p): Extension<Principal>, body: String) -> Response {
+    if let Err(r) = require_admin(&p) {
+        return r;
+    }
+    let checked = config::check(&body, config::Options::default());
+    let source = Source::new("site.toml", &body);
+    let diagnostics = checked
+        .diagnostics
+        .iter()
+        .map(|d| serde_json::to_value(source.json(d)).unwrap_or_default())
+        .collect();
+    Json(Validation {
+        valid: !checked.has_errors(),
+        diagnostics,
+    })
+    .into_response()
+}
+
+/// `POST /api/v1/tokens`: a bearer token for the logged-in user, also usable as `?token=` on
+/// the video outputs.
+pub async fn tokens(State(app): State<Arc<App>>, Extension(p): Extension<Principal>) -> Response {
+    let (token, _) = app.auth.grant(p.clone(), TOKEN_TTL);
+    (
+        StatusCode::CREATED,
+        Json(json!({"token": token, "user": p.name, "expires_in": TOKEN_TTL.as_secs()})),
+    )
+        .into_response()
+}

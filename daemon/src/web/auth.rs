@@ -1,0 +1,232 @@
+//! Who is asking: sessions for the UI, HTTP Basic and bearer tokens for the API, and a limit on
+//! failed logins.
+//!
+//! Users come from `[[users]]` of the site in force, so an edit of site.toml adds or removes
+//! them at the next reload. Sessions and tokens are random 256-bit values kept in memory; a
+//! restart logs everyone out. A source address that fails [`MAX_FAILURES`] logins within
+//! [`FAILURE_WINDOW`] is refused (429) until the window ends. argon2 is slow on purpose, so a
+//! successful Basic login is remembered for [`BASIC_CACHE`] by a hash of user and password.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::PasswordVerifier as _;
+use ring::rand::SecureRandom as _;
+
+use crate::config::site::{User, UserRole};
+
+/// Failed logins allowed per source address and window.
+pub const MAX_FAILURES: u32 = 5;
+/// The window of [`MAX_FAILURES`].
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// How long a UI session lasts.
+pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+/// How long an API token lasts.
+pub const TOKEN_TTL: Duration = Duration::from_secs(3600);
+/// How long a verified Basic login is remembered.
+pub const BASIC_CACHE: Duration = Duration::from_secs(300);
+
+/// A logged-in user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The login name.
+    pub name: String,
+    /// What they may do.
+    pub role: UserRole,
+}
+
+/// Why a login was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Wrong name or password.
+    Invalid,
+    /// Too many failures from this address; retry after this long.
+    Throttled(Duration),
+}
+
+struct Grant {
+    principal: Principal,
+    expires: Instant,
+}
+
+/// The authentication state of the web service.
+#[derive(Default)]
+pub struct Auth {
+    grants: Mutex<HashMap<String, Grant>>,
+    basic: Mutex<HashMap<Vec<u8>, Grant>>,
+    failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+/// 256 random bits, hex.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Auth {
+    fn throttled(&self, ip: IpAddr) -> Option<Duration> {
+        let failures = self.failures.lock().ok()?;
+        let (since, count) = failures.get(&ip)?;
+        let left = FAILURE_WINDOW.checked_sub(since.elapsed())?;
+        (*count >= MAX_FAILURES).then_some(left)
+    }
+
+    fn failed(&self, ip: IpAddr) {
+        if let Ok(mut failures) = self.failures.lock() {
+            let entry = failures.entry(ip).or_insert((Instant::now(), 0));
+            if entry.0.elapsed() > FAILURE_WINDOW {
+                *entry = (Instant::now(), 0);
+            }
+            entry.1 += 1;
+            tracing::warn!(source = %ip, failures = entry.1, "failed login");
+        }
+    }
+
+    /// Checks a name and password against the users.
+    pub fn login(
+        &self,
+        users: &[User],
+        ip: IpAddr,
+        name: &str,
+        password: &str,
+    ) -> Result<Principal, Refusal> {
+        if let Some(left) = self.throttled(ip) {
+            return Err(Refusal::Throttled(left));
+        }
+        let key = ring::digest::digest(
+            &ring::digest::SHA256,
+            format!("{name}\0{password}").as_bytes(),
+        )
+        .as_ref()
+        .to_vec();
+        if let Some(g) = self.basic.lock().ok().and_then(|b| {
+            b.get(&key)
+                .filter(|g| g.expires > Instant::now())
+                .map(|g| g.principal.clone())
+        }) {
+            if users.iter().any(|u| u.name == g.name && u.role == g.role) {
+                return Ok(g);
+            }
+        }
+        let user = users.iter().find(|u| u.name == name);
+        let ok = user.is_some_and(|u| {
+            argon2::PasswordHash::new(&u.password_hash).is_ok_and(|h| {
+                argon2::Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
+        });
+        match user.filter(|_| ok) {
+            Some(u) => {
+                let principal = Principal {
+                    name: u.name.clone(),
+                    role: u.role,
+                };
+                if let Ok(mut b) = self.basic.lock() {
+                    b.retain(|_, g| g.expires > Instant::now());
+                    b.insert(
+                        key,
+                        Grant {
+                            principal: principal.clone(),
+                            expires: Instant::now() + BASIC_CACHE,
+                        },
+                    );
+                }
+                Ok(principal)
+            }
+            None => {
+                self.failed(ip);
+                Err(Refusal::Invalid)
+            }
+        }
+    }
+
+    /// Issues a session or token for a principal.
+    pub fn grant(&self, principal: Principal, ttl: Duration) -> (String, Instant) {
+        let token = random_token();
+        let expires = Instant::now() + ttl;
+        if let Ok(mut grants) = self.grants.lock() {
+            grants.retain(|_, g| g.expires > Instant::now());
+            grants.insert(token.clone(), Grant { principal, expires });
+        }
+        (token, expires)
+    }
+
+    /// The principal of a session or token, if it is valid and its user still exists.
+    pub fn lookup(&self, users: &[User], token: &str) -> Option<Principal> {
+        let grants = self.grants.lock().ok()?;
+        let g = grants.get(token).filter(|g| g.expires > Instant::now())?;
+        users
+            .iter()
+            .any(|u| u.name == g.principal.name && u.role == g.principal.role)
+            .then(|| g.principal.clone())
+    }
+
+    /// Ends a session.
+    pub fn revoke(&self, token: &str) {
+        if let Ok(mut grants) = self.grants.lock() {
+            grants.remove(token);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn users() -> Vec<User> {
+        let hash = crate::cmd::hash_password::hash("right").unwrap();
+        vec![User {
+            name: "ann".into(),
+            role: UserRole::Admin,
+            password_hash: hash,
+        }]
+    }
+
+    #[test]
+    fn logins_are_checked_and_failures_throttled() {
+        let auth = Auth::default();
+        let users = users();
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        assert_eq!(auth.login(&users, ip, "ann", "right").unwrap().name, "ann");
+        for _ in 0..MAX_FAILURES {
+            assert_eq!(
+                auth.login(&users, ip, "ann", "wrong"),
+                Err(Refusal::Invalid)
+            );
+        }
+        assert!(matches!(
+            auth.login(&users, ip, "ann", "right"),
+            Err(Refusal::Throttled(_))
+        ));
+        let other: IpAddr = "192.0.2.10".parse().unwrap();
+        assert!(
+            auth.login(&users, other, "ann", "right").is_ok(),
+            "throttling is per address"
+        );
+    }
+
+    #[test]
+    fn grants_expire_with_their_user() {
+        let auth = Auth::default();
+        let users = users();
+        let (token, _) = auth.grant(
+            Principal {
+                name: "ann".into(),
+                role: UserRole::Admin,
+            },
+            SESSION_TTL,
+        );
+        assert!(auth.lookup(&users, &token).is_some());
+        assert!(
+            auth.lookup(&[], &token).is_none(),
+            "a removed user loses their sessions"
+        );
+        auth.revoke(&token);
+        assert!(auth.lookup(&users, &token).is_none());
+        assert_eq!(random_token().len(), 64);
+    }
+}

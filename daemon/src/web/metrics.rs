@@ -1,0 +1,119 @@
+//! `GET /metrics`: the Prometheus text format.
+//!
+//! The reload count and failures, the firewall's apply latency and failures, one gauge per
+//! listener state and per camera state.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+
+use super::App;
+use crate::reconcile::state::ListenerState;
+
+/// Renders the metrics.
+pub async fn render(State(app): State<Arc<App>>) -> impl IntoResponse {
+    let mut out = String::new();
+    if let Ok(s) = app.status.read() {
+        let mut metric = |name: &str, kind: &str, help: &str, lines: &[(String, String)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, value) in lines {
+                let _ = writeln!(out, "{name}{labels} {value}");
+            }
+        };
+        metric(
+            "sited_reloads_total",
+            "counter",
+            "Reloads of the site file attempted since start.",
+            &[(String::new(), s.reloads.to_string())],
+        );
+        metric(
+            "sited_reload_failures_total",
+            "counter",
+            "Reloads that were invalid or failed to apply.",
+            &[(String::new(), s.reload_failures.to_string())],
+        );
+        metric(
+            "sited_configured",
+            "gauge",
+            "1 when a site is in force.",
+            &[(String::new(), u8::from(s.site.is_some()).to_string())],
+        );
+        metric(
+            "sited_firewall_rules",
+            "gauge",
+            "Rules of the table in force.",
+            &[(String::new(), s.firewall.rules.to_string())],
+        );
+        metric(
+            "sited_firewall_apply_seconds",
+            "gauge",
+            "How long the last firewall apply took (check, replace, verify).",
+            &[(
+                String::new(),
+                format!("{:.3}", s.firewall.apply_ms.unwrap_or(0) as f64 / 1000.0),
+            )],
+        );
+        metric(
+            "sited_firewall_apply_failures_total",
+            "counter",
+            "Firewall applies that failed.",
+            &[(String::new(), s.firewall_failures.to_string())],
+        );
+        let states = ["serving", "failed", "system", "in-process", "not-built"];
+        let lines: Vec<(String, String)> = s
+            .listeners
+            .values()
+            .flat_map(|l| {
+                let current = match l.state {
+                    ListenerState::Serving => "serving",
+                    ListenerState::Failed { .. } => "failed",
+                    ListenerState::System => "system",
+                    ListenerState::InProcess => "in-process",
+                    ListenerState::NotBuilt => "not-built",
+                };
+                states.iter().map(move |st| {
+                    (
+                        format!(
+                            "{{service=\"{}\",port=\"{}\",proto=\"{}\",state=\"{st}\"}}",
+                            l.service, l.port, l.proto
+                        ),
+                        u8::from(*st == current).to_string(),
+                    )
+                })
+            })
+            .collect();
+        metric(
+            "sited_listener_state",
+            "gauge",
+            "1 for the state each listener is in.",
+            &lines,
+        );
+        let cameras: Vec<(String, String)> = s
+            .plan
+            .iter()
+            .flat_map(|p| p.cameras.iter())
+            .map(|c| {
+                (
+                    format!("{{camera=\"{}\",state=\"not-built\"}}", c.name),
+                    "1".to_string(),
+                )
+            })
+            .collect();
+        metric(
+            "sited_camera_state",
+            "gauge",
+            "1 for the state each camera is in.",
+            &cameras,
+        );
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+}

@@ -1,0 +1,341 @@
+//! The web service: the UI, the REST API under `/api/v1`, and the Prometheus metrics.
+//!
+//! One [`axum::Router`] serves every web listener of the node (the web ports, the REST and
+//! config ports of Ti Top, NovaVMS's backend); [`serve`] runs it on already-bound sockets, with
+//! TLS when the listener has it, so that tests bind `127.0.0.1:0` and run the real server.
+//! Everything but `GET /api/v1/health` and the login page needs a login.
+
+pub mod api;
+pub mod auth;
+pub mod metrics;
+pub mod openapi;
+pub mod page;
+pub mod tls;
+pub mod ui;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::site::{User, UserRole};
+use crate::reconcile::state::Shared;
+use crate::store::Store;
+use auth::{Auth, Principal, Refusal};
+
+/// Connections one listener serves at once; more wait for a free slot.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// How long a client may take to send its request headers.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a TLS handshake may take.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What every request handler shares.
+pub struct App {
+    /// The daemon's status.
+    pub status: Shared,
+    /// The state database.
+    pub store: Arc<Mutex<Store>>,
+    /// Sessions, tokens and login throttling.
+    pub auth: Auth,
+}
+
+impl App {
+    /// The users of the site in force.
+    pub fn users(&self) -> Vec<User> {
+        self.status
+            .read()
+            .ok()
+            .and_then(|s| s.site.as_ref().map(|site| site.users.clone()))
+            .unwrap_or_default()
+    }
+}
+
+/// The client's address, put on every request by [`serve`].
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+fn peer_ip(req: &Request) -> IpAddr {
+    req.extensions()
+        .get::<Peer>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |p| p.0.ip())
+}
+
+/// The session cookie's name.
+pub const COOKIE: &str = "sited_session";
+
+fn cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| {
+            let (k, v) = c.trim().split_once('=')?;
+            (k == COOKIE).then(|| v.to_string())
+        })
+}
+
+fn basic(headers: &HeaderMap) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let encoded = value.strip_prefix("Basic ")?;
+    let text = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()?,
+    )
+    .ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
+fn bearer(req: &Request) -> Option<String> {
+    let from_header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string());
+    from_header.or_else(|| {
+        req.uri()
+            .query()?
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("token=").map(String::from))
+    })
+}
+
+/// Who is asking, by session cookie, bearer token (or `token=` query), or HTTP Basic.
+pub fn principal(app: &App, req: &Request) -> Result<Option<Principal>, Refusal> {
+    let users = app.users();
+    if let Some(p) = cookie(req.headers()).and_then(|c| app.auth.lookup(&users, &c)) {
+        return Ok(Some(p));
+    }
+    if let Some(p) = bearer(req).and_then(|t| app.auth.lookup(&users, &t)) {
+        return Ok(Some(p));
+    }
+    match basic(req.headers()) {
+        Some((user, password)) => app
+            .auth
+            .login(&users, peer_ip(req), &user, &password)
+            .map(Some),
+        None => Ok(None),
+    }
+}
+
+fn throttled(left: Duration) -> Response {
+    let mut r = (
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many failed logins; try again later\n",
+    )
+        .into_response();
+    if let Ok(v) = left.as_secs().max(1).to_string().parse() {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+async fn api_login(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
+    match principal(&app, &req) {
+        Ok(Some(p)) => {
+            req.extensions_mut().insert(p);
+            next.run(req).await
+        }
+        Ok(None) | Err(Refusal::Invalid) => {
+            let mut r = (StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({"error": "log in with HTTP Basic, a bearer token, or a session"}))).into_response();
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Basic realm=\"sited\""),
+            );
+            r
+        }
+        Err(Refusal::Throttled(left)) => throttled(left),
+    }
+}
+
+async fn ui_login(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
+    match principal(&app, &req) {
+        Ok(Some(p)) => {
+            req.extensions_mut().insert(p);
+            next.run(req).await
+        }
+        Err(Refusal::Throttled(left)) => throttled(left),
+        _ => Redirect::to(&format!("/login?next={}", req.uri().path())).into_response(),
+    }
+}
+
+/// Refuses a request of a viewer where an admin is needed.
+pub fn require_admin(p: &Principal) -> Result<(), Response> {
+    if p.role == UserRole::Admin {
+        Ok(())
+    } else {
+        Err((
+            StatusCode::FORBIDDEN,
+            axum::Json(serde_json::json!({"error": "this needs an admin"})),
+        )
+            .into_response())
+    }
+}
+
+async fn style() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        include_str!("assets/style.css"),
+    )
+}
+
+/// The router of every web listener.
+pub fn router(app: Arc<App>) -> Router {
+    let api = Router::new()
+        .route("/api/v1/site", get(api::site))
+        .route("/api/v1/node", get(api::node))
+        .route("/api/v1/cameras", get(api::cameras))
+        .route("/api/v1/ports", get(api::ports))
+        .route("/api/v1/config/history", get(api::history))
+        .route("/api/v1/config/validate", post(api::validate))
+        .route("/api/v1/tokens", post(api::tokens))
+        .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/metrics", get(metrics::render))
+        .route_layer(middleware::from_fn_with_state(app.clone(), api_login));
+    let ui = Router::new()
+        .route("/", get(ui::overview))
+        .route("/cameras", get(ui::cameras))
+        .route("/ports", get(ui::ports))
+        .route("/history", get(ui::history))
+        .route_layer(middleware::from_fn_with_state(app.clone(), ui_login));
+    Router::new()
+        .route("/api/v1/health", get(api::health))
+        .route("/login", get(ui::login_page).post(ui::login))
+        .route("/logout", post(ui::logout))
+        .route("/assets/style.css", get(style))
+        .merge(api)
+        .merge(ui)
+        .with_state(app)
+}
+
+/// Serves `router` on bound sockets until `stop` (stop accepting) or `shutdown` (close
+/// connections too). Returns the accept error that ended it, if any.
+pub async fn serve(
+    sockets: Vec<TcpListener>,
+    tls: Option<TlsAcceptor>,
+    router: Router,
+    stop: CancellationToken,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut accepts = tokio::task::JoinSet::new();
+    for socket in sockets {
+        let (tls, router, stop, shutdown, slots) = (
+            tls.clone(),
+            router.clone(),
+            stop.clone(),
+            shutdown.clone(),
+            slots.clone(),
+        );
+        accepts.spawn(async move {
+            loop {
+                let permit = tokio::select! {
+                    _ = stop.cancelled() => return Ok(()),
+                    p = slots.clone().acquire_owned() => p.map_err(std::io::Error::other)?,
+                };
+                let (stream, addr) = tokio::select! {
+                    _ = stop.cancelled() => return Ok(()),
+                    a = socket.accept() => match a {
+                        Ok(a) => a,
+                        // Out of file descriptors, or a peer that vanished: not fatal.
+                        Err(e) if is_transient(&e) => {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    },
+                };
+                let _ = stream.set_nodelay(true);
+                let (tls, router, shutdown) = (tls.clone(), router.clone(), shutdown.clone());
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    match tls {
+                        Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) => connection(TokioIo::new(stream), addr, true, router, shutdown).await,
+                            _ => tracing::debug!(peer = %addr, "TLS handshake failed or timed out"),
+                        },
+                        None => connection(TokioIo::new(stream), addr, false, router, shutdown).await,
+                    }
+                });
+            }
+        });
+    }
+    let result = match accepts.join_next().await {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => Err(std::io::Error::other(e)),
+        None => Ok(()),
+    };
+    accepts.abort_all();
+    result
+}
+
+fn is_transient(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::ConnectionAborted | K::ConnectionReset | K::Interrupted | K::WouldBlock
+    ) || matches!(
+        e.raw_os_error(),
+        Some(libc_errno::EMFILE | libc_errno::ENFILE | libc_errno::ENOBUFS | libc_errno::ENOMEM)
+    )
+}
+
+/// The errno values `accept` can recover from.
+mod libc_errno {
+    pub const EMFILE: i32 = nix::errno::Errno::EMFILE as i32;
+    pub const ENFILE: i32 = nix::errno::Errno::ENFILE as i32;
+    pub const ENOBUFS: i32 = nix::errno::Errno::ENOBUFS as i32;
+    pub const ENOMEM: i32 = nix::errno::Errno::ENOMEM as i32;
+}
+
+async fn connection<I>(
+    io: TokioIo<I>,
+    addr: SocketAddr,
+    secure: bool,
+    router: Router,
+    shutdown: CancellationToken,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use tower::ServiceExt as _;
+    let service =
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(Peer(addr));
+            if secure {
+                req.extensions_mut().insert(tls::Secure);
+            }
+            router.clone().oneshot(req.map(axum::body::Body::new))
+        });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .keep_alive(true)
+        .serve_connection(io, service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => if let Err(e) = r { tracing::debug!(peer = %addr, error = %e, "connection ended") },
+        _ = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+        }
+    }
+}

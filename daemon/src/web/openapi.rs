@@ -1,0 +1,79 @@
+//! `GET /api/v1/openapi.json`: the OpenAPI 3.1 description of the API.
+//!
+//! The paths are listed here; the schemas of the bodies that have Rust types come from schemars,
+//! so they follow the types.
+
+use axum::Json;
+use serde_json::{Value, json};
+
+use crate::reconcile::state::{FirewallStatus, LastReload, ListenerStatus, Version};
+use crate::store::Attempt;
+
+fn schema<T: schemars::JsonSchema>() -> Value {
+    serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default()
+}
+
+fn op(summary: &str, auth: bool, response: Value) -> Value {
+    let mut o = json!({
+        "summary": summary,
+        "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": response}}}}
+    });
+    if !auth {
+        o["security"] = json!([]);
+    } else {
+        o["responses"]["401"] = json!({"description": "not logged in"});
+    }
+    o
+}
+
+/// The document.
+pub fn build() -> Value {
+    let object = json!({"type": "object"});
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "sited", "version": env!("CARGO_PKG_VERSION"), "description": "The REST API of a sited node."},
+        "components": {
+            "securitySchemes": {
+                "basic": {"type": "http", "scheme": "basic"},
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "session": {"type": "apiKey", "in": "cookie", "name": super::COOKIE}
+            },
+            "schemas": {
+                "Attempt": schema::<Attempt>(),
+                "Version": schema::<Version>(),
+                "LastReload": schema::<LastReload>(),
+                "ListenerStatus": schema::<ListenerStatus>(),
+                "FirewallStatus": schema::<FirewallStatus>()
+            }
+        },
+        "security": [{"basic": []}, {"bearer": []}, {"session": []}],
+        "paths": {
+            "/api/v1/health": {"get": op("Liveness and the site's name; no login", false, json!({"type": "object", "properties": {"status": {"type": "string"}, "site": {"type": ["string", "null"]}, "node": {"type": ["string", "null"]}, "configured": {"type": "boolean"}}}))},
+            "/api/v1/site": {"get": op("The site in force, its version and the last reload", true, object.clone())},
+            "/api/v1/node": {"get": op("This node: roles, listeners and firewall", true, object.clone())},
+            "/api/v1/cameras": {"get": op("The cameras this node ingests and their state", true, json!({"type": "array"}))},
+            "/api/v1/ports": {"get": op("This node's flows, as `sited ports --format json`", true, json!({"type": "array"}))},
+            "/api/v1/config/history": {"get": {
+                "summary": "Every reconcile attempt, newest first (admins)",
+                "parameters": [
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+                    {"name": "before", "in": "query", "schema": {"type": "integer"}}
+                ],
+                "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Attempt"}}}}}, "403": {"description": "not an admin"}}
+            }},
+            "/api/v1/config/validate": {"post": {
+                "summary": "Validate a candidate site.toml; nothing is applied (admins)",
+                "requestBody": {"content": {"application/toml": {"schema": {"type": "string"}}}},
+                "responses": {"200": {"description": "the diagnostics", "content": {"application/json": {"schema": {"type": "object", "properties": {"valid": {"type": "boolean"}, "diagnostics": {"type": "array"}}}}}}, "403": {"description": "not an admin"}}
+            }},
+            "/api/v1/tokens": {"post": {"summary": "A bearer token for the logged-in user", "responses": {"201": {"description": "the token", "content": {"application/json": {"schema": {"type": "object", "properties": {"token": {"type": "string"}, "user": {"type": "string"}, "expires_in": {"type": "integer"}}}}}}}}},
+            "/api/v1/openapi.json": {"get": op("This document", true, object.clone())},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text format", "content": {"text/plain": {}}}}}}
+        }
+    })
+}
+
+/// Serves the document.
+pub async fn document() -> Json<Value> {
+    Json(build())
+}

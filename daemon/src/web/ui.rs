@@ -1,0 +1,382 @@
+//! The UI pages, rendered on the server: overview, cameras, ports, config history, login.
+
+use std::sync::Arc;
+
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
+use serde::Deserialize;
+
+use super::auth::{Principal, Refusal, SESSION_TTL};
+use super::page::{badge, esc, frame, table};
+use super::{App, COOKIE, Peer};
+use crate::config::site::UserRole;
+use crate::reconcile::state::{ListenerState, Status};
+
+fn site_name(s: &Status) -> String {
+    s.site
+        .as_ref()
+        .map_or_else(|| "unconfigured".to_string(), |s| s.name.clone())
+}
+
+fn diagnostics_list(diagnostics: &serde_json::Value) -> String {
+    let items: Vec<String> = diagnostics
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            format!(
+                "<li><code>{}:{}:{}</code> {} <strong>{}</strong> {}<br><span class=\"note\">help: {}</span></li>",
+                esc(d["file"].as_str().unwrap_or("")),
+                d["line"],
+                d["column"],
+                badge(if d["severity"] == "error" { "bad" } else { "warn" }, d["code"].as_str().unwrap_or("")),
+                esc(d["severity"].as_str().unwrap_or("")),
+                esc(d["message"].as_str().unwrap_or("")),
+                esc(d["help"].as_str().unwrap_or(""))
+            )
+        })
+        .collect();
+    if items.is_empty() {
+        String::new()
+    } else {
+        format!("<ul>{}</ul>", items.join(""))
+    }
+}
+
+/// `GET /`: the site, the node, its roles, the config version and the last reload.
+pub async fn overview(State(app): State<Arc<App>>, Extension(p): Extension<Principal>) -> Response {
+    let Ok(s) = app.status.read() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let mut body = String::new();
+    if let Some(why) = &s.unconfigured {
+        body.push_str(&format!(
+            "<p class=\"error\">{}</p><p>This node runs no site yet. Put the site file at <code>/etc/sited/site.toml</code>, or on the boot partition as <code>sited/site.toml</code> before the first boot; check it first with <code>sited validate site.toml</code>. sited picks it up as soon as it is saved.</p>",
+            esc(why)
+        ));
+    }
+    if let (Some(site), Some(plan)) = (&s.site, &s.plan) {
+        let roles = [
+            (plan.roles().application, "application"),
+            (plan.roles().media, "media"),
+        ]
+        .iter()
+        .filter(|(has, _)| *has)
+        .map(|(_, r)| *r)
+        .collect::<Vec<_>>()
+        .join(", ");
+        body.push_str(&format!(
+            "<dl><dt>Site</dt><dd>{}</dd><dt>Layout</dt><dd>{} ({})</dd><dt>Node</dt><dd>{} · {}</dd><dt>Roles</dt><dd>{}</dd><dt>Nodes in the site</dt><dd>{}</dd><dt>Cameras on this node</dt><dd>{}</dd><dt>Firewall</dt><dd>{} · {} rules</dd>",
+            esc(&site.name),
+            esc(site.layout.product()),
+            esc(site.layout.name()),
+            esc(&plan.node.name),
+            plan.address(),
+            roles,
+            site.nodes.len(),
+            plan.cameras.len(),
+            esc(&s.firewall.driver),
+            s.firewall.rules
+        ));
+        if let Some(v) = &s.version {
+            body.push_str(&format!(
+                "<dt>Config version</dt><dd><code>{}</code>, applied {}</dd>",
+                esc(&v.sha256[..12.min(v.sha256.len())]),
+                esc(&v.applied_at)
+            ));
+        }
+        body.push_str("</dl>");
+    }
+    if let Some(last) = &s.last {
+        let kind = match last.outcome.as_str() {
+            "applied" | "unchanged" | "imported" => "ok",
+            _ => "bad",
+        };
+        body.push_str(&format!(
+            "<h2>Last reload</h2><p>{} at {}</p><pre>{}</pre>{}",
+            badge(kind, &last.outcome),
+            esc(&last.at),
+            esc(&last.summary),
+            diagnostics_list(&last.diagnostics)
+        ));
+    }
+    frame("Overview", &site_name(&s), Some(&p.name), "/", &body).into_response()
+}
+
+/// `GET /cameras`: the cameras of this node and their state.
+pub async fn cameras(State(app): State<Arc<App>>, Extension(p): Extension<Principal>) -> Response {
+    let Ok(s) = app.status.read() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let rows: Vec<Vec<String>> = s
+        .plan
+        .iter()
+        .flat_map(|p| p.cameras.iter())
+        .map(|c| {
+            vec![
+                esc(&c.name),
+                format!("<code>{}</code>", esc(&c.url)),
+                if c.record { "yes".into() } else { "no".into() },
+                badge("warn", "not built: nothing ingests it yet"),
+            ]
+        })
+        .collect();
+    let body = if rows.is_empty() {
+        "<p class=\"note\">This node ingests no camera.</p>".to_string()
+    } else {
+        table(&["Camera", "Stream", "Recorded", "State"], &rows)
+    };
+    frame("Cameras", &site_name(&s), Some(&p.name), "/cameras", &body).into_response()
+}
+
+/// `GET /ports`: this node's port table, as `sited ports` prints it, and its listeners.
+pub async fn ports(State(app): State<Arc<App>>, Extension(p): Extension<Principal>) -> Response {
+    let Ok(s) = app.status.read() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let mut body = String::new();
+    if let Some(plan) = &s.plan {
+        let rows: Vec<Vec<String>> = plan
+            .flows
+            .iter()
+            .map(|f| {
+                vec![
+                    format!("{:?}", f.direction).to_lowercase(),
+                    f.proto.to_string(),
+                    f.ports
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    esc(&f.peers.describe()),
+                    esc(f.service().name()),
+                    esc(f.row.purpose),
+                    esc(&f
+                        .row
+                        .references
+                        .iter()
+                        .map(|r| r.cite())
+                        .collect::<Vec<_>>()
+                        .join("; ")),
+                ]
+            })
+            .collect();
+        body.push_str(&table(
+            &[
+                "Direction",
+                "Proto",
+                "Port",
+                "Peers",
+                "Service",
+                "Purpose",
+                "Reference",
+            ],
+            &rows,
+        ));
+    }
+    let listeners: Vec<Vec<String>> = s
+        .listeners
+        .values()
+        .map(|l| {
+            let state = match &l.state {
+                ListenerState::Serving => badge("ok", "serving"),
+                ListenerState::Failed { error, attempts } => {
+                    badge("bad", &format!("failed ({attempts}): {error}"))
+                }
+                ListenerState::System => badge("ok", "the OS serves it"),
+                ListenerState::InProcess => badge("ok", "in process"),
+                ListenerState::NotBuilt => badge("warn", "not built yet"),
+            };
+            let port = if l.port == l.bound_port {
+                l.port.to_string()
+            } else {
+                format!("{} (bound on {})", l.port, l.bound_port)
+            };
+            vec![
+                esc(l.service.name()),
+                format!("{} {port}", l.proto),
+                format!("{:?}", l.bind).to_lowercase(),
+                if l.tls { "TLS".into() } else { String::new() },
+                state,
+            ]
+        })
+        .collect();
+    body.push_str("<h2>Listeners</h2>");
+    body.push_str(&table(
+        &["Service", "Port", "Bind", "", "State"],
+        &listeners,
+    ));
+    frame("Ports", &site_name(&s), Some(&p.name), "/ports", &body).into_response()
+}
+
+/// `GET /history`: the config history, newest first (admins).
+pub async fn history(State(app): State<Arc<App>>, Extension(p): Extension<Principal>) -> Response {
+    let site = app.status.read().map(|s| site_name(&s)).unwrap_or_default();
+    if p.role != UserRole::Admin {
+        return (
+            StatusCode::FORBIDDEN,
+            frame(
+                "Config history",
+                &site,
+                Some(&p.name),
+                "/history",
+                "<p class=\"error\">The config history is for admins.</p>",
+            ),
+        )
+            .into_response();
+    }
+    let list = app
+        .store
+        .lock()
+        .ok()
+        .and_then(|s| s.history(100, None).ok())
+        .unwrap_or_default();
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|a| {
+            let kind = if matches!(a.outcome.as_str(), "invalid" | "failed") {
+                "bad"
+            } else {
+                "ok"
+            };
+            vec![
+                a.id.to_string(),
+                esc(&a.at),
+                esc(&a.trigger),
+                badge(kind, &a.outcome),
+                format!(
+                    "<code>{}</code>",
+                    esc(&a
+                        .sha256
+                        .clone()
+                        .unwrap_or_default()
+                        .chars()
+                        .take(12)
+                        .collect::<String>())
+                ),
+                format!(
+                    "<pre>{}</pre>{}",
+                    esc(&a.summary),
+                    diagnostics_list(&a.diagnostics)
+                ),
+            ]
+        })
+        .collect();
+    frame(
+        "Config history",
+        &site,
+        Some(&p.name),
+        "/history",
+        &table(
+            &["#", "When", "Trigger", "Outcome", "SHA-256", "Summary"],
+            &rows,
+        ),
+    )
+    .into_response()
+}
+
+/// The login form's query.
+#[derive(Debug, Deserialize)]
+pub struct Next {
+    /// Where to go after logging in.
+    pub next: Option<String>,
+}
+
+fn login_form(site: &str, next: &str, error: Option<&str>) -> Html<String> {
+    let error = error
+        .map(|e| format!("<p class=\"error\">{}</p>", esc(e)))
+        .unwrap_or_default();
+    frame(
+        "Log in",
+        site,
+        None,
+        "",
+        &format!(
+            "{error}<form class=\"login\" method=\"post\" action=\"/login\"><input type=\"hidden\" name=\"next\" value=\"{}\"><label>User <input name=\"user\" autocomplete=\"username\" required></label><label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label><button>Log in</button></form>",
+            esc(next)
+        ),
+    )
+}
+
+/// `GET /login`.
+pub async fn login_page(State(app): State<Arc<App>>, Query(q): Query<Next>) -> Html<String> {
+    let site = app.status.read().map(|s| site_name(&s)).unwrap_or_default();
+    login_form(&site, q.next.as_deref().unwrap_or("/"), None)
+}
+
+/// The login form.
+#[derive(Debug, Deserialize)]
+pub struct Credentials {
+    /// The user name.
+    pub user: String,
+    /// The password.
+    pub password: String,
+    /// Where to go next.
+    pub next: Option<String>,
+}
+
+/// `POST /login`: checks the credentials and sets the session cookie.
+pub async fn login(State(app): State<Arc<App>>, req: Request) -> Response {
+    let ip = req
+        .extensions()
+        .get::<Peer>()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |p| p.0.ip());
+    let secure = req.uri().scheme_str() == Some("https")
+        || req.extensions().get::<super::tls::Secure>().is_some();
+    let Ok(Form(c)) =
+        <Form<Credentials> as axum::extract::FromRequest<()>>::from_request(req, &()).await
+    else {
+        return (StatusCode::BAD_REQUEST, "expected a login form\n").into_response();
+    };
+    let site = app.status.read().map(|s| site_name(&s)).unwrap_or_default();
+    let next = c
+        .next
+        .filter(|n| n.starts_with('/') && !n.starts_with("//"))
+        .unwrap_or_else(|| "/".into());
+    match app.auth.login(&app.users(), ip, &c.user, &c.password) {
+        Ok(principal) => {
+            let (token, _) = app.auth.grant(principal, SESSION_TTL);
+            let flags = if secure { "; Secure" } else { "" };
+            let cookie = format!(
+                "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{flags}",
+                SESSION_TTL.as_secs()
+            );
+            let mut r = Redirect::to(&next).into_response();
+            if let Ok(v) = cookie.parse() {
+                r.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            r
+        }
+        Err(Refusal::Invalid) => (
+            StatusCode::UNAUTHORIZED,
+            login_form(&site, &next, Some("Wrong user or password.")),
+        )
+            .into_response(),
+        Err(Refusal::Throttled(left)) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            login_form(
+                &site,
+                &next,
+                Some(&format!(
+                    "Too many failed logins from your address; try again in {} s.",
+                    left.as_secs().max(1)
+                )),
+            ),
+        )
+            .into_response(),
+    }
+}
+
+/// `POST /logout`.
+pub async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Some(token) = super::cookie(&headers) {
+        app.auth.revoke(&token);
+    }
+    let mut r = Redirect::to("/login").into_response();
+    if let Ok(v) = format!("{COOKIE}=; Path=/; Max-Age=0").parse() {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
