@@ -61,7 +61,7 @@ if [ "$WITH_SITED" = 1 ]; then
   SITED_BIN=$(realpath "$SITED_BIN")
 fi
 [ -f "$here/packages.$DIST" ] || die "no package list image/packages.$DIST"
-rm -rf "$work" && mkdir -p "$work/esp" "$OUT"
+rm -rf "$work" && mkdir -p "$work" "$OUT" && cp -r "$here/esp" "$work/esp"
 
 esp_conf=$here/repart.d/00-esp.conf root_conf=$here/repart.d/10-root.conf
 ESP_PARTUUID=$(uuid_for esp-part) ROOT_PARTUUID=$(uuid_for root-part)
@@ -70,6 +70,14 @@ ROOT_SIZE=$(bytes "$(repart_get "$root_conf" SizeMinBytes)")
 cmdline="root=PARTUUID=$ROOT_PARTUUID ro console=tty0 console=ttyS0,115200n8 quiet systemd.show_status=yes panic=10"
 
 step "Build the root tree with mmdebstrap ($DIST $SUITE from $MIRROR)"
+# The ESP is staged in $work/esp: image/esp/, this boot entry, and what postinst.sh adds.
+mkdir -p "$work/esp/loader/entries"
+cat >"$work/esp/loader/entries/sited.conf" <<EOF
+title   sited $VERSION ($DIST $SUITE)
+linux   /sited/vmlinuz
+initrd  /sited/initrd.img
+options $cmdline
+EOF
 packages=$(sed 's/#.*//' "$here/packages.$DIST" | xargs | tr ' ' ,)
 sources=("deb $MIRROR $SUITE $COMPONENTS" "deb $MIRROR $SUITE-updates $COMPONENTS")
 [ -z "$SECURITY_MIRROR" ] || sources+=("deb $SECURITY_MIRROR $SUITE-security $COMPONENTS")
@@ -94,21 +102,10 @@ find "$work/root" "$work/esp" -newermt "@$SOURCE_DATE_EPOCH" -print0 | xargs -0r
 
 step "Build the ESP ($(numfmt --to=iec "$ESP_SIZE"), FAT32, systemd-boot)"
 esp=$work/esp.img
-mkfs.vfat -C -F 32 -n "$(repart_get "$esp_conf" Label)" -i "$(uuid_for esp-fs | cut -c1-8)" "$esp" $((ESP_SIZE / 1024)) >/dev/null
-cat >"$work/esp/sited.conf" <<EOF
-title   sited $VERSION ($DIST $SUITE)
-linux   /sited/vmlinuz
-initrd  /sited/initrd.img
-options $cmdline
-EOF
-touch -d "@$SOURCE_DATE_EPOCH" "$work/esp/sited.conf"
-export MTOOLS_SKIP_CHECK=1
-mmd -i "$esp" ::/EFI ::/EFI/BOOT ::/EFI/systemd ::/loader ::/loader/entries ::/sited
-mcopy -m -i "$esp" "$work/esp/systemd-bootx64.efi" ::/EFI/BOOT/BOOTX64.EFI
-mcopy -m -i "$esp" "$work/esp/systemd-bootx64.efi" ::/EFI/systemd/systemd-bootx64.efi
-mcopy -m -i "$esp" "$here/esp/loader/loader.conf" ::/loader/loader.conf
-mcopy -m -i "$esp" "$work/esp/sited.conf" ::/loader/entries/sited.conf
-mcopy -m -i "$esp" "$work/esp/vmlinuz" "$work/esp/initrd.img" "$here/esp/sited/README.txt" ::/sited/
+rm -f "$esp"
+mkfs.vfat --invariant -C -F 32 -n "$(repart_get "$esp_conf" Label)" -i "$(uuid_for esp-fs | cut -c1-8)" \
+  "$esp" $((ESP_SIZE / 1024)) >/dev/null
+MTOOLS_SKIP_CHECK=1 mcopy -s -m -i "$esp" "$work/esp"/* ::/
 
 step "Build the root file system ($(numfmt --to=iec "$ROOT_SIZE"), ext4)"
 used=$(du -sb --apparent-size "$work/root" | cut -f1)
@@ -118,6 +115,9 @@ rm -f "$root" && truncate -s "$ROOT_SIZE" "$root"
 E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH mkfs.ext4 -q -d "$work/root" -L "$(repart_get "$root_conf" Label)" \
   -U "$(uuid_for root-fs)" -E "hash_seed=$(uuid_for root-hash-seed)" -b 4096 -I 256 \
   "$root" || die "the root tree does not fit in SizeMinBytes of $root_conf"
+# mkfs.ext4 -d copies each file's ctime from the build host, where it is the time of the build.
+(cd "$work/root" && find . | sed 's|^\.||; s|^$|/|; s|.*|sif "&" ctime @'"$SOURCE_DATE_EPOCH"'|') >"$work/ctime"
+debugfs -w -f "$work/ctime" "$root" >/dev/null 2>&1
 
 step "Lay out the GPT disk"
 raw=$OUT/$name.raw

@@ -3,7 +3,8 @@
 # $1 is the root tree. From image/build.sh: WITH_SITED, SITED_BIN, ESP_STAGE (the ESP's staging
 # directory on the build host).
 set -eu
-root=$1
+root=${1:?usage: postinst.sh ROOT}
+[ "$root" != / ] && [ -d "$ESP_STAGE/sited" ] || { echo "postinst.sh: run it from image/build.sh" >&2; exit 1; }
 
 # The daemon; an image built without it (WITH_SITED=0) must not carry a unit that would fail.
 if [ "$WITH_SITED" = 1 ]; then
@@ -29,13 +30,13 @@ done
 # Host keys are made on first boot (sited-ssh-keygen.service); no two machines may share them.
 rm -f "$root"/etc/ssh/ssh_host_*
 
-# The kernel and initramfs boot from the ESP, so the root keeps no copy; the boot loader goes
-# there too.
-mv "$root"/boot/vmlinuz-* "$ESP_STAGE/vmlinuz"
-mv "$root"/boot/initrd.img-* "$ESP_STAGE/initrd.img"
+# The kernel and initramfs boot from the ESP, so the root keeps no copy. systemd-boot goes to the
+# ESP's fallback path, which firmware boots with no boot entry in NVRAM.
+mv "$root"/boot/vmlinuz-* "$ESP_STAGE/sited/vmlinuz"
+mv "$root"/boot/initrd.img-* "$ESP_STAGE/sited/initrd.img"
 rm -rf "$root"/boot/* "$root"/vmlinuz* "$root"/initrd.img*
 mkdir "$root/boot/efi"
-cp "$root/usr/lib/systemd/boot/efi/systemd-bootx64.efi" "$ESP_STAGE/"
+install -D -m 0644 "$root/usr/lib/systemd/boot/efi/systemd-bootx64.efi" "$ESP_STAGE/EFI/BOOT/BOOTX64.EFI"
 
 # Caches and logs of the build; the machine-id stays empty so that the first boot makes one.
 rm -f "$root"/var/cache/debconf/*-old "$root"/var/lib/dpkg/*-old

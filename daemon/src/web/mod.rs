@@ -339,3 +339,6 @@ async fn connection<I>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

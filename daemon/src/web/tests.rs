@@ -1,0 +1,311 @@
+//! The web service in process: the real router on `127.0.0.1:0`, spoken to over raw HTTP/1.1.
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::reconcile::state::Status;
+
+const SITE: &str = "[site]\nname = \"harbour\"\nlayout = \"valt\"\n[networks]\nclients = [\"192.0.2.0/24\"]\n[[nodes]]\nname = \"app\"\naddress = \"192.0.2.1\"\nroles = [\"application\", \"media\"]\n[[cameras]]\nname = \"quay\"\nurl = \"rtsp://198.51.100.1/s\"\n";
+
+struct Server {
+    addr: std::net::SocketAddr,
+    stop: CancellationToken,
+    app: Arc<App>,
+}
+
+async fn server() -> Server {
+    let mut text = SITE.to_string();
+    for (name, role, password) in [("ann", "admin", "ann-pw"), ("vic", "viewer", "vic-pw")] {
+        let hash = crate::cmd::hash_password::hash(password).unwrap();
+        text.push_str(&format!(
+            "[[users]]\nname = \"{name}\"\nrole = \"{role}\"\npassword_hash = \"{hash}\"\n"
+        ));
+    }
+    let site = crate::config::check(&text, Default::default())
+        .site
+        .unwrap();
+    let plan = crate::plan::plan(&site, "app").unwrap();
+    let status = Status {
+        site: Some(Arc::new(site)),
+        plan: Some(Arc::new(plan)),
+        node: Some("app".into()),
+        ..Status::default()
+    };
+    let app = Arc::new(App {
+        status: Arc::new(RwLock::new(status)),
+        store: Arc::new(Mutex::new(crate::store::Store::memory().unwrap())),
+        auth: auth::Auth::default(),
+    });
+    let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    tokio::spawn(serve(
+        vec![socket],
+        None,
+        router(app.clone()),
+        stop.clone(),
+        stop.clone(),
+    ));
+    Server { addr, stop, app }
+}
+
+/// One request on a fresh connection; returns the status code, headers and body.
+async fn request(addr: std::net::SocketAddr, head: &str, body: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let text = format!(
+        "{head}\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(text.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).await.unwrap();
+    let (headers, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let code = headers
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, headers.to_string(), body.to_string())
+}
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Authorization: Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+#[tokio::test]
+async fn health_needs_no_login_and_names_the_site() {
+    let s = server().await;
+    let (code, _, body) = request(s.addr, "GET /api/v1/health HTTP/1.1", "").await;
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["site"], "harbour");
+    assert_eq!(v["configured"], true);
+    s.stop.cancel();
+}
+
+#[tokio::test]
+async fn everything_else_needs_a_login() {
+    let s = server().await;
+    for path in [
+        "/api/v1/site",
+        "/api/v1/node",
+        "/api/v1/cameras",
+        "/api/v1/ports",
+        "/api/v1/openapi.json",
+        "/metrics",
+    ] {
+        let (code, headers, _) = request(s.addr, &format!("GET {path} HTTP/1.1"), "").await;
+        assert_eq!(code, 401, "{path}");
+        assert!(
+            headers.contains("www-authenticate: Basic realm=\"sited\""),
+            "{path}: {headers}"
+        );
+    }
+    let (code, headers, _) = request(s.addr, "GET /ports HTTP/1.1", "").await;
+    assert_eq!(code, 303);
+    assert!(headers.contains("location: /login?next=/ports"));
+    s.stop.cancel();
+}
+
+#[tokio::test]
+async fn the_api_speaks_json_to_a_logged_in_user() {
+    let s = server().await;
+    let auth = basic("vic", "vic-pw");
+    let (code, _, body) =
+        request(s.addr, &format!("GET /api/v1/site HTTP/1.1\r\n{auth}"), "").await;
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["site"]["layout"], "valt");
+    assert_eq!(
+        v["site"]["nodes"][0]["roles"],
+        serde_json::json!(["application", "media"])
+    );
+    let (_, _, body) = request(s.addr, &format!("GET /api/v1/ports HTTP/1.1\r\n{auth}"), "").await;
+    let ports: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    assert!(
+        ports
+            .iter()
+            .any(|p| p["port"] == 1935 && p["service"] == "live")
+    );
+    let (_, _, body) = request(
+        s.addr,
+        &format!("GET /api/v1/cameras HTTP/1.1\r\n{auth}"),
+        "",
+    )
+    .await;
+    assert!(body.contains("\"quay\""));
+    let (_, _, body) = request(
+        s.addr,
+        &format!("GET /api/v1/openapi.json HTTP/1.1\r\n{auth}"),
+        "",
+    )
+    .await;
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/api/v1/config/validate"]["post"].is_object());
+    s.stop.cancel();
+}
+
+#[tokio::test]
+async fn validate_reports_diagnostics_and_is_for_admins() {
+    let s = server().await;
+    let candidate = SITE.replace("\"valt\"", "\"vatl\"");
+    let (code, _, _) = request(
+        s.addr,
+        &format!(
+            "POST /api/v1/config/validate HTTP/1.1\r\n{}",
+            basic("vic", "vic-pw")
+        ),
+        &candidate,
+    )
+    .await;
+    assert_eq!(code, 403);
+    let (code, _, body) = request(
+        s.addr,
+        &format!(
+            "POST /api/v1/config/validate HTTP/1.1\r\n{}",
+            basic("ann", "ann-pw")
+        ),
+        &candidate,
+    )
+    .await;
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["diagnostics"][0]["code"], "unknown-value");
+    assert_eq!(v["diagnostics"][0]["line"], 3);
+    s.stop.cancel();
+}
+
+#[tokio::test]
+async fn a_session_logs_into_the_ui_and_a_token_into_the_api() {
+    let s = server().await;
+    let (code, headers, _) = request(
+        s.addr,
+        "POST /login HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded",
+        "user=ann&password=ann-pw&next=%2Fports",
+    )
+    .await;
+    assert_eq!(code, 303);
+    assert!(headers.contains("location: /ports"));
+    let cookie = headers
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(headers.contains("HttpOnly") && headers.contains("SameSite=Strict"));
+    let (code, _, body) = request(
+        s.addr,
+        &format!("GET /ports HTTP/1.1\r\nCookie: {cookie}"),
+        "",
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("<h1>Ports</h1>")
+            && body.contains("<td>live</td>")
+            && body.contains("Video Streaming (WS)")
+    );
+    let (code, _, body) = request(s.addr, &format!("GET / HTTP/1.1\r\nCookie: {cookie}"), "").await;
+    assert_eq!(code, 200);
+    assert!(body.contains("harbour") && body.contains("application, media"));
+    let (code, _, body) = request(
+        s.addr,
+        &format!("POST /api/v1/tokens HTTP/1.1\r\n{}", basic("vic", "vic-pw")),
+        "",
+    )
+    .await;
+    assert_eq!(code, 201);
+    let token = serde_json::from_str::<serde_json::Value>(&body).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, _, _) = request(
+        s.addr,
+        &format!("GET /api/v1/node HTTP/1.1\r\nAuthorization: Bearer {token}"),
+        "",
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (code, _, _) = request(
+        s.addr,
+        &format!("GET /api/v1/node?token={token} HTTP/1.1"),
+        "",
+    )
+    .await;
+    assert_eq!(code, 200);
+    s.stop.cancel();
+}
+
+#[tokio::test]
+async fn failed_logins_are_rate_limited() {
+    let s = server().await;
+    for _ in 0..auth::MAX_FAILURES {
+        let (code, _, _) = request(
+            s.addr,
+            &format!("GET /api/v1/site HTTP/1.1\r\n{}", basic("ann", "nope")),
+            "",
+        )
+        .await;
+        assert_eq!(code, 401);
+    }
+    let (code, headers, _) = request(
+        s.addr,
+        &format!("GET /api/v1/site HTTP/1.1\r\n{}", basic("ann", "ann-pw")),
+        "",
+    )
+    .await;
+    assert_eq!(code, 429, "the right password is refused while throttled");
+    assert!(headers.contains("retry-after:"));
+    s.stop.cancel();
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text() {
+    let s = server().await;
+    s.app.status.write().unwrap().reloads = 7;
+    let (code, headers, body) = request(
+        s.addr,
+        &format!("GET /metrics HTTP/1.1\r\n{}", basic("ann", "ann-pw")),
+        "",
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert!(headers.contains("text/plain; version=0.0.4"));
+    assert!(body.contains("# TYPE sited_reloads_total counter\nsited_reloads_total 7\n"));
+    assert!(body.contains("sited_camera_state{camera=\"quay\",state=\"not-built\"} 1"));
+    s.stop.cancel();
+}
+
+#[tokio::test]
+async fn a_rude_client_is_cut_off_and_others_are_served() {
+    let s = server().await;
+    // A client that sends half a request line and stalls holds no more than its own slot.
+    let mut rude = TcpStream::connect(s.addr).await.unwrap();
+    rude.write_all(b"GET /api/v1/hea").await.unwrap();
+    let (code, _, _) = request(s.addr, "GET /api/v1/health HTTP/1.1", "").await;
+    assert_eq!(code, 200);
+    // Garbage instead of HTTP gets a 400 or a closed connection, never a crash.
+    let mut garbage = TcpStream::connect(s.addr).await.unwrap();
+    garbage
+        .write_all(b"\x16\x03\x01\x00\xff nonsense\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = garbage.read_to_end(&mut out).await;
+    assert!(out.is_empty() || out.starts_with(b"HTTP/1.1 400"));
+    let (code, _, _) = request(s.addr, "GET /api/v1/health HTTP/1.1", "").await;
+    assert_eq!(code, 200);
+    s.stop.cancel();
+}
