@@ -115,9 +115,11 @@ rm -f "$root" && truncate -s "$ROOT_SIZE" "$root"
 E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH mkfs.ext4 -q -d "$work/root" -L "$(repart_get "$root_conf" Label)" \
   -U "$(uuid_for root-fs)" -E "hash_seed=$(uuid_for root-hash-seed)" -b 4096 -I 256 \
   "$root" || die "the root tree does not fit in SizeMinBytes of $root_conf"
-# mkfs.ext4 -d copies each file's ctime from the build host, where it is the time of the build.
-(cd "$work/root" && find . | sed 's|^\.||; s|^$|/|; s|.*|sif "&" ctime @'"$SOURCE_DATE_EPOCH"'|') >"$work/ctime"
-debugfs -w -f "$work/ctime" "$root" >/dev/null 2>&1
+# mkfs.ext4 -d copies each file's ctime and atime from the build host, where they are the time of
+# the build and of the last read: set both to SOURCE_DATE_EPOCH, like the mtimes above.
+(cd "$work/root" && find . | sed 's|^\.||; s|^$|/|' |
+  awk -v t="@$SOURCE_DATE_EPOCH" '{ printf "sif \"%s\" ctime %s\nsif \"%s\" atime %s\n", $0, t, $0, t }') >"$work/times"
+E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH debugfs -w -f "$work/times" "$root" >/dev/null 2>&1
 
 step "Lay out the GPT disk"
 raw=$OUT/$name.raw

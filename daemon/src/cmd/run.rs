@@ -37,6 +37,9 @@ pub struct Args {
     /// Added to ports below 1024 when not running as root.
     #[arg(long, default_value_t = 10000)]
     pub port_offset: u16,
+    /// Apply --port-offset even as root (a development machine whose port 80 is taken).
+    #[arg(long)]
+    pub force_port_offset: bool,
     /// Debug logging.
     #[arg(long, short)]
     pub verbose: bool,
@@ -65,7 +68,11 @@ pub fn run(args: &Args) -> ExitCode {
         }
         (Firewall::None, _) => FirewallMode::None,
     };
-    let port_offset = if root { 0 } else { args.port_offset };
+    let port_offset = if root && !args.force_port_offset {
+        0
+    } else {
+        args.port_offset
+    };
     if port_offset > 0 {
         tracing::warn!(
             offset = port_offset,

@@ -1,0 +1,300 @@
+//! The reconcile suite: `sited run` as a real process, edited under its feet.
+//!
+//! Each test starts its own daemon with `--firewall none` on free ports. The site is Ti Top with
+//! its web manager and config server moved to free ports by `[ports]`.
+
+use std::time::Duration;
+
+use sited_tests::daemon::{Daemon, KeepAlive, free_port, get, titop_site};
+
+const T: Duration = Duration::from_secs(20);
+
+fn start(name: &str, site: &str) -> Daemon {
+    Daemon::start(
+        name,
+        Some(site),
+        &["--firewall", "none", "--node", "n1", "--force-port-offset"],
+    )
+}
+
+fn up(d: &Daemon, port: u16, site: &str) {
+    d.wait_for(&format!("site {site} on port {port}"), T, || {
+        get(port, "/api/v1/health").json()["site"] == site
+    });
+}
+
+fn history(port: u16) -> Vec<serde_json::Value> {
+    get(port, "/api/v1/config/history")
+        .json()
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_valid_edit_is_applied_and_recorded() {
+    let (web, config, moved) = (free_port(), free_port(), free_port());
+    let d = start("valid", &titop_site("one", web, config));
+    up(&d, web, "one");
+    std::fs::write(d.config(), titop_site("two", moved, config)).unwrap();
+    up(&d, moved, "two");
+    d.wait_for("the old port to close", T, || {
+        get(web, "/api/v1/health").code == 0
+    });
+    let h = history(moved);
+    assert_eq!(h[0]["outcome"], "applied", "{h:?}");
+    assert_eq!(h[0]["trigger"], "file-change");
+    assert!(
+        h[0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("~ listener web tcp {web} -> web tcp {moved}")),
+        "{}",
+        h[0]["summary"]
+    );
+    assert_eq!(h.last().unwrap()["trigger"], "startup");
+    let node = get(moved, "/api/v1/node").json();
+    let states: Vec<(&str, &str)> = node["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["service"].as_str().unwrap(),
+                l["state"].as_str().unwrap_or("failed"),
+            )
+        })
+        .collect();
+    assert!(
+        states.contains(&("web", "serving"))
+            && states.contains(&("rtmp", "not-built"))
+            && states.contains(&("engine_events", "in-process")),
+        "{states:?}"
+    );
+}
+
+#[test]
+fn an_invalid_edit_keeps_the_last_good_plan_and_shows_the_error() {
+    let (web, config) = (free_port(), free_port());
+    let d = start("invalid", &titop_site("good", web, config));
+    up(&d, web, "good");
+    let before = get(web, "/api/v1/node").json()["listeners"].clone();
+    std::fs::write(
+        d.config(),
+        titop_site("bad", web, config).replace("\"titop\"", "\"tittop\""),
+    )
+    .unwrap();
+    d.wait_for("the invalid reload to show", T, || {
+        get(web, "/api/v1/site").json()["last_reload"]["outcome"] == "invalid"
+    });
+    let site = get(web, "/api/v1/site").json();
+    assert_eq!(
+        site["site"]["name"], "good",
+        "the last good site keeps running"
+    );
+    let d0 = &site["last_reload"]["diagnostics"][0];
+    assert_eq!(
+        (d0["code"].as_str(), d0["line"].as_u64()),
+        (Some("unknown-value"), Some(3))
+    );
+    assert_eq!(
+        get(web, "/api/v1/node").json()["listeners"],
+        before,
+        "listeners unchanged"
+    );
+    assert!(
+        d.log().contains("error[unknown-value]"),
+        "the diagnostics go to the log too"
+    );
+    assert_eq!(history(web)[0]["outcome"], "invalid");
+}
+
+#[test]
+fn saving_by_rename_is_seen() {
+    let (web, config) = (free_port(), free_port());
+    let d = start("rename", &titop_site("before", web, config));
+    up(&d, web, "before");
+    let tmp = d.dir.join("etc/.site.toml.swp");
+    std::fs::write(&tmp, titop_site("after", web, config)).unwrap();
+    std::fs::rename(&tmp, d.config()).unwrap();
+    up(&d, web, "after");
+}
+
+#[test]
+fn rapid_edits_settle_on_the_last_one() {
+    let (web, config) = (free_port(), free_port());
+    let d = start("rapid", &titop_site("v0", web, config));
+    up(&d, web, "v0");
+    for i in 1..=20 {
+        std::fs::write(d.config(), titop_site(&format!("v{i}"), web, config)).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    up(&d, web, "v20");
+    std::thread::sleep(Duration::from_secs(1));
+    let h = history(web);
+    assert!(
+        h.len() < 10,
+        "edits were debounced, not applied one by one: {} attempts",
+        h.len()
+    );
+    assert_eq!(get(web, "/api/v1/health").json()["site"], "v20");
+}
+
+#[test]
+fn sighup_reloads() {
+    let (web, config) = (free_port(), free_port());
+    let d = start("hup", &titop_site("same", web, config));
+    up(&d, web, "same");
+    d.signal("HUP");
+    d.wait_for("the SIGHUP reload", T, || {
+        history(web)
+            .first()
+            .is_some_and(|a| a["trigger"] == "sighup")
+    });
+    assert_eq!(history(web)[0]["outcome"], "unchanged");
+}
+
+#[test]
+fn an_unchanged_listener_keeps_its_connections_across_a_reload() {
+    let (web, config, other) = (free_port(), free_port(), free_port());
+    let d = start("keep", &titop_site("k1", web, config));
+    up(&d, web, "k1");
+    let mut conn = KeepAlive::connect(web);
+    assert_eq!(conn.health(), 200);
+    // Move the config server only: the web listener must not be touched.
+    std::fs::write(d.config(), titop_site("k2", web, other)).unwrap();
+    d.wait_for("the reload", T, || {
+        get(web, "/api/v1/health").json()["site"] == "k2"
+    });
+    assert_eq!(
+        conn.health(),
+        200,
+        "the open connection to the unchanged listener survived"
+    );
+}
+
+#[test]
+fn a_restart_with_a_broken_file_runs_the_last_good_site() {
+    let (web, config) = (free_port(), free_port());
+    let mut d = start("restart", &titop_site("kept", web, config));
+    up(&d, web, "kept");
+    assert!(
+        d.stop().is_some_and(|s| s.success()),
+        "SIGTERM stops sited cleanly"
+    );
+    std::fs::write(d.config(), "[site\nthis is not toml").unwrap();
+    d.spawn();
+    up(&d, web, "kept");
+    assert_eq!(
+        get(web, "/api/v1/site").json()["last_reload"]["outcome"],
+        "invalid"
+    );
+}
+
+#[test]
+fn without_a_site_file_the_node_is_unconfigured_and_says_what_to_do() {
+    let d = Daemon::start(
+        "unconfigured",
+        None,
+        &[
+            "--firewall",
+            "none",
+            "--force-port-offset",
+            "--port-offset",
+            "20000",
+        ],
+    );
+    d.wait_for("the unconfigured web UI", T, || {
+        get(20080, "/api/v1/health").code == 200
+    });
+    assert_eq!(get(20080, "/api/v1/health").json()["configured"], false);
+    assert!(d.log().contains("running unconfigured"));
+}
+
+#[test]
+fn first_boot_imports_the_boot_partitions_file_once() {
+    let (web, config) = (free_port(), free_port());
+    let dir = std::env::temp_dir().join(format!("sited-daemon-boot-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("boot")).unwrap();
+    std::fs::write(
+        dir.join("boot/site.toml"),
+        titop_site("flashed", web, config),
+    )
+    .unwrap();
+    let mut d = Daemon {
+        child: None,
+        dir,
+        args: vec![
+            "--firewall".into(),
+            "none".into(),
+            "--node".into(),
+            "n1".into(),
+            "--force-port-offset".into(),
+        ],
+        env: Vec::new(),
+    };
+    std::fs::create_dir_all(d.dir.join("etc")).unwrap();
+    d.spawn();
+    up(&d, web, "flashed");
+    assert!(d.config().exists());
+    let h = history(web);
+    assert_eq!(h.last().unwrap()["outcome"], "imported");
+}
+
+#[test]
+fn systemd_hears_ready_reloading_status_and_the_watchdog() {
+    use std::os::unix::net::UnixDatagram;
+    let (web, config) = (free_port(), free_port());
+    let sock = std::env::temp_dir().join(format!("sited-notify-{}", std::process::id()));
+    let _ = std::fs::remove_file(&sock);
+    let listener = UnixDatagram::bind(&sock).unwrap();
+    listener
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("sited-daemon-notify-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("etc")).unwrap();
+    std::fs::write(
+        dir.join("etc/site.toml"),
+        titop_site("notified", web, config),
+    )
+    .unwrap();
+    let env = vec![
+        ("NOTIFY_SOCKET".to_string(), sock.display().to_string()),
+        ("WATCHDOG_USEC".to_string(), "400000".to_string()),
+    ];
+    let mut d = Daemon {
+        child: None,
+        dir,
+        args: vec![
+            "--firewall".into(),
+            "none".into(),
+            "--node".into(),
+            "n1".into(),
+            "--force-port-offset".into(),
+        ],
+        env,
+    };
+    d.spawn();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    let mut read_until = |want: &str, seen: &mut String| {
+        while !seen.contains(want) {
+            let n = listener
+                .recv(&mut buf)
+                .unwrap_or_else(|e| panic!("no {want} from sited ({e}); got:\n{seen}"));
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            seen.push('\n');
+        }
+    };
+    read_until("READY=1", &mut seen);
+    assert!(seen.contains("STATUS=site notified node n1"), "{seen}");
+    read_until("WATCHDOG=1", &mut seen);
+    d.signal("HUP");
+    read_until("RELOADING=1", &mut seen);
+    assert!(seen.contains("MONOTONIC_USEC="), "{seen}");
+    d.stop();
+    read_until("STOPPING=1", &mut seen);
+    let _ = std::fs::remove_file(&sock);
+}
