@@ -60,6 +60,8 @@ pub struct Daemon {
     /// Extra environment, for the child only. With `WATCHDOG_USEC`, `WATCHDOG_PID` is set to
     /// the child's own pid, as systemd does.
     pub env: Vec<(String, String)>,
+    /// The network namespace to run in, if any.
+    pub netns: Option<String>,
 }
 
 impl Daemon {
@@ -76,6 +78,24 @@ impl Daemon {
             dir,
             args: args.iter().map(|s| s.to_string()).collect(),
             env: Vec::new(),
+            netns: None,
+        };
+        d.spawn();
+        d
+    }
+
+    /// Writes `site` and starts `sited run` on it in a network namespace.
+    pub fn start_in(netns: &str, name: &str, site: &str, args: &[&str]) -> Daemon {
+        let dir = std::env::temp_dir().join(format!("sited-daemon-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("etc")).unwrap();
+        std::fs::write(dir.join("etc/site.toml"), site).unwrap();
+        let mut d = Daemon {
+            child: None,
+            dir,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
+            netns: Some(netns.to_string()),
         };
         d.spawn();
         d
@@ -89,7 +109,15 @@ impl Daemon {
             .open(self.dir.join("log"))
             .unwrap();
         // Through sh, so that `WATCHDOG_PID=$$` is the pid sited will have after `exec`.
-        let child = Command::new("sh")
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "sh"]);
+                c
+            }
+            None => Command::new("sh"),
+        };
+        let child = cmd
             .args(["-c", "export WATCHDOG_PID=$$; exec \"$0\" \"$@\""])
             .arg(crate::sited())
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))

@@ -85,9 +85,11 @@ pub fn init(verbose: bool) {
                 .try_init();
         }
         None => {
+            use std::io::IsTerminal as _;
             let fmt = tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
-                .with_target(false);
+                .with_target(false)
+                .with_ansi(std::io::stderr().is_terminal());
             let _ = tracing_subscriber::registry()
                 .with(fmt.with_filter(filter))
                 .try_init();
