@@ -14,11 +14,15 @@ all: build
 build:
 	$(CARGO) build --locked --release -p sited
 
+# The daemon on the example site, in the foreground; edits of the file are reconciled live.
+# It never touches this machine's firewall (--firewall none); without root, ports below 1024
+# move up by 10000 (the UI is then on http://localhost:10080/).
 run:
 	@scripts/deps.sh run
 	$(CARGO) build --locked -p sited
 	target/debug/sited validate $(SITE)
-	target/debug/sited ports $(SITE) --node $(NODE)
+	target/debug/sited run --config $(SITE) --node $(NODE) --state-dir target/run/state \
+		--boot-dir target/run/boot --firewall none
 
 test:
 	@scripts/deps.sh test

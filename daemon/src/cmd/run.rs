@@ -40,6 +40,9 @@ pub struct Args {
     /// Apply --port-offset even as root (a development machine whose port 80 is taken).
     #[arg(long)]
     pub force_port_offset: bool,
+    /// How long the site file must be quiet before a change is reconciled, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    pub debounce_ms: u64,
     /// Debug logging.
     #[arg(long, short)]
     pub verbose: bool,
@@ -91,7 +94,7 @@ pub fn run(args: &Args) -> ExitCode {
         firewall,
         boot_dir: args.boot_dir.clone(),
         port_offset,
-        debounce: Duration::from_millis(300),
+        debounce: Duration::from_millis(args.debounce_ms),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
