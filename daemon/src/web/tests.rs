@@ -309,3 +309,63 @@ async fn a_rude_client_is_cut_off_and_others_are_served() {
     assert_eq!(code, 200);
     s.stop.cancel();
 }
+
+#[tokio::test]
+async fn tls_serves_with_a_self_signed_certificate_generated_once() {
+    use crate::plan::Tls;
+    use rustls::pki_types::ServerName;
+    let dir = std::env::temp_dir().join(format!("sited-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let names = Tls::SelfSigned(vec!["harbour".into(), "app".into(), "192.0.2.1".into()]);
+    let config = tls::server_config(&names, &dir).unwrap().unwrap();
+    let pem = std::fs::read(dir.join("tls/self-signed.crt")).unwrap();
+    tls::server_config(&names, &dir).unwrap();
+    assert_eq!(
+        std::fs::read(dir.join("tls/self-signed.crt")).unwrap(),
+        pem,
+        "generated once, then reused"
+    );
+
+    let s = server().await;
+    let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    tokio::spawn(serve(
+        vec![socket],
+        Some(TlsAcceptor::from(config)),
+        router(s.app.clone()),
+        s.stop.clone(),
+        s.stop.clone(),
+    ));
+
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    for name in ["localhost", "harbour"] {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let mut stream = connector
+            .connect(ServerName::try_from(name.to_string()).unwrap(), tcp)
+            .await
+            .unwrap();
+        stream
+            .write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        let _ = stream.read_to_string(&mut out).await;
+        assert!(out.starts_with("HTTP/1.1 200"), "{name}: {out}");
+    }
+    // A plain-HTTP client on the TLS port gets nothing useful, and the server goes on.
+    let (code, _, _) = request(addr, "GET /api/v1/health HTTP/1.1", "").await;
+    assert_eq!(code, 0);
+    s.stop.cancel();
+    let _ = std::fs::remove_dir_all(&dir);
+}
