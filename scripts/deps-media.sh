@@ -9,10 +9,11 @@ packages=(
   python3-gi gir1.2-gst-rtsp-server-1.0
   # the RTSP server library, and gst-launch-1.0 / gst-inspect-1.0 for debugging
   gstreamer1.0-rtsp gstreamer1.0-tools
-  # elements: videotestsrc/audiotestsrc/overlays (base), rtp payloaders and aacparse (good),
-  # x265enc/h265parse/voaacenc (bad), x264enc (ugly), avenc_aac (libav)
+  # elements: videotestsrc/audiotestsrc (base), rtp payloaders and aacparse (good),
+  # x265enc/h265parse/voaacenc (bad), x264enc (ugly), avenc_aac (libav),
+  # textoverlay/timeoverlay (-x holds the pango plugin; it pulls no X server)
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
-  gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x
   # ffprobe and ffmpeg, which the tests use to read the streams
   ffmpeg
 )

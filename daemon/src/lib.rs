@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod cmd;
 pub mod config;
 pub mod firewall;
+pub mod media;
 pub mod plan;
 pub mod reconcile;
 pub mod store;

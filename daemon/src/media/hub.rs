@@ -1,0 +1,331 @@
+//! The hub: one source fans out to many readers.
+//!
+//! Frames are shared (`Arc<Frame>` holding `Bytes`), never copied per reader. Each reader has a
+//! bounded view of one broadcast ring of [`RING`] items: a reader that falls behind loses its
+//! place (the ring never grows and the source never waits), then skips to the next keyframe; one
+//! that falls behind [`MAX_LAPS`] times is disconnected. A GOP cache (the frames since the last
+//! video keyframe) lets a new reader start at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::broadcast;
+
+use super::frame::{Frame, Kind, Tracks};
+
+/// Items the ring holds; a reader further behind than this has lapped.
+pub const RING: usize = 1024;
+/// Laps a reader may fall behind, each within [`LAP_MEMORY`] of the last, before it is
+/// disconnected.
+pub const MAX_LAPS: u32 = 3;
+/// How long a lap is remembered.
+pub const LAP_MEMORY: Duration = Duration::from_secs(30);
+/// The most frames a GOP cache holds (a camera with a very long GOP is cut off there).
+pub const GOP_LIMIT: usize = 600;
+
+/// What a reader receives.
+#[derive(Debug, Clone)]
+pub enum Item {
+    /// The stream (re)starts with these tracks; a reader (re)initializes.
+    Tracks(Arc<Tracks>),
+    /// A frame.
+    Frame(Arc<Frame>),
+}
+
+#[derive(Default)]
+struct Cache {
+    tracks: Option<Arc<Tracks>>,
+    gop: Vec<Arc<Frame>>,
+    seq: u64,
+}
+
+/// Counters a hub keeps for the status.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// Video frames in the last full second.
+    pub fps: f64,
+    /// Bits per second in the last full second.
+    pub bitrate: u64,
+    /// When the last frame arrived.
+    pub last_frame: Option<Instant>,
+    window_start: Option<Instant>,
+    window_frames: u64,
+    window_bytes: u64,
+}
+
+/// One stream's fan-out.
+pub struct Hub {
+    /// The stream's name: the camera or device.
+    pub name: String,
+    tx: broadcast::Sender<Item>,
+    cache: Mutex<Cache>,
+    stats: Mutex<Stats>,
+}
+
+impl Hub {
+    /// A hub with no source yet.
+    pub fn new(name: &str) -> Arc<Hub> {
+        let (tx, _) = broadcast::channel(RING);
+        Arc::new(Hub {
+            name: name.to_string(),
+            tx,
+            cache: Mutex::new(Cache::default()),
+            stats: Mutex::new(Stats::default()),
+        })
+    }
+
+    /// The source announces its tracks (at start, and whenever they change).
+    pub fn set_tracks(&self, tracks: Tracks) {
+        let tracks = Arc::new(tracks);
+        if let Ok(mut c) = self.cache.lock() {
+            if c.tracks.as_deref() == Some(&*tracks) {
+                return;
+            }
+            c.tracks = Some(tracks.clone());
+            c.gop.clear();
+        }
+        let _ = self.tx.send(Item::Tracks(tracks));
+    }
+
+    /// The source ends (disconnected camera, unpublished device): readers see no tracks.
+    pub fn clear(&self) {
+        if let Ok(mut c) = self.cache.lock() {
+            c.tracks = None;
+            c.gop.clear();
+        }
+    }
+
+    /// The source pushes a frame; `seq` is assigned here.
+    pub fn push(&self, kind: Kind, pts: i64, keyframe: bool, data: bytes::Bytes) {
+        let len = data.len() as u64;
+        let frame = {
+            let Ok(mut c) = self.cache.lock() else { return };
+            c.seq += 1;
+            let frame = Arc::new(Frame {
+                kind,
+                seq: c.seq,
+                pts,
+                keyframe,
+                data,
+            });
+            if kind == Kind::Video && keyframe {
+                c.gop.clear();
+            }
+            if c.gop.len() < GOP_LIMIT && (!c.gop.is_empty() || (kind == Kind::Video && keyframe)) {
+                c.gop.push(frame.clone());
+            }
+            frame
+        };
+        if let Ok(mut s) = self.stats.lock() {
+            let now = Instant::now();
+            s.last_frame = Some(now);
+            let start = *s.window_start.get_or_insert(now);
+            if kind == Kind::Video {
+                s.window_frames += 1;
+            }
+            s.window_bytes += len;
+            let elapsed = now.duration_since(start);
+            if elapsed >= Duration::from_secs(1) {
+                s.fps = s.window_frames as f64 / elapsed.as_secs_f64();
+                s.bitrate = (s.window_bytes as f64 * 8.0 / elapsed.as_secs_f64()) as u64;
+                s.window_start = Some(now);
+                s.window_frames = 0;
+                s.window_bytes = 0;
+            }
+        }
+        let _ = self.tx.send(Item::Frame(frame));
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> Stats {
+        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The number of readers.
+    pub fn readers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
+    /// A new reader: it starts with the tracks and the cached GOP, then follows live.
+    pub fn subscribe(&self) -> Reader {
+        let rx = self.tx.subscribe();
+        let (tracks, gop) = self
+            .cache
+            .lock()
+            .map(|c| (c.tracks.clone(), c.gop.clone()))
+            .unwrap_or_default();
+        let mut backlog: Vec<Item> = Vec::with_capacity(gop.len() + 1);
+        if let Some(t) = tracks {
+            backlog.push(Item::Tracks(t));
+        }
+        let last = gop.last().map_or(0, |f| f.seq);
+        backlog.extend(gop.into_iter().map(Item::Frame));
+        backlog.reverse();
+        Reader {
+            rx,
+            backlog,
+            skip_until: last,
+            waiting_for_key: false,
+            laps: 0,
+            last_lap: None,
+        }
+    }
+}
+
+/// Why a reader stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// The hub is gone.
+    Closed,
+    /// The reader fell behind too often.
+    TooSlow,
+}
+
+/// One reader of a hub.
+pub struct Reader {
+    rx: broadcast::Receiver<Item>,
+    backlog: Vec<Item>,
+    /// Live frames up to this seq were already delivered from the GOP cache.
+    skip_until: u64,
+    waiting_for_key: bool,
+    laps: u32,
+    last_lap: Option<Instant>,
+}
+
+impl Reader {
+    /// The next item; after a lap, frames are skipped up to the next video keyframe.
+    pub async fn next(&mut self) -> Result<Item, Stop> {
+        if let Some(item) = self.backlog.pop() {
+            return Ok(item);
+        }
+        loop {
+            match self.rx.recv().await {
+                Ok(Item::Frame(f)) => {
+                    if f.seq <= self.skip_until {
+                        continue;
+                    }
+                    if self.waiting_for_key {
+                        if !(f.kind == Kind::Video && f.keyframe) {
+                            continue;
+                        }
+                        self.waiting_for_key = false;
+                    }
+                    return Ok(Item::Frame(f));
+                }
+                Ok(item @ Item::Tracks(_)) => {
+                    self.skip_until = 0;
+                    self.waiting_for_key = false;
+                    return Ok(item);
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    if self.last_lap.is_some_and(|t| t.elapsed() > LAP_MEMORY) {
+                        self.laps = 0;
+                    }
+                    self.last_lap = Some(Instant::now());
+                    self.laps += 1;
+                    if self.laps > MAX_LAPS {
+                        return Err(Stop::TooSlow);
+                    }
+                    self.waiting_for_key = true;
+                }
+                Err(broadcast::error::RecvError::Closed) => return Err(Stop::Closed),
+            }
+        }
+    }
+
+    /// How many times this reader fell behind.
+    pub fn laps(&self) -> u32 {
+        self.laps
+    }
+}
+
+/// Every hub of the node, by stream name.
+#[derive(Default)]
+pub struct Hubs {
+    hubs: Mutex<HashMap<String, Arc<Hub>>>,
+}
+
+impl Hubs {
+    /// The hub of a stream, created when first asked for.
+    pub fn get_or_create(&self, name: &str) -> Arc<Hub> {
+        let mut hubs = self.hubs.lock().unwrap_or_else(|e| e.into_inner());
+        hubs.entry(name.to_string())
+            .or_insert_with(|| Hub::new(name))
+            .clone()
+    }
+
+    /// The hub of a stream, if it exists.
+    pub fn get(&self, name: &str) -> Option<Arc<Hub>> {
+        self.hubs.lock().ok()?.get(name).cloned()
+    }
+
+    /// Forgets a stream.
+    pub fn remove(&self, name: &str) {
+        if let Ok(mut hubs) = self.hubs.lock() {
+            hubs.remove(name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn frame(hub: &Hub, key: bool) {
+        hub.push(Kind::Video, 0, key, Bytes::from_static(b"x"));
+    }
+
+    #[tokio::test]
+    async fn a_new_reader_starts_at_the_last_keyframe() {
+        let hub = Hub::new("cam");
+        hub.set_tracks(Tracks::default());
+        frame(&hub, true);
+        frame(&hub, false);
+        frame(&hub, true);
+        frame(&hub, false);
+        let mut r = hub.subscribe();
+        assert!(matches!(r.next().await, Ok(Item::Tracks(_))));
+        let Ok(Item::Frame(f)) = r.next().await else {
+            panic!()
+        };
+        assert!(f.keyframe && f.seq == 3);
+        let Ok(Item::Frame(f)) = r.next().await else {
+            panic!()
+        };
+        assert_eq!(f.seq, 4);
+        frame(&hub, false);
+        let Ok(Item::Frame(f)) = r.next().await else {
+            panic!()
+        };
+        assert_eq!(f.seq, 5, "no frame twice, none lost between cache and live");
+    }
+
+    #[tokio::test]
+    async fn a_slow_reader_skips_to_a_keyframe_then_is_dropped_and_never_stalls_the_source() {
+        let hub = Hub::new("cam");
+        let mut slow = hub.subscribe();
+        let mut fast = hub.subscribe();
+        for i in 0..(RING as u64 + 10) {
+            frame(&hub, i % 50 == 0);
+            if let Ok(Item::Frame(f)) = fast.next().await {
+                assert_eq!(f.seq, i + 1);
+            }
+        }
+        let Ok(Item::Frame(f)) = slow.next().await else {
+            panic!()
+        };
+        assert!(f.keyframe, "after a lap the reader resumes at a keyframe");
+        for _ in 0..MAX_LAPS {
+            for i in 0..(RING as u64 + 10) {
+                frame(&hub, i % 50 == 0);
+            }
+            let _ = slow.next().await;
+        }
+        for _ in 0..(RING + 10) {
+            frame(&hub, false);
+        }
+        assert_eq!(slow.next().await.unwrap_err(), Stop::TooSlow);
+    }
+}

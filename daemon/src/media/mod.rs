@@ -1,0 +1,11 @@
+//! The media role: cameras in, live video out.
+//!
+//! - [`frame`]: the tracks and frames that flow through the node;
+//! - [`hub`]: one source fanned out to many readers, with a GOP cache and bounded queues;
+//! - [`ingest`]: cameras pulled over RTSP, reconnecting with backoff;
+//! - [`fmp4`]: fragmented MP4 for browsers (MSE) and HLS.
+
+pub mod fmp4;
+pub mod frame;
+pub mod hub;
+pub mod ingest;
