@@ -3,8 +3,10 @@
 //! - [`frame`]: the tracks and frames that flow through the node;
 //! - [`hub`]: one source fanned out to many readers, with a GOP cache and bounded queues;
 //! - [`ingest`]: cameras pulled over RTSP, reconnecting with backoff;
+//! - [`cameras`]: one supervised ingest task per camera of the plan;
 //! - [`fmp4`]: fragmented MP4 for browsers (MSE) and HLS.
 
+pub mod cameras;
 pub mod fmp4;
 pub mod frame;
 pub mod hub;

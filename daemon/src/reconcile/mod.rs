@@ -77,6 +77,7 @@ pub struct Daemon {
     store: Arc<Mutex<Store>>,
     firewall: Option<Arc<dyn Driver + Send + Sync>>,
     listeners: Listeners,
+    ingest: crate::media::cameras::Ingest,
     router: axum::Router,
     current: Option<Running>,
     shutdown: CancellationToken,
@@ -135,11 +136,16 @@ impl Daemon {
         let store = Store::open(&cfg.state_dir.join("sited.db")).map_err(|e| e.to_string())?;
         let status: Shared = Arc::new(RwLock::new(Status::default()));
         let store = Arc::new(Mutex::new(store));
+        let hubs = Arc::new(crate::media::hub::Hubs::default());
+        let cameras: crate::media::ingest::Cameras = Default::default();
         let app = Arc::new(App {
             status: status.clone(),
             store: store.clone(),
             auth: Default::default(),
+            hubs: hubs.clone(),
+            cameras: cameras.clone(),
         });
+        let ingest = crate::media::cameras::Ingest::new(hubs, cameras);
         let firewall: Option<Arc<dyn Driver + Send + Sync>> = match cfg.firewall {
             FirewallMode::Nft => Some(Arc::new(Nft::default())),
             FirewallMode::None => None,
@@ -156,6 +162,7 @@ impl Daemon {
                 store,
                 firewall,
                 listeners,
+                ingest,
                 router,
                 current: None,
                 shutdown,
@@ -359,6 +366,7 @@ impl Daemon {
             &self.status,
             &self.shutdown,
         );
+        let cameras = self.ingest.reconcile(&plan.cameras, &self.shutdown);
         self.current = Some(Running {
             sha256: sha.to_string(),
             plan: plan.clone(),
@@ -371,6 +379,7 @@ impl Daemon {
         tracing::info!(
             node = found.name(),
             listeners_started = started.len(),
+            cameras_started = cameras.len(),
             "site applied"
         );
         Ok(summary)
@@ -436,6 +445,7 @@ impl Daemon {
         }
         self.listeners
             .reconcile(&plan, None, "", &self.router, &self.status, &self.shutdown);
+        self.ingest.reconcile(&[], &self.shutdown);
         tracing::warn!(reason = %why, "running unconfigured: web UI and SSH only, to the local subnets");
     }
 
@@ -501,6 +511,7 @@ impl Daemon {
         notify::stopping();
         tracing::info!("stopping");
         self.listeners.stop_all();
+        self.ingest.stop_all();
         self.shutdown.cancel();
         tokio::time::sleep(Duration::from_millis(200)).await;
         Ok(())

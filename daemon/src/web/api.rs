@@ -82,23 +82,27 @@ pub async fn node(State(app): State<Arc<App>>) -> Json<Value> {
 
 /// `GET /api/v1/cameras`: the cameras this node ingests, and their state.
 pub async fn cameras(State(app): State<Arc<App>>) -> Json<Value> {
-    let Ok(s) = app.status.read() else {
-        return Json(Value::Null);
-    };
-    let list: Vec<Value> = s
-        .plan
+    let plan = app.status.read().ok().and_then(|s| s.plan.clone());
+    let states = app.cameras.read().map(|c| c.clone()).unwrap_or_default();
+    let list: Vec<Value> = plan
         .iter()
         .flat_map(|p| p.cameras.iter())
         .map(|c| {
-            json!({
+            let mut v = json!({
                 "name": c.name,
                 "url": c.url,
                 "node": c.node,
                 "record": c.record,
                 "transport": format!("{:?}", c.transport).to_lowercase(),
-                "state": "not-built",
-                "error": "the streaming engine is not built yet: nothing ingests this camera",
-            })
+            });
+            let state = states.get(&c.name).map_or_else(
+                || json!({"state": "connecting"}),
+                |s| serde_json::to_value(s).unwrap_or_default(),
+            );
+            if let (Some(o), Some(extra)) = (v.as_object_mut(), state.as_object()) {
+                o.extend(extra.clone());
+            }
+            v
         })
         .collect();
     Json(Value::Array(list))

@@ -11,6 +11,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 use super::App;
+use crate::media::ingest::CameraState;
 use crate::reconcile::state::ListenerState;
 
 /// Renders the metrics.
@@ -91,22 +92,54 @@ pub async fn render(State(app): State<Arc<App>>) -> impl IntoResponse {
             "1 for the state each listener is in.",
             &lines,
         );
-        let cameras: Vec<(String, String)> = s
+        let states = app.cameras.read().map(|c| c.clone()).unwrap_or_default();
+        let names: Vec<String> = s
             .plan
             .iter()
             .flat_map(|p| p.cameras.iter())
-            .map(|c| {
-                (
-                    format!("{{camera=\"{}\",state=\"not-built\"}}", c.name),
-                    "1".to_string(),
-                )
-            })
+            .map(|c| c.name.clone())
             .collect();
+        let mut lines = Vec::new();
+        let (mut fps, mut bitrate) = (Vec::new(), Vec::new());
+        for name in &names {
+            let st = states.get(name);
+            let current = match st.map(|x| &x.state) {
+                Some(CameraState::Streaming) => "streaming",
+                Some(CameraState::Failed) => "failed",
+                _ => "connecting",
+            };
+            for state in ["connecting", "streaming", "failed"] {
+                lines.push((
+                    format!("{{camera=\"{name}\",state=\"{state}\"}}"),
+                    u8::from(state == current).to_string(),
+                ));
+            }
+            fps.push((
+                format!("{{camera=\"{name}\"}}"),
+                format!("{:.1}", st.map_or(0.0, |x| x.fps)),
+            ));
+            bitrate.push((
+                format!("{{camera=\"{name}\"}}"),
+                st.map_or(0, |x| x.bitrate).to_string(),
+            ));
+        }
         metric(
             "sited_camera_state",
             "gauge",
             "1 for the state each camera is in.",
-            &cameras,
+            &lines,
+        );
+        metric(
+            "sited_camera_fps",
+            "gauge",
+            "Video frames per second from each camera.",
+            &fps,
+        );
+        metric(
+            "sited_camera_bitrate_bits",
+            "gauge",
+            "Bits per second from each camera.",
+            &bitrate,
         );
     }
     (

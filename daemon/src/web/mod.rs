@@ -48,6 +48,10 @@ pub struct App {
     pub store: Arc<Mutex<Store>>,
     /// Sessions, tokens and login throttling.
     pub auth: Auth,
+    /// The live streams of the node.
+    pub hubs: Arc<crate::media::hub::Hubs>,
+    /// The cameras' status.
+    pub cameras: crate::media::ingest::Cameras,
 }
 
 impl App {

@@ -39,6 +39,8 @@ async fn server() -> Server {
         status: Arc::new(RwLock::new(status)),
         store: Arc::new(Mutex::new(crate::store::Store::memory().unwrap())),
         auth: auth::Auth::default(),
+        hubs: Default::default(),
+        cameras: Default::default(),
     });
     let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = socket.local_addr().unwrap();
@@ -284,7 +286,7 @@ async fn metrics_are_prometheus_text() {
     assert_eq!(code, 200);
     assert!(headers.contains("text/plain; version=0.0.4"));
     assert!(body.contains("# TYPE sited_reloads_total counter\nsited_reloads_total 7\n"));
-    assert!(body.contains("sited_camera_state{camera=\"quay\",state=\"not-built\"} 1"));
+    assert!(body.contains("sited_camera_state{camera=\"quay\",state=\"connecting\"} 1"));
     s.stop.cancel();
 }
 

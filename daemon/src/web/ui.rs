@@ -12,6 +12,7 @@ use super::auth::{Principal, Refusal, SESSION_TTL};
 use super::page::{badge, esc, frame, table};
 use super::{App, COOKIE, Peer};
 use crate::config::site::UserRole;
+use crate::media::ingest::CameraState;
 use crate::reconcile::state::{ListenerState, Status};
 
 fn site_name(s: &Status) -> String {
@@ -110,23 +111,54 @@ pub async fn cameras(State(app): State<Arc<App>>, Extension(p): Extension<Princi
     let Ok(s) = app.status.read() else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
+    let states = app.cameras.read().map(|c| c.clone()).unwrap_or_default();
     let rows: Vec<Vec<String>> = s
         .plan
         .iter()
         .flat_map(|p| p.cameras.iter())
         .map(|c| {
+            let st = states.get(&c.name);
+            let state = match st.map(|x| &x.state) {
+                Some(CameraState::Streaming) => badge("ok", "streaming"),
+                Some(CameraState::Failed) => badge("bad", "failed"),
+                _ => badge("warn", "connecting"),
+            };
+            let detail = st
+                .map(|x| {
+                    let mut d = Vec::new();
+                    if let Some(v) = &x.video {
+                        d.push(esc(v));
+                    }
+                    if let Some(a) = &x.audio {
+                        d.push(esc(a));
+                    }
+                    if x.state == CameraState::Streaming {
+                        d.push(format!("{:.1} fps, {} kbit/s", x.fps, x.bitrate / 1000));
+                    }
+                    if let Some(e) = &x.error {
+                        d.push(format!("<span class=\"error\">{}</span>", esc(e)));
+                    }
+                    d.join("<br>")
+                })
+                .unwrap_or_default();
+            let last = st.and_then(|x| x.last_frame.clone()).unwrap_or_default();
             vec![
                 esc(&c.name),
                 format!("<code>{}</code>", esc(&c.url)),
                 if c.record { "yes".into() } else { "no".into() },
-                badge("warn", "not built: nothing ingests it yet"),
+                state,
+                detail,
+                esc(&last),
             ]
         })
         .collect();
     let body = if rows.is_empty() {
         "<p class=\"note\">This node ingests no camera.</p>".to_string()
     } else {
-        table(&["Camera", "Stream", "Recorded", "State"], &rows)
+        table(
+            &["Camera", "Stream", "Recorded", "State", "", "Last frame"],
+            &rows,
+        )
     };
     frame("Cameras", &site_name(&s), Some(&p.name), "/cameras", &body).into_response()
 }

@@ -1,0 +1,94 @@
+//! The node's cameras: one supervised ingest task per camera of the plan.
+//!
+//! Reconcile hands over the plan's cameras; a camera whose own entry did not change keeps its
+//! task and its connection, a changed one is restarted, a removed one is stopped and its hub
+//! forgotten.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::hub::Hubs;
+use super::ingest::{self, Cameras};
+use crate::config::Camera;
+
+struct Running {
+    camera: Camera,
+    stop: CancellationToken,
+}
+
+/// The ingest tasks of the node.
+pub struct Ingest {
+    running: BTreeMap<String, Running>,
+    /// The hubs the cameras feed.
+    pub hubs: Arc<Hubs>,
+    /// The cameras' status.
+    pub status: Cameras,
+}
+
+impl Ingest {
+    /// No camera yet.
+    pub fn new(hubs: Arc<Hubs>, status: Cameras) -> Ingest {
+        Ingest {
+            running: BTreeMap::new(),
+            hubs,
+            status,
+        }
+    }
+
+    /// Makes the running cameras match `cameras`; returns the names (re)started.
+    pub fn reconcile(&mut self, cameras: &[Camera], shutdown: &CancellationToken) -> Vec<String> {
+        let wanted: BTreeMap<&str, &Camera> =
+            cameras.iter().map(|c| (c.name.as_str(), c)).collect();
+        let stale: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(n, r)| wanted.get(n.as_str()) != Some(&&r.camera))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in stale {
+            if let Some(r) = self.running.remove(&name) {
+                tracing::info!(camera = %name, "stopping camera");
+                r.stop.cancel();
+            }
+            if !wanted.contains_key(name.as_str()) {
+                self.hubs.remove(&name);
+                if let Ok(mut s) = self.status.write() {
+                    s.remove(&name);
+                }
+            }
+        }
+        let mut started = Vec::new();
+        for (name, camera) in wanted {
+            if self.running.contains_key(name) {
+                continue;
+            }
+            let stop = shutdown.child_token();
+            let hub = self.hubs.get_or_create(name);
+            tracing::info!(camera = %name, "starting camera");
+            tokio::spawn(ingest::run(
+                camera.clone(),
+                hub,
+                self.status.clone(),
+                stop.clone(),
+            ));
+            self.running.insert(
+                name.to_string(),
+                Running {
+                    camera: camera.clone(),
+                    stop,
+                },
+            );
+            started.push(name.to_string());
+        }
+        started
+    }
+
+    /// Stops every camera.
+    pub fn stop_all(&mut self) {
+        for (_, r) in std::mem::take(&mut self.running) {
+            r.stop.cancel();
+        }
+    }
+}
