@@ -156,7 +156,7 @@ def main():
 
     if args.user is not None:
         auth = GstRtspServer.RTSPAuth()
-        token = GstRtspServer.RTSPToken.new_empty()
+        token = GstRtspServer.RTSPToken()  # gst_rtsp_token_new_empty
         token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "camera-user")
         auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password), token)
         auth.add_digest(args.user, args.password, token)

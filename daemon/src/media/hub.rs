@@ -14,8 +14,9 @@ use tokio::sync::broadcast;
 
 use super::frame::{Frame, Kind, Tracks};
 
-/// Items the ring holds; a reader further behind than this has lapped.
-pub const RING: usize = 1024;
+/// Items the ring holds (about 3 s of 25 fps video with AAC audio); a reader further behind
+/// than this has lapped.
+pub const RING: usize = 256;
 /// Laps a reader may fall behind, each within [`LAP_MEMORY`] of the last, before it is
 /// disconnected.
 pub const MAX_LAPS: u32 = 3;

@@ -11,3 +11,4 @@ pub mod fmp4;
 pub mod frame;
 pub mod hub;
 pub mod ingest;
+pub mod output;

@@ -22,6 +22,33 @@ use crate::plan::{Bind, Listener, Plan};
 
 type Key = (Service, u16);
 
+/// The routers that serve listeners: the web service and the live outputs.
+#[derive(Clone)]
+pub struct Routers {
+    /// UI, API, metrics.
+    pub web: Router,
+    /// Live video out.
+    pub live: Router,
+}
+
+impl Routers {
+    /// The router that serves a service's listener, if sited serves it yet.
+    pub fn serving(&self, service: Service) -> Option<&Router> {
+        match service.component() {
+            Component::Web => Some(&self.web),
+            Component::Media
+                if matches!(
+                    service,
+                    Service::Live | Service::LiveTls | Service::HttpLive
+                ) =>
+            {
+                Some(&self.live)
+            }
+            _ => None,
+        }
+    }
+}
+
 struct Entry {
     planned: Listener,
     fingerprint: String,
@@ -62,7 +89,7 @@ impl Listeners {
         plan: &Plan,
         tls: Option<TlsAcceptor>,
         fingerprint: &str,
-        router: &Router,
+        routers: &Routers,
         status: &Shared,
         shutdown: &CancellationToken,
     ) -> Vec<Service> {
@@ -95,13 +122,11 @@ impl Listeners {
             .unwrap_or_default();
         for (key, l) in &wanted {
             let state = match l.component {
-                Component::Web => None,
+                Component::Outbound => continue,
+                _ if routers.serving(l.service).is_some() => None,
                 Component::System => Some(ListenerState::System),
                 Component::InProcess => Some(ListenerState::InProcess),
-                Component::Media | Component::Recorder | Component::NotBuilt => {
-                    Some(ListenerState::NotBuilt)
-                }
-                Component::Outbound => continue,
+                _ => Some(ListenerState::NotBuilt),
             };
             let kept = previous
                 .get(key)
@@ -132,7 +157,10 @@ impl Listeners {
         }
         let mut started = Vec::new();
         for (key, l) in &wanted {
-            if l.component != Component::Web || self.running.contains_key(key) {
+            let Some(router) = routers.serving(l.service) else {
+                continue;
+            };
+            if self.running.contains_key(key) {
                 continue;
             }
             let acceptor = if l.tls { tls.clone() } else { None };

@@ -78,7 +78,7 @@ pub struct Daemon {
     firewall: Option<Arc<dyn Driver + Send + Sync>>,
     listeners: Listeners,
     ingest: crate::media::cameras::Ingest,
-    router: axum::Router,
+    routers: listeners::Routers,
     current: Option<Running>,
     shutdown: CancellationToken,
 }
@@ -154,7 +154,10 @@ impl Daemon {
             s.firewall.driver = if firewall.is_some() { "nft" } else { "none" }.to_string();
         }
         let listeners = Listeners::new(cfg.port_offset);
-        let router = web::router(app.clone());
+        let routers = listeners::Routers {
+            web: web::router(app.clone()),
+            live: crate::media::output::router(app.clone()),
+        };
         Ok((
             Daemon {
                 cfg,
@@ -163,7 +166,7 @@ impl Daemon {
                 firewall,
                 listeners,
                 ingest,
-                router,
+                routers,
                 current: None,
                 shutdown,
             },
@@ -362,7 +365,7 @@ impl Daemon {
             &plan,
             listeners::acceptor(tls),
             &fingerprint,
-            &self.router,
+            &self.routers,
             &self.status,
             &self.shutdown,
         );
@@ -444,7 +447,7 @@ impl Daemon {
             s.node = None;
         }
         self.listeners
-            .reconcile(&plan, None, "", &self.router, &self.status, &self.shutdown);
+            .reconcile(&plan, None, "", &self.routers, &self.status, &self.shutdown);
         self.ingest.reconcile(&[], &self.shutdown);
         tracing::warn!(reason = %why, "running unconfigured: web UI and SSH only, to the local subnets");
     }

@@ -1,0 +1,144 @@
+//! FLV for HTTP-FLV (and later RTMP): a header, sequence headers, then one tag per frame.
+//!
+//! H.264 uses the classic AVC tags; H.265 uses Enhanced RTMP's `hvc1` FourCC tags, which ffmpeg
+//! 6.1+, OBS 30+ and flv.js read. Frames are already AVCC / raw AAC (the hub's MP4 form), so a
+//! tag is a few header bytes in front of the shared payload.
+
+use bytes::{BufMut as _, Bytes, BytesMut};
+
+use crate::media::frame::{Codec, Frame, Kind, Tracks};
+
+/// The FLV file header and the first PreviousTagSize.
+pub fn header(tracks: &Tracks) -> Bytes {
+    let mut out = BytesMut::with_capacity(13);
+    out.put_slice(b"FLV\x01");
+    out.put_u8(if tracks.audio.is_some() { 0x05 } else { 0x01 });
+    out.put_u32(9);
+    out.put_u32(0);
+    out.freeze()
+}
+
+fn tag(kind: u8, timestamp_ms: u32, head: &[u8], payload: &[u8]) -> Bytes {
+    let size = head.len() + payload.len();
+    let mut out = BytesMut::with_capacity(11 + size + 4);
+    out.put_u8(kind);
+    out.put_uint(size as u64, 3);
+    out.put_uint(u64::from(timestamp_ms & 0x00ff_ffff), 3);
+    out.put_u8((timestamp_ms >> 24) as u8);
+    out.put_uint(0, 3);
+    out.put_slice(head);
+    out.put_slice(payload);
+    out.put_u32((11 + size) as u32);
+    out.freeze()
+}
+
+const VIDEO: u8 = 9;
+const AUDIO: u8 = 8;
+
+/// The sequence headers of a stream's tracks (decoder configuration), at time 0.
+pub fn sequence_headers(tracks: &Tracks) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    if let Some(v) = &tracks.video {
+        match v.codec {
+            Codec::H264 => out.push(tag(VIDEO, 0, &[0x17, 0, 0, 0, 0], &v.extra_data)),
+            // Enhanced RTMP: IsExHeader | key frame, PacketTypeSequenceStart, FourCC.
+            _ => out.push(tag(
+                VIDEO,
+                0,
+                &[0x90, b'h', b'v', b'c', b'1'],
+                &v.extra_data,
+            )),
+        }
+    }
+    if let Some(a) = &tracks.audio {
+        out.push(tag(AUDIO, 0, &[0xaf, 0x00], &a.extra_data));
+    }
+    out
+}
+
+/// Turns frames into FLV tags with millisecond timestamps from the first frame.
+pub struct Muxer {
+    h265: bool,
+    video_scale: u32,
+    audio_scale: u32,
+    origin: Option<(Kind, i64)>,
+    video_origin: Option<i64>,
+    audio_origin: Option<i64>,
+    last_ms: u32,
+}
+
+impl Muxer {
+    /// A muxer for these tracks.
+    pub fn new(tracks: &Tracks) -> Muxer {
+        Muxer {
+            h265: tracks
+                .video
+                .as_ref()
+                .is_some_and(|v| v.codec == Codec::H265),
+            video_scale: tracks.video.as_ref().map_or(90_000, |v| v.timescale),
+            audio_scale: tracks.audio.as_ref().map_or(48_000, |a| a.timescale),
+            origin: None,
+            video_origin: None,
+            audio_origin: None,
+            last_ms: 0,
+        }
+    }
+
+    fn ms(&mut self, frame: &Frame) -> u32 {
+        self.origin.get_or_insert((frame.kind, frame.pts));
+        let (origin, scale) = match frame.kind {
+            Kind::Video => (
+                *self.video_origin.get_or_insert(frame.pts),
+                self.video_scale,
+            ),
+            Kind::Audio => (
+                *self.audio_origin.get_or_insert(frame.pts),
+                self.audio_scale,
+            ),
+        };
+        let ms = ((frame.pts - origin).max(0) as u64 * 1000 / u64::from(scale.max(1))) as u32;
+        // Tags must not go back in time across tracks; a small reorder is clamped.
+        self.last_ms = ms.max(self.last_ms.saturating_sub(1000));
+        ms
+    }
+
+    /// The tag of a frame.
+    pub fn tag(&mut self, frame: &Frame) -> Bytes {
+        let ms = self.ms(frame);
+        match frame.kind {
+            Kind::Video if self.h265 => {
+                let head = [
+                    if frame.keyframe { 0x93 } else { 0xa3 },
+                    b'h',
+                    b'v',
+                    b'c',
+                    b'1',
+                ];
+                tag(VIDEO, ms, &head, &frame.data)
+            }
+            Kind::Video => {
+                let head = [if frame.keyframe { 0x17 } else { 0x27 }, 1, 0, 0, 0];
+                tag(VIDEO, ms, &head, &frame.data)
+            }
+            Kind::Audio => tag(AUDIO, ms, &[0xaf, 0x01], &frame.data),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tag_has_its_size_time_and_trailer() {
+        let t = tag(VIDEO, 0x0102_0304, &[0x17, 1, 0, 0, 0], b"abc");
+        assert_eq!(t[0], VIDEO);
+        assert_eq!(&t[1..4], &[0, 0, 8]);
+        assert_eq!(
+            &t[4..8],
+            &[0x02, 0x03, 0x04, 0x01],
+            "24 low bits, then the extension byte"
+        );
+        assert_eq!(u32::from_be_bytes(t[t.len() - 4..].try_into().unwrap()), 19);
+    }
+}

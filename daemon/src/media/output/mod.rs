@@ -1,0 +1,130 @@
+//! Live video out, on the layout's live ports (VALT 1935 / 444, Ti Top 8080).
+//!
+//! | URL | what |
+//! |---|---|
+//! | `ws(s)://HOST:PORT/live/<camera>` | fragmented MP4 over WebSocket, for browsers (MSE) |
+//! | `http://HOST:PORT/live/<camera>.flv` | HTTP-FLV |
+//!
+//! Viewers log in as the web's users: HTTP Basic, a session cookie, or `?token=` from
+//! `POST /api/v1/tokens`.
+
+pub mod flv;
+pub mod ws;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Request, State, WebSocketUpgrade};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::media::hub::{Item, Stop};
+use crate::web::App;
+
+fn authorized(app: &App, req: &Request) -> Result<(), Response> {
+    match crate::web::principal(app, req) {
+        Ok(Some(_)) => Ok(()),
+        _ => {
+            let mut r = (
+                StatusCode::UNAUTHORIZED,
+                "log in: HTTP Basic, a session, or ?token=\n",
+            )
+                .into_response();
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Basic realm=\"sited\""),
+            );
+            Err(r)
+        }
+    }
+}
+
+async fn live(State(app): State<Arc<App>>, Path(name): Path<String>, req: Request) -> Response {
+    if let Err(r) = authorized(&app, &req) {
+        return r;
+    }
+    if let Some(camera) = name.strip_suffix(".flv") {
+        return flv_stream(&app, camera);
+    }
+    let Some(hub) = app.hubs.get(&name) else {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("no live stream \"{name}\" on this node\n"),
+        )
+            .into_response();
+    };
+    let (mut parts, _) = req.into_parts();
+    match <WebSocketUpgrade as axum::extract::FromRequestParts<()>>::from_request_parts(
+        &mut parts,
+        &(),
+    )
+    .await
+    {
+        Ok(upgrade) => upgrade.on_upgrade(move |socket| ws::stream(socket, hub.subscribe())),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn flv_stream(app: &App, name: &str) -> Response {
+    let Some(hub) = app.hubs.get(name) else {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("no live stream \"{name}\" on this node\n"),
+        )
+            .into_response();
+    };
+    let mut reader = hub.subscribe();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(64);
+    tokio::spawn(async move {
+        let mut muxer: Option<flv::Muxer> = None;
+        loop {
+            let chunks = match reader.next().await {
+                Ok(Item::Tracks(tracks)) => {
+                    // A second epoch cannot restart an FLV stream: the viewer reconnects.
+                    if muxer.is_some() {
+                        return;
+                    }
+                    muxer = Some(flv::Muxer::new(&tracks));
+                    let mut c = vec![flv::header(&tracks)];
+                    c.extend(flv::sequence_headers(&tracks));
+                    c
+                }
+                Ok(Item::Frame(f)) => match muxer.as_mut() {
+                    Some(m) => vec![m.tag(&f)],
+                    None => continue,
+                },
+                Err(Stop::TooSlow | Stop::Closed) => return,
+            };
+            for c in chunks {
+                if tx.send(Ok(c)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let body = Body::from_stream(tokio_stream_from(rx));
+    (
+        [
+            (header::CONTENT_TYPE, "video/x-flv"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// The router of the live listeners.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/live/{name}", get(live))
+        .route("/api/v1/health", get(crate::web::api::health))
+        .with_state(app)
+}
