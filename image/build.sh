@@ -91,6 +91,7 @@ export WITH_SITED SITED_BIN ESP_STAGE=$work/esp
 nice -n 10 mmdebstrap --mode=root --variant=essential --skip=chroot/mount \
   --include="$packages" --keyring="$KEYRING" \
   --aptopt='Acquire::Languages "none"' --dpkgopt="$here/dpkg-excludes" \
+  --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
   --setup-hook="sync-in $here/skeleton /" \
   --setup-hook="upload $work/fstab /etc/fstab" \
   --customize-hook="sync-in $top/rootfs /" \

@@ -32,6 +32,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# The fake cameras and the players of the media tests (GStreamer, ffmpeg).
+case "$need" in
+  run|test|bench) "$(dirname "$0")/deps-media.sh" ;;
+esac
+
 if ! command -v cargo >/dev/null; then
   # Debian's own cargo is too old for edition 2024; rustup installs the stable toolchain.
   if [ -x "$HOME/.cargo/bin/cargo" ]; then

@@ -9,7 +9,8 @@ Each --camera NAME[:key=value...] is served at rtsp://ADDRESS:PORT/NAME. Keys an
   audio=aac|none (none)    gop=FRAMES between keyframes (= fps, so 1 s)
   pattern=videotestsrc pattern nick (smpte; it scrolls, and the name and time are drawn on it)
 One pipeline per camera is shared by all its clients; RTP over TCP (interleaved) and UDP both work.
---user U --password P requires RTSP Basic or Digest auth. --port 0 picks a free port.
+--user U --password P requires RTSP auth (--auth basic|digest|both, default both).
+--port 0 picks a free port; the ready lines say which.
 Prints "ready rtsp://ADDRESS:PORT/NAME" per camera once listening, then runs until SIGTERM/SIGINT.
 Needs the Debian packages installed by scripts/deps-media.sh, and Debian's /usr/bin/python3.
 """
@@ -86,7 +87,9 @@ def parse_camera(spec):
             raise ValueError("audio must be aac or none")
         num, _, den = cam["fps"].partition("/")
         cam["fps_n"], cam["fps_d"] = int(num), int(den or 1)
-        w, h = cam["size"].lower().split("x")
+        w, x, h = cam["size"].lower().partition("x")
+        if not x:
+            raise ValueError("size must be WxH")
         cam["width"], cam["height"] = int(w), int(h)
         cam["bitrate"] = int(cam["bitrate"])
         cam["gop"] = int(cam["gop"]) if cam["gop"] else max(1, round(cam["fps_n"] / cam["fps_d"]))
@@ -132,6 +135,22 @@ def launch_line(cam):
     return f"( {video}  {audio} )"
 
 
+def set_auth_methods(auth, which):
+    """Which challenges the server sends. GI types the argument as an enum, so BASIC|DIGEST (3)
+    cannot be passed from Python: call the C function through ctypes for "both"."""
+    methods = {"basic": 1, "digest": 2, "both": 3}[which]
+    if methods != 3:
+        auth.set_supported_methods(GstRtsp.RTSPAuthMethod(methods))
+        return
+    import ctypes
+    ctypes.pythonapi.PyCapsule_GetPointer.restype = ctypes.c_void_p
+    ctypes.pythonapi.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    ptr = ctypes.pythonapi.PyCapsule_GetPointer(auth.__gpointer__, None)
+    lib = ctypes.CDLL("libgstrtspserver-1.0.so.0")
+    lib.gst_rtsp_auth_set_supported_methods.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.gst_rtsp_auth_set_supported_methods(ptr, methods)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--port", type=int, default=8554, help="RTSP port (default 8554; 0 = any free port)")
@@ -140,6 +159,8 @@ def main():
                     metavar="NAME[:key=value...]", help="a camera; repeat for several")
     ap.add_argument("--user", help="require RTSP auth (Basic or Digest) with this user")
     ap.add_argument("--password", help="the password for --user")
+    ap.add_argument("--auth", choices=("basic", "digest", "both"), default="both",
+                    help="the challenges offered with --user (default both)")
     ap.add_argument("-v", "--verbose", action="store_true", help="log clients to stderr")
     args = ap.parse_args()
     if (args.user is None) != (args.password is None):
@@ -160,7 +181,7 @@ def main():
         token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "camera-user")
         auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password), token)
         auth.add_digest(args.user, args.password, token)
-        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.BASIC | GstRtsp.RTSPAuthMethod.DIGEST)
+        set_auth_methods(auth, args.auth)
         server.set_auth(auth)
 
     for cam in args.camera:

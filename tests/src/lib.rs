@@ -4,6 +4,7 @@
 //! runs the tests. Privileged tests (nft, network namespaces, qemu) call [`require_root`] first,
 //! which skips them with a reason when not run as root.
 
+pub mod camera;
 pub mod daemon;
 pub mod expectations;
 pub mod netns;

@@ -233,6 +233,7 @@ fn first_boot_imports_the_boot_partitions_file_once() {
             "--force-port-offset".into(),
         ],
         env: Vec::new(),
+        netns: None,
     };
     std::fs::create_dir_all(d.dir.join("etc")).unwrap();
     d.spawn();
@@ -275,6 +276,7 @@ fn systemd_hears_ready_reloading_status_and_the_watchdog() {
             "--force-port-offset".into(),
         ],
         env,
+        netns: None,
     };
     d.spawn();
     let mut seen = String::new();

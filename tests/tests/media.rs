@@ -1,0 +1,298 @@
+//! The streaming engine with real peers: fake GStreamer cameras in, ffprobe and ffmpeg out.
+//!
+//! Skipped with a reason when GStreamer's RTSP server or ffmpeg is missing (`make test` installs
+//! them as root).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt as _;
+use sited_tests::camera::FakeCameras;
+use sited_tests::daemon::{ADMIN, Daemon, free_port, get, titop_site};
+use sited_tests::require_media;
+
+const T: Duration = Duration::from_secs(30);
+
+struct Setup {
+    cams: FakeCameras,
+    daemon: Daemon,
+    web: u16,
+    live: u16,
+}
+
+fn setup(name: &str, specs: &[&str], udp: &[&str]) -> Setup {
+    let cams = FakeCameras::start(specs);
+    let (web, config, live) = (free_port(), free_port(), free_port());
+    let mut site = titop_site(name, web, config) + &format!("http_live = {live}\n");
+    for spec in specs {
+        let cam = spec.split(':').next().unwrap();
+        let transport = if udp.contains(&cam) { "udp" } else { "tcp" };
+        site.push_str(&format!(
+            "\n[[cameras]]\nname = \"{cam}\"\nurl = \"{}\"\ntransport = \"{transport}\"\n",
+            cams.url(cam)
+        ));
+    }
+    let daemon = Daemon::start(
+        name,
+        Some(&site),
+        &["--firewall", "none", "--node", "n1", "--force-port-offset"],
+    );
+    let s = Setup {
+        cams,
+        daemon,
+        web,
+        live,
+    };
+    for spec in specs {
+        s.wait_state(spec.split(':').next().unwrap(), "streaming");
+    }
+    s
+}
+
+impl Setup {
+    fn state(&self, cam: &str) -> serde_json::Value {
+        get(self.web, "/api/v1/cameras")
+            .json()
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["name"] == cam)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn wait_state(&self, cam: &str, state: &str) {
+        self.daemon
+            .wait_for(&format!("camera {cam} {state}"), T, || {
+                self.state(cam)["state"] == state
+            });
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!(
+            "http://{}:{}@127.0.0.1:{}{path}",
+            ADMIN.0, ADMIN.1, self.live
+        )
+    }
+}
+
+/// Packets per stream (codec, width, height) and whether their timestamps only go forward.
+fn probe(input: &str, seconds: u32) -> HashMap<String, (usize, bool, String)> {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-read_intervals",
+            &format!("%+{seconds}"),
+            "-show_entries",
+            "stream=index,codec_name,width,height:packet=stream_index,dts_time",
+            "-of",
+            "compact=p=0:nk=0",
+            input,
+        ])
+        .output()
+        .expect("ffprobe");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut codecs: HashMap<String, String> = HashMap::new();
+    let mut packets: HashMap<String, (usize, bool, f64)> = HashMap::new();
+    for line in text.lines() {
+        let kv: HashMap<&str, &str> = line.split('|').filter_map(|f| f.split_once('=')).collect();
+        if let Some(codec) = kv.get("codec_name") {
+            let size = format!(
+                "{}x{}",
+                kv.get("width").unwrap_or(&"0"),
+                kv.get("height").unwrap_or(&"0")
+            );
+            codecs.insert(kv["index"].to_string(), format!("{codec} {size}"));
+        } else if let (Some(i), Some(t)) = (
+            kv.get("stream_index"),
+            kv.get("dts_time").and_then(|t| t.parse::<f64>().ok()),
+        ) {
+            let e = packets.entry(i.to_string()).or_insert((0, true, f64::MIN));
+            e.0 += 1;
+            e.1 &= t >= e.2;
+            e.2 = t;
+        }
+    }
+    codecs
+        .into_iter()
+        .map(|(i, c)| {
+            let (n, mono, _) = packets.get(&i).copied().unwrap_or((0, true, 0.0));
+            (c, (n, mono, i))
+        })
+        .collect()
+}
+
+/// Reads the WebSocket fMP4 output for a while; returns the hello message and the file.
+async fn websocket(port: u16, cam: &str, messages: usize) -> (serde_json::Value, Vec<u8>) {
+    use base64::Engine as _;
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "ws://127.0.0.1:{port}/live/{cam}"
+        ))
+        .unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", ADMIN.0, ADMIN.1));
+    request
+        .headers_mut()
+        .insert("authorization", format!("Basic {auth}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::client_async(request, tcp)
+        .await
+        .expect("websocket handshake");
+    let mut hello = serde_json::Value::Null;
+    let mut file = Vec::new();
+    let mut got = 0;
+    while got < messages {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) => {
+                hello = serde_json::from_str(&t).unwrap()
+            }
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Binary(b)))) => {
+                file.extend_from_slice(&b);
+                got += 1;
+            }
+            Ok(Some(Ok(_))) => {}
+            other => panic!("the WebSocket ended early: {other:?}"),
+        }
+    }
+    (hello, file)
+}
+
+#[test]
+fn every_output_decodes_in_real_players() {
+    require_media!();
+    let s = setup(
+        "outputs",
+        &["avc", "hevc:codec=h265", "talk:audio=aac"],
+        &["talk"],
+    );
+    assert_eq!(s.state("avc")["video"], "h264 640x360");
+    assert_eq!(s.state("hevc")["video"], "h265 640x360");
+    assert_eq!(s.state("talk")["audio"], "aac 1 ch");
+    s.daemon.wait_for("a measured frame rate", T, || {
+        s.state("avc")["fps"]
+            .as_f64()
+            .is_some_and(|f| f > 20.0 && f < 30.0)
+    });
+
+    // HTTP-FLV, read by ffprobe: H.264, and H.264 with AAC (from a camera pulled over UDP).
+    let flv = probe(&s.url("/live/avc.flv"), 3);
+    let (n, mono, _) = flv["h264 640x360"].clone();
+    assert!(n >= 40 && mono, "HTTP-FLV avc: {flv:?}");
+    let flv = probe(&s.url("/live/talk.flv"), 3);
+    assert!(
+        flv.contains_key("h264 640x360") && flv.keys().any(|k| k.starts_with("aac")),
+        "{flv:?}"
+    );
+    assert!(flv.values().all(|(n, mono, _)| *n > 20 && *mono), "{flv:?}");
+
+    // WebSocket fMP4, as a browser's MSE would get it, for H.264 and H.265.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for (cam, codec, mse) in [
+        ("avc", "h264 640x360", "avc1."),
+        ("hevc", "hevc 640x360", "hvc1."),
+    ] {
+        let (hello, file) = rt.block_on(websocket(s.live, cam, 76));
+        assert!(
+            hello["codecs"].as_str().unwrap().starts_with(mse),
+            "{hello}"
+        );
+        let path = s.daemon.dir.join(format!("{cam}.mp4"));
+        std::fs::write(&path, file).unwrap();
+        let mp4 = probe(path.to_str().unwrap(), 100);
+        let (n, mono, _) = mp4.get(codec).cloned().unwrap_or_default();
+        assert!(n >= 70 && mono, "fMP4 {cam}: {mp4:?}");
+        let decoded = std::process::Command::new("ffmpeg")
+            .args([
+                "-v",
+                "error",
+                "-i",
+                path.to_str().unwrap(),
+                "-f",
+                "null",
+                "-",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            decoded.status.success() && decoded.stderr.is_empty(),
+            "{cam}: {}",
+            String::from_utf8_lossy(&decoded.stderr)
+        );
+    }
+    // An unknown stream is a 404, a missing login a 401.
+    assert_eq!(get(s.live, "/live/nope.flv").code, 404);
+    let anonymous = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            &format!("http://127.0.0.1:{}/live/avc.flv", s.live),
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&anonymous.stderr).contains("401"));
+}
+
+#[test]
+fn a_camera_that_dies_is_reconnected_and_its_stream_resumes() {
+    require_media!();
+    let mut s = setup("resume", &["door"], &[]);
+    s.cams.kill();
+    s.wait_state("door", "failed");
+    assert!(
+        s.state("door")["error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty())
+    );
+    s.cams.restart();
+    s.wait_state("door", "streaming");
+    let flv = probe(&s.url("/live/door.flv"), 2);
+    assert!(
+        flv.get("h264 640x360").is_some_and(|(n, _, _)| *n > 20),
+        "{flv:?}"
+    );
+    let metrics = get(s.web, "/metrics").body;
+    assert!(
+        metrics.contains("sited_camera_state{camera=\"door\",state=\"streaming\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_stalled_viewer_never_slows_the_others() {
+    require_media!();
+    let s = setup("stall", &["gate:bitrate=4000"], &[]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // A viewer that connects and then never reads.
+        let stalled = tokio::net::TcpStream::connect(("127.0.0.1", s.live))
+            .await
+            .unwrap();
+        let request = format!(
+            "GET /live/gate.flv HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\n\r\n",
+            {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", ADMIN.0, ADMIN.1))
+            }
+        );
+        stalled.try_write(request.as_bytes()).unwrap();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        // Meanwhile a normal viewer gets every frame: 25 fps for 6 s.
+        let start = Instant::now();
+        let (_, _) = websocket(s.live, "gate", 150).await;
+        let took = start.elapsed().as_secs_f64();
+        assert!(
+            took < 7.0,
+            "150 fragments (6 s of video) took {took:.1} s next to a stalled viewer"
+        );
+        drop(stalled);
+    });
+}
