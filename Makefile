@@ -21,8 +21,7 @@ run:
 	@scripts/deps.sh run
 	$(CARGO) build --locked -p sited
 	target/debug/sited validate $(SITE)
-	target/debug/sited run --config $(SITE) --node $(NODE) --state-dir target/run/state \
-		--boot-dir target/run/boot --firewall none
+	scripts/run-dev.sh $(SITE) $(NODE)
 
 test:
 	@scripts/deps.sh test

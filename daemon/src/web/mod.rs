@@ -201,6 +201,16 @@ async fn style() -> impl IntoResponse {
     )
 }
 
+async fn live_js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        include_str!("assets/live.js"),
+    )
+}
+
 /// The router of every web listener.
 pub fn router(app: Arc<App>) -> Router {
     let api = Router::new()
@@ -217,6 +227,7 @@ pub fn router(app: Arc<App>) -> Router {
     let ui = Router::new()
         .route("/", get(ui::overview))
         .route("/cameras", get(ui::cameras))
+        .route("/live", get(ui::live))
         .route("/ports", get(ui::ports))
         .route("/history", get(ui::history))
         .route_layer(middleware::from_fn_with_state(app.clone(), ui_login));
@@ -225,6 +236,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/login", get(ui::login_page).post(ui::login))
         .route("/logout", post(ui::logout))
         .route("/assets/style.css", get(style))
+        .route("/assets/live.js", get(live_js))
         .merge(api)
         .merge(ui)
         .with_state(app)

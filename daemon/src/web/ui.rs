@@ -163,6 +163,43 @@ pub async fn cameras(State(app): State<Arc<App>>, Extension(p): Extension<Princi
     frame("Cameras", &site_name(&s), Some(&p.name), "/cameras", &body).into_response()
 }
 
+/// `GET /live`: a grid of the node's cameras, playing live through the WebSocket output.
+pub async fn live(State(app): State<Arc<App>>, Extension(p): Extension<Principal>) -> Response {
+    let Ok(s) = app.status.read() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let output = s.listeners.values().find(|l| {
+        matches!(
+            l.service,
+            crate::catalog::Service::Live
+                | crate::catalog::Service::LiveTls
+                | crate::catalog::Service::HttpLive
+        ) && l.state == ListenerState::Serving
+    });
+    let cameras: Vec<String> = s
+        .plan
+        .iter()
+        .flat_map(|p| p.cameras.iter())
+        .map(|c| c.name.clone())
+        .collect();
+    let body = match output {
+        None => "<p class=\"note\">No live output listens on this node: its layout has no WebSocket or HTTP live port.</p>".to_string(),
+        Some(_) if cameras.is_empty() => "<p class=\"note\">This node ingests no camera.</p>".to_string(),
+        Some(l) => {
+            let (token, _) = app.auth.grant(p.clone(), super::auth::TOKEN_TTL);
+            let tiles: String = cameras
+                .iter()
+                .map(|c| format!("<figure><video data-stream=\"{0}\" muted autoplay playsinline></video><figcaption>{0} <span class=\"state note\"></span></figcaption></figure>", esc(c)))
+                .collect();
+            format!(
+                "<div class=\"grid\" data-live-port=\"{}\" data-live-tls=\"{}\" data-token=\"{token}\">{tiles}</div><script src=\"/assets/live.js\"></script>",
+                l.bound_port.lo, l.tls
+            )
+        }
+    };
+    frame("Live", &site_name(&s), Some(&p.name), "/live", &body).into_response()
+}
+
 /// `GET /ports`: this node's port table, as `sited ports` prints it, and its listeners.
 pub async fn ports(State(app): State<Arc<App>>, Extension(p): Extension<Principal>) -> Response {
     let Ok(s) = app.status.read() else {
