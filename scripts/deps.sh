@@ -7,11 +7,11 @@ set -euo pipefail
 need=${1:-test}
 
 # Packages by purpose. nftables and iproute2: the firewall and the network-namespace tests;
-# nmap: the port sweeps of the firewall tests.
+# nmap: the port sweeps of the firewall tests; chromium: the live page test.
 packages=(nftables iproute2 ca-certificates gcc pkg-config)
 case "$need" in
   run) ;;
-  test) packages+=(nmap) ;;
+  test) packages+=(nmap chromium) ;;
   bench) packages+=(hyperfine nmap) ;;
   *) echo "usage: $0 [run|test|bench]" >&2; exit 2 ;;
 esac

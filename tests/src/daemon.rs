@@ -220,6 +220,15 @@ fn basic_header() -> String {
 
 /// A GET on its own connection, logged in as the test admin.
 pub fn get(port: u16, path: &str) -> Response {
+    request(port, "GET", path, "")
+}
+
+/// A POST on its own connection, logged in as the test admin.
+pub fn post(port: u16, path: &str, body: &str) -> Response {
+    request(port, "POST", path, body)
+}
+
+fn request(port: u16, method: &str, path: &str, body: &str) -> Response {
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
         return Response {
             code: 0,
@@ -229,8 +238,9 @@ pub fn get(port: u16, path: &str) -> Response {
     let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
     let _ = write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: t\r\n{}Connection: close\r\n\r\n",
-        basic_header()
+        "{method} {path} HTTP/1.1\r\nHost: t\r\n{}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        basic_header(),
+        body.len()
     );
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);

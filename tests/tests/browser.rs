@@ -1,0 +1,156 @@
+//! The live page in headless Chromium: a frame is painted and `video.currentTime` advances.
+//!
+//! Skipped with a reason when Chromium, GStreamer's RTSP server or ffmpeg is missing (`make
+//! test` installs them as root). Chromium is driven over the DevTools protocol.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use sited_tests::camera::FakeCameras;
+use sited_tests::daemon::{Daemon, free_port, get, post, titop_site};
+use sited_tests::require_media;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+struct Browser(Child, std::path::PathBuf);
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let _ = std::fs::remove_dir_all(&self.1);
+    }
+}
+
+async fn evaluate(ws_url: &str, expression: &str) -> serde_json::Value {
+    let rest = ws_url.strip_prefix("ws://").unwrap();
+    let host = rest.split('/').next().unwrap();
+    let tcp = tokio::net::TcpStream::connect(host).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(ws_url, tcp).await.unwrap();
+    let call = serde_json::json!({"id": 1, "method": "Runtime.evaluate", "params": {"expression": expression, "returnByValue": true}});
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        call.to_string().into(),
+    ))
+    .await
+    .unwrap();
+    while let Some(Ok(msg)) = ws.next().await {
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+            if v["id"] == 1 {
+                return v["result"]["result"]["value"].clone();
+            }
+        }
+    }
+    serde_json::Value::Null
+}
+
+/// DevTools' target list; its HTTP server wants `Host: 127.0.0.1`, not a name.
+fn devtools_list(port: u16) -> serde_json::Value {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return serde_json::Value::Null;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = write!(
+        s,
+        "GET /json/list HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    );
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.split_once("\r\n\r\n")
+        .and_then(|(_, b)| serde_json::from_str(b).ok())
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_live_page_plays_in_chromium() {
+    require_media!();
+    if !std::path::Path::new(CHROMIUM).exists() {
+        eprintln!(
+            "SKIPPED: the browser test needs Chromium ({CHROMIUM}); `make test` installs it as root"
+        );
+        return;
+    }
+    let cams = FakeCameras::start(&["lobby"]);
+    let (web, config, live) = (free_port(), free_port(), free_port());
+    let site = titop_site("browser", web, config)
+        + &format!(
+            "http_live = {live}\n\n[[cameras]]\nname = \"lobby\"\nurl = \"{}\"\n",
+            cams.url("lobby")
+        );
+    let d = Daemon::start(
+        "browser",
+        Some(&site),
+        &["--firewall", "none", "--node", "n1", "--force-port-offset"],
+    );
+    d.wait_for("the camera", Duration::from_secs(30), || {
+        get(web, "/api/v1/cameras").body.contains("\"streaming\"")
+    });
+    let token = post(web, "/api/v1/tokens", "").json()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let devtools = free_port();
+    let profile = std::env::temp_dir().join(format!("sited-chromium-{}", std::process::id()));
+    let child = Command::new(CHROMIUM)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--mute-audio",
+            "--autoplay-policy=no-user-gesture-required",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--remote-debugging-port={devtools}"))
+        .arg(format!("http://127.0.0.1:{web}/live?token={token}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromium");
+    let _browser = Browser(child, profile);
+    let mut page = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while page.is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(300));
+        let targets = devtools_list(devtools);
+        page = targets
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["type"] == "page")
+            .and_then(|t| t["webSocketDebuggerUrl"].as_str().map(String::from));
+    }
+    let page = page.expect("Chromium's DevTools page target");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let probe = "(() => { const v = document.querySelector('video'); return v ? [v.currentTime, v.videoWidth, v.readyState] : null; })()";
+    let mut first: Option<f64> = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = rt.block_on(evaluate(&page, probe));
+        let t = v[0].as_f64().unwrap_or(0.0);
+        if let Some(f) = first.filter(|_| t > 0.0) {
+            if t > f + 1.0 {
+                assert_eq!(v[1], 640, "a 640-pixel-wide frame was decoded: {v}");
+                break;
+            }
+        } else if t > 0.0 {
+            first = Some(t);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "video.currentTime did not advance: {v}; daemon log:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
