@@ -68,6 +68,8 @@ pub enum Code {
     MissingFile,
     /// Two users with one name.
     DuplicateUser,
+    /// A mobile device named like another device or a camera.
+    DuplicateDevice,
     /// A `password_hash` that is not an argon2 PHC string.
     BadPasswordHash,
     /// A zone that an enabled feature needs is empty.
@@ -82,7 +84,7 @@ pub enum Code {
 
 impl Code {
     /// Every code.
-    pub const ALL: [Code; 28] = [
+    pub const ALL: [Code; 29] = [
         Code::Syntax,
         Code::UnknownKey,
         Code::WrongType,
@@ -106,6 +108,7 @@ impl Code {
         Code::TlsIncomplete,
         Code::MissingFile,
         Code::DuplicateUser,
+        Code::DuplicateDevice,
         Code::BadPasswordHash,
         Code::EmptyZone,
         Code::CameraOutsideZone,
@@ -139,6 +142,7 @@ impl Code {
             Code::TlsIncomplete => "tls-incomplete",
             Code::MissingFile => "missing-file",
             Code::DuplicateUser => "duplicate-user",
+            Code::DuplicateDevice => "duplicate-device",
             Code::BadPasswordHash => "bad-password-hash",
             Code::EmptyZone => "empty-zone",
             Code::CameraOutsideZone => "camera-outside-zone",

@@ -36,6 +36,9 @@ pub struct SiteFile {
     /// The cameras. Default: none.
     #[serde(default)]
     pub cameras: Vec<CameraEntry>,
+    /// The mobile devices that may publish over RTMP (VALT's BEAM). Default: none.
+    #[serde(default)]
+    pub mobile_devices: Vec<MobileDevice>,
     /// The people who log in to the web UI, the API and the video outputs. Default: none (only
     /// the unauthenticated health endpoint answers).
     #[serde(default)]
@@ -247,4 +250,15 @@ pub enum UserRole {
     Admin,
     /// Watch live video and recordings, and read the site's state.
     Viewer,
+}
+
+/// `[[mobile_devices]]`: a device that may publish a live stream over RTMP.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MobileDevice {
+    /// The device's name: letters, digits, `-` and `_`. Required. Its stream appears under this
+    /// name, like a camera's.
+    pub name: String,
+    /// A file on the appliance holding the device's stream key (its RTMP stream name). Required.
+    pub key_file: String,
 }

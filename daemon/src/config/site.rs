@@ -40,6 +40,17 @@ pub struct Site {
     pub ports: BTreeMap<Service, u16>,
     /// The users who log in.
     pub users: Vec<User>,
+    /// The mobile devices that may publish.
+    pub devices: Vec<Device>,
+}
+
+/// A mobile device that may publish over RTMP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// Its name: its stream's name.
+    pub name: String,
+    /// The file with its stream key, on the appliance.
+    pub key_file: PathBuf,
 }
 
 /// A user who logs in.

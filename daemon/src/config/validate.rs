@@ -13,7 +13,7 @@ use super::camera;
 use super::diagnostic::{Code, Diagnostic, Severity, did_you_mean, quoted_list};
 use super::file::{self, Role, SiteFile};
 use super::locate::{Locator, Seg};
-use super::site::{Features, Node, Site, TlsFiles, User};
+use super::site::{Device, Features, Node, Site, TlsFiles, User};
 use crate::catalog::{self, Layout, Roles, Service, Zone};
 use crate::plan::listener;
 
@@ -91,6 +91,7 @@ impl Validator<'_, '_, '_> {
         };
         let ports = self.ports(layout, &file.ports);
         let users = self.users(&file.users);
+        let devices = self.devices(&file.mobile_devices, &file.cameras, options);
         let cameras = camera::check_all(&file.cameras, &nodes, self.at, &mut self.found, options);
         let site = Site {
             name: file.site.name.clone(),
@@ -104,6 +105,7 @@ impl Validator<'_, '_, '_> {
             cameras,
             ports,
             users,
+            devices,
         };
         self.conflicts(&site);
         self.warnings(&site, &file);
@@ -295,6 +297,61 @@ impl Validator<'_, '_, '_> {
             });
         }
         users
+    }
+
+    fn devices(
+        &mut self,
+        entries: &[file::MobileDevice],
+        cameras: &[file::CameraEntry],
+        options: Options,
+    ) -> Vec<Device> {
+        let mut seen: HashMap<&str, Option<usize>> =
+            cameras.iter().map(|c| (c.name.as_str(), None)).collect();
+        let mut out = Vec::new();
+        for (i, entry) in entries.iter().enumerate() {
+            let path = |key| [Seg::Key("mobile_devices"), Seg::Index(i), Seg::Key(key)];
+            self.name(&entry.name, &path("name"), "mobile device");
+            if let Some(first) = seen.insert(&entry.name, Some(i)) {
+                let (related, what) = match first {
+                    Some(j) => (
+                        self.at.value(&[
+                            Seg::Key("mobile_devices"),
+                            Seg::Index(j),
+                            Seg::Key("name"),
+                        ]),
+                        "another device",
+                    ),
+                    None => (
+                        cameras
+                            .iter()
+                            .position(|c| c.name == entry.name)
+                            .and_then(|j| {
+                                self.at.value(&[
+                                    Seg::Key("cameras"),
+                                    Seg::Index(j),
+                                    Seg::Key("name"),
+                                ])
+                            }),
+                        "a camera",
+                    ),
+                };
+                self.push(
+                    Diagnostic::error(Code::DuplicateDevice, self.at.value(&path("name")), format!("mobile device \"{}\" has the name of {what}", entry.name))
+                        .related(related, "first named here")
+                        .help("a device's stream appears under its name, beside the cameras: give it its own name"),
+                );
+            }
+            let key_file = PathBuf::from(&entry.key_file);
+            if options.on_node {
+                self.found
+                    .extend(missing_file(&key_file, self.at.value(&path("key_file"))));
+            }
+            out.push(Device {
+                name: entry.name.clone(),
+                key_file,
+            });
+        }
+        out
     }
 
     fn tls(&mut self, tls: Option<&file::TlsSection>, options: Options) -> Option<TlsFiles> {
