@@ -188,6 +188,27 @@ fn every_output_decodes_in_real_players() {
     );
     assert!(flv.values().all(|(n, mono, _)| *n > 20 && *mono), "{flv:?}");
 
+    // HLS with fMP4 segments, with a token instead of a password (the playlist carries it on).
+    let token = sited_tests::daemon::post(s.web, "/api/v1/tokens", "").json()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let hls = probe(
+        &format!(
+            "http://127.0.0.1:{}/live/talk/index.m3u8?token={token}",
+            s.live
+        ),
+        4,
+    );
+    assert!(
+        hls.contains_key("h264 640x360") && hls.keys().any(|k| k.starts_with("aac")),
+        "HLS: {hls:?}"
+    );
+    assert!(
+        hls.values().all(|(n, mono, _)| *n > 20 && *mono),
+        "HLS: {hls:?}"
+    );
+
     // WebSocket fMP4, as a browser's MSE would get it, for H.264 and H.265.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -144,6 +144,7 @@ impl Daemon {
             auth: Default::default(),
             hubs: hubs.clone(),
             cameras: cameras.clone(),
+            hls: Default::default(),
         });
         let ingest = crate::media::cameras::Ingest::new(hubs, cameras);
         let firewall: Option<Arc<dyn Driver + Send + Sync>> = match cfg.firewall {

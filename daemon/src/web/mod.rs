@@ -52,6 +52,8 @@ pub struct App {
     pub hubs: Arc<crate::media::hub::Hubs>,
     /// The cameras' status.
     pub cameras: crate::media::ingest::Cameras,
+    /// The HLS segmenters.
+    pub hls: Arc<crate::media::output::hls::Hls>,
 }
 
 impl App {

@@ -41,6 +41,7 @@ async fn server() -> Server {
         auth: auth::Auth::default(),
         hubs: Default::default(),
         cameras: Default::default(),
+        hls: Default::default(),
     });
     let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = socket.local_addr().unwrap();

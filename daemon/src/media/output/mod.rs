@@ -4,11 +4,13 @@
 //! |---|---|
 //! | `ws(s)://HOST:PORT/live/<camera>` | fragmented MP4 over WebSocket, for browsers (MSE) |
 //! | `http://HOST:PORT/live/<camera>.flv` | HTTP-FLV |
+//! | `http://HOST:PORT/live/<camera>/index.m3u8` | HLS, fMP4 segments |
 //!
 //! Viewers log in as the web's users: HTTP Basic, a session cookie, or `?token=` from
 //! `POST /api/v1/tokens`.
 
 pub mod flv;
+pub mod hls;
 pub mod ws;
 
 use std::sync::Arc;
@@ -121,10 +123,76 @@ fn tokio_stream_from(
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
+async fn hls_file(
+    State(app): State<Arc<App>>,
+    Path((name, file)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    if let Err(r) = authorized(&app, &req) {
+        return r;
+    }
+    let not_found = || {
+        (
+            StatusCode::NOT_FOUND,
+            format!("no {file} for \"{name}\" on this node\n"),
+        )
+            .into_response()
+    };
+    let Some(hub) = app.hubs.get(&name) else {
+        return not_found();
+    };
+    let query: String = req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|kv| kv.starts_with("token="))
+        .collect::<Vec<_>>()
+        .join("&");
+    match file.as_str() {
+        "index.m3u8" => match app.hls.playlist(&name, hub, &query).await {
+            Some(text) => (
+                [
+                    (header::CONTENT_TYPE, "application/vnd.apple.mpegurl"),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
+                text,
+            )
+                .into_response(),
+            None => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the stream has no segment yet; retry\n",
+            )
+                .into_response(),
+        },
+        "init.mp4" => app.hls.init(&name).map_or_else(not_found, |b| {
+            ([(header::CONTENT_TYPE, "video/mp4")], b).into_response()
+        }),
+        _ => {
+            let seq = file
+                .strip_prefix("seg-")
+                .and_then(|f| f.strip_suffix(".m4s"))
+                .and_then(|n| n.parse().ok());
+            seq.and_then(|n| app.hls.segment(&name, n))
+                .map_or_else(not_found, |b| {
+                    (
+                        [
+                            (header::CONTENT_TYPE, "video/iso.segment"),
+                            (header::CACHE_CONTROL, "max-age=60"),
+                        ],
+                        b,
+                    )
+                        .into_response()
+                })
+        }
+    }
+}
+
 /// The router of the live listeners.
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/live/{name}", get(live))
+        .route("/live/{name}/{file}", get(hls_file))
         .route("/api/v1/health", get(crate::web::api::health))
         .with_state(app)
 }
