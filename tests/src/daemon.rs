@@ -67,38 +67,35 @@ pub struct Daemon {
 impl Daemon {
     /// Writes `site` and starts `sited run` on it; does not wait for it.
     pub fn start(name: &str, site: Option<&str>, args: &[&str]) -> Daemon {
-        let dir = std::env::temp_dir().join(format!("sited-daemon-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("etc")).unwrap();
+        let mut d = Daemon::unstarted(name, args);
         if let Some(site) = site {
-            std::fs::write(dir.join("etc/site.toml"), site).unwrap();
+            std::fs::write(d.config(), site).unwrap();
         }
-        let mut d = Daemon {
-            child: None,
-            dir,
-            args: args.iter().map(|s| s.to_string()).collect(),
-            env: Vec::new(),
-            netns: None,
-        };
         d.spawn();
         d
     }
 
     /// Writes `site` and starts `sited run` on it in a network namespace.
     pub fn start_in(netns: &str, name: &str, site: &str, args: &[&str]) -> Daemon {
+        let mut d = Daemon::unstarted(name, args);
+        d.netns = Some(netns.to_string());
+        std::fs::write(d.config(), site).unwrap();
+        d.spawn();
+        d
+    }
+
+    /// A daemon in its own folder, not started yet (`spawn` starts it).
+    pub fn unstarted(name: &str, args: &[&str]) -> Daemon {
         let dir = std::env::temp_dir().join(format!("sited-daemon-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("etc")).unwrap();
-        std::fs::write(dir.join("etc/site.toml"), site).unwrap();
-        let mut d = Daemon {
+        Daemon {
             child: None,
             dir,
             args: args.iter().map(|s| s.to_string()).collect(),
             env: Vec::new(),
-            netns: Some(netns.to_string()),
-        };
-        d.spawn();
-        d
+            netns: None,
+        }
     }
 
     /// Starts the process (again).

@@ -214,28 +214,16 @@ fn without_a_site_file_the_node_is_unconfigured_and_says_what_to_do() {
 #[test]
 fn first_boot_imports_the_boot_partitions_file_once() {
     let (web, config) = (free_port(), free_port());
-    let dir = std::env::temp_dir().join(format!("sited-daemon-boot-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("boot")).unwrap();
+    let mut d = Daemon::unstarted(
+        "boot",
+        &["--firewall", "none", "--node", "n1", "--force-port-offset"],
+    );
+    std::fs::create_dir_all(d.dir.join("boot")).unwrap();
     std::fs::write(
-        dir.join("boot/site.toml"),
+        d.dir.join("boot/site.toml"),
         titop_site("flashed", web, config),
     )
     .unwrap();
-    let mut d = Daemon {
-        child: None,
-        dir,
-        args: vec![
-            "--firewall".into(),
-            "none".into(),
-            "--node".into(),
-            "n1".into(),
-            "--force-port-offset".into(),
-        ],
-        env: Vec::new(),
-        netns: None,
-    };
-    std::fs::create_dir_all(d.dir.join("etc")).unwrap();
     d.spawn();
     up(&d, web, "flashed");
     assert!(d.config().exists());
@@ -253,31 +241,15 @@ fn systemd_hears_ready_reloading_status_and_the_watchdog() {
     listener
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
-    let dir = std::env::temp_dir().join(format!("sited-daemon-notify-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("etc")).unwrap();
-    std::fs::write(
-        dir.join("etc/site.toml"),
-        titop_site("notified", web, config),
-    )
-    .unwrap();
-    let env = vec![
+    let mut d = Daemon::unstarted(
+        "notify",
+        &["--firewall", "none", "--node", "n1", "--force-port-offset"],
+    );
+    std::fs::write(d.config(), titop_site("notified", web, config)).unwrap();
+    d.env = vec![
         ("NOTIFY_SOCKET".to_string(), sock.display().to_string()),
         ("WATCHDOG_USEC".to_string(), "400000".to_string()),
     ];
-    let mut d = Daemon {
-        child: None,
-        dir,
-        args: vec![
-            "--firewall".into(),
-            "none".into(),
-            "--node".into(),
-            "n1".into(),
-            "--force-port-offset".into(),
-        ],
-        env,
-        netns: None,
-    };
     d.spawn();
     let mut seen = String::new();
     let mut buf = [0u8; 4096];

@@ -11,7 +11,6 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::firewall::apply::{self, Driver, DryRun, Nft, SystemResolver};
-use crate::plan::Peers;
 
 /// Arguments of `sited apply`.
 #[derive(Debug, clap::Args)]
@@ -53,16 +52,7 @@ pub fn run(args: &Args) -> ExitCode {
         Ok(plan) => plan,
         Err(code) => return code,
     };
-    let hosts: Vec<&str> = plan
-        .flows
-        .iter()
-        .filter_map(|f| match f.peers {
-            Peers::Hosts(h) => Some(h),
-            _ => None,
-        })
-        .flatten()
-        .copied()
-        .collect();
+    let hosts = plan.license_hosts();
     let extra = apply::resolved_elements(&plan.ruleset, &hosts, &SystemResolver);
     let dir = firewall_dir(&args.state_dir);
     if args.confirm.is_some() && dir.join("pending").exists() {

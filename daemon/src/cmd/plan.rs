@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::plan::{self, diff};
+use crate::plan::diff;
 
 /// Arguments of `sited plan`.
 #[derive(Debug, clap::Args)]
@@ -34,16 +34,7 @@ pub fn run(args: &Args) -> ExitCode {
             Ok(p) => p,
             Err(code) => return error(code),
         },
-        None => plan::Plan {
-            flows: Vec::new(),
-            listeners: Vec::new(),
-            cameras: Vec::new(),
-            ruleset: crate::firewall::Ruleset {
-                sets: Vec::new(),
-                chains: Vec::new(),
-            },
-            ..new.clone()
-        },
+        None => new.emptied(),
     };
     let change = diff::diff(&old, &new);
     print!("{}", diff::render(&change));

@@ -42,6 +42,17 @@ pub enum CameraState {
     Failed,
 }
 
+impl CameraState {
+    /// The name shown in the API and the metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CameraState::Connecting => "connecting",
+            CameraState::Streaming => "streaming",
+            CameraState::Failed => "failed",
+        }
+    }
+}
+
 /// What the status shows of a camera.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct CameraStatus {

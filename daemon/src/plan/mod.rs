@@ -143,6 +143,33 @@ impl Plan {
     pub fn address(&self) -> IpAddr {
         self.node.address
     }
+
+    /// The licence host names the node's firewall resolves into sets.
+    pub fn license_hosts(&self) -> Vec<&'static str> {
+        self.flows
+            .iter()
+            .filter_map(|f| match f.peers {
+                Peers::Hosts(h) => Some(h),
+                _ => None,
+            })
+            .flatten()
+            .copied()
+            .collect()
+    }
+
+    /// The same node with nothing in it: what the first plan is diffed against.
+    pub fn emptied(&self) -> Plan {
+        Plan {
+            flows: Vec::new(),
+            listeners: Vec::new(),
+            cameras: Vec::new(),
+            ruleset: Ruleset {
+                sets: Vec::new(),
+                chains: Vec::new(),
+            },
+            ..self.clone()
+        }
+    }
 }
 
 #[cfg(test)]

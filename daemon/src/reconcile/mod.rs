@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Source};
 use crate::firewall::apply::{self as fw, Driver, Nft, SystemResolver};
-use crate::plan::{self, Peers, Plan, diff};
+use crate::plan::{self, Plan, diff};
 use crate::store::{Outcome, Store, Trigger};
 use crate::system::{self, notify};
 use crate::web::{self, App};
@@ -342,7 +342,7 @@ impl Daemon {
             Arc::new(plan::plan(&site, found.name()).ok_or("the node vanished from the site")?);
         let change = match &self.current {
             Some(c) => diff::diff(&c.plan, &plan),
-            None => diff::diff(&empty(&plan), &plan),
+            None => diff::diff(&plan.emptied(), &plan),
         };
         let tls = web::tls::server_config(&plan.tls, &self.cfg.state_dir)?;
         let fingerprint = web::tls::fingerprint(&tls, &plan.tls);
@@ -394,7 +394,7 @@ impl Daemon {
             return Ok(());
         };
         let ruleset = plan.ruleset.clone();
-        let hosts = license_hosts(plan);
+        let hosts = plan.license_hosts();
         let result = tokio::task::spawn_blocking(move || {
             let extra = fw::resolved_elements(&ruleset, &hosts, &SystemResolver);
             fw::apply(driver.as_ref(), &ruleset, &extra)
@@ -458,7 +458,7 @@ impl Daemon {
         let (Some(driver), Some(current)) = (self.firewall.clone(), self.current.as_ref()) else {
             return;
         };
-        let hosts = license_hosts(&current.plan);
+        let hosts = current.plan.license_hosts();
         if hosts.is_empty() {
             return;
         }
@@ -545,32 +545,6 @@ impl Daemon {
             ),
         }
     }
-}
-
-/// A plan with nothing in it, to diff the first plan against.
-fn empty(plan: &Plan) -> Plan {
-    Plan {
-        flows: Vec::new(),
-        listeners: Vec::new(),
-        cameras: Vec::new(),
-        ruleset: crate::firewall::Ruleset {
-            sets: Vec::new(),
-            chains: Vec::new(),
-        },
-        ..plan.clone()
-    }
-}
-
-fn license_hosts(plan: &Plan) -> Vec<&'static str> {
-    plan.flows
-        .iter()
-        .filter_map(|f| match f.peers {
-            Peers::Hosts(h) => Some(h),
-            _ => None,
-        })
-        .flatten()
-        .copied()
-        .collect()
 }
 
 /// Writes a file by writing a temporary one beside it, syncing it, and renaming it over.

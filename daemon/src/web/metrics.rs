@@ -103,11 +103,7 @@ pub async fn render(State(app): State<Arc<App>>) -> impl IntoResponse {
         let (mut fps, mut bitrate) = (Vec::new(), Vec::new());
         for name in &names {
             let st = states.get(name);
-            let current = match st.map(|x| &x.state) {
-                Some(CameraState::Streaming) => "streaming",
-                Some(CameraState::Failed) => "failed",
-                _ => "connecting",
-            };
+            let current = st.map_or(CameraState::Connecting.name(), |x| x.state.name());
             for state in ["connecting", "streaming", "failed"] {
                 lines.push((
                     format!("{{camera=\"{name}\",state=\"{state}\"}}"),
