@@ -92,7 +92,11 @@ fn probe(input: &str, seconds: u32) -> HashMap<String, (usize, bool, String)> {
         ])
         .output()
         .expect("ffprobe");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    parse_probe(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// Reads ffprobe's compact output: (codec size) → (packets, monotonic, index).
+fn parse_probe(text: &str) -> HashMap<String, (usize, bool, String)> {
     let mut codecs: HashMap<String, String> = HashMap::new();
     let mut packets: HashMap<String, (usize, bool, f64)> = HashMap::new();
     for line in text.lines() {
@@ -316,4 +320,106 @@ fn a_stalled_viewer_never_slows_the_others() {
         );
         drop(stalled);
     });
+}
+
+#[test]
+fn the_rtsp_server_re_serves_every_camera() {
+    require_media!();
+    let cams = FakeCameras::start(&["avc", "hevc:codec=h265", "talk:audio=aac"]);
+    let (tls, api, rtsp) = (free_port(), free_port(), free_port());
+    let mut site = format!(
+        "[site]\nname = \"nova\"\nlayout = \"novavms\"\n\n[networks]\nclients = [\"192.0.2.0/24\"]\n\n[[nodes]]\nname = \"n1\"\naddress = \"192.0.2.1\"\nroles = [\"application\", \"media\"]\n\n[[users]]\nname = \"{}\"\nrole = \"admin\"\npassword_hash = \"{}\"\n",
+        ADMIN.0,
+        sited_tests::daemon::admin_hash()
+    );
+    for cam in ["avc", "hevc", "talk"] {
+        site.push_str(&format!(
+            "\n[[cameras]]\nname = \"{cam}\"\nurl = \"{}\"\n",
+            cams.url(cam)
+        ));
+    }
+    site.push_str(&format!(
+        "\n[ports]\nweb_tls = {tls}\napi = {api}\nrtsp = {rtsp}\n"
+    ));
+    let d = Daemon::start(
+        "rtsp",
+        Some(&site),
+        &["--firewall", "none", "--node", "n1", "--force-port-offset"],
+    );
+    d.wait_for("three cameras", T, || {
+        get(api, "/api/v1/cameras")
+            .body
+            .matches("\"streaming\"")
+            .count()
+            == 3
+    });
+    let url = |cam: &str| format!("rtsp://{}:{}@127.0.0.1:{rtsp}/{cam}", ADMIN.0, ADMIN.1);
+    for (cam, want) in [("avc", "h264 640x360"), ("hevc", "hevc 640x360")] {
+        let got = probe_rtsp(&url(cam));
+        assert!(
+            got.get(want).is_some_and(|(n, mono, _)| *n >= 40 && *mono),
+            "RTSP {cam}: {got:?}"
+        );
+    }
+    let got = probe_rtsp(&url("talk"));
+    assert!(
+        got.contains_key("h264 640x360") && got.keys().any(|k| k.starts_with("aac")),
+        "RTSP talk: {got:?}"
+    );
+    let decoded = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-i",
+            &url("talk"),
+            "-t",
+            "2",
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        decoded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&decoded.stderr)
+    );
+    let refused = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            &format!("rtsp://127.0.0.1:{rtsp}/avc"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
+
+fn probe_rtsp(url: &str) -> HashMap<String, (usize, bool, String)> {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-read_intervals",
+            "%+3",
+            "-show_entries",
+            "stream=index,codec_name,width,height:packet=stream_index,dts_time",
+            "-of",
+            "compact=p=0:nk=0",
+            url,
+        ])
+        .output()
+        .expect("ffprobe");
+    parse_probe(&String::from_utf8_lossy(&out.stdout))
 }

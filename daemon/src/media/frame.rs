@@ -60,7 +60,7 @@ pub struct Tracks {
 }
 
 /// Which track a frame belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     /// The video track.
     Video,

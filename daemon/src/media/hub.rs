@@ -138,6 +138,11 @@ impl Hub {
         let _ = self.tx.send(Item::Frame(frame));
     }
 
+    /// The tracks of the stream, while it has a source.
+    pub fn tracks(&self) -> Option<Arc<Tracks>> {
+        self.cache.lock().ok()?.tracks.clone()
+    }
+
     /// The counters.
     pub fn stats(&self) -> Stats {
         self.stats.lock().map(|s| s.clone()).unwrap_or_default()

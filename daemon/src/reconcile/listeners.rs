@@ -22,28 +22,35 @@ use crate::plan::{Bind, Listener, Plan};
 
 type Key = (Service, u16);
 
-/// The routers that serve listeners: the web service and the live outputs.
+/// What serves a listener's connections.
+#[derive(Clone)]
+pub enum Server {
+    /// An HTTP router (the web service, the live outputs).
+    Http(Router),
+    /// The RTSP server.
+    Rtsp(Arc<crate::web::App>),
+}
+
+/// The servers of the node's listeners: the web service, the live outputs, RTSP.
 #[derive(Clone)]
 pub struct Routers {
     /// UI, API, metrics.
     pub web: Router,
-    /// Live video out.
+    /// Live video out over HTTP and WebSocket.
     pub live: Router,
+    /// The state the RTSP server reads.
+    pub app: Arc<crate::web::App>,
 }
 
 impl Routers {
-    /// The router that serves a service's listener, if sited serves it yet.
-    pub fn serving(&self, service: Service) -> Option<&Router> {
-        match service.component() {
-            Component::Web => Some(&self.web),
-            Component::Media
-                if matches!(
-                    service,
-                    Service::Live | Service::LiveTls | Service::HttpLive
-                ) =>
-            {
-                Some(&self.live)
+    /// What serves a service's listener, if sited serves it yet.
+    pub fn serving(&self, service: Service) -> Option<Server> {
+        match (service.component(), service) {
+            (Component::Web, _) => Some(Server::Http(self.web.clone())),
+            (Component::Media, Service::Live | Service::LiveTls | Service::HttpLive) => {
+                Some(Server::Http(self.live.clone()))
             }
+            (Component::Media, Service::Rtsp) => Some(Server::Rtsp(self.app.clone())),
             _ => None,
         }
     }
@@ -157,7 +164,7 @@ impl Listeners {
         }
         let mut started = Vec::new();
         for (key, l) in &wanted {
-            let Some(router) = routers.serving(l.service) else {
+            let Some(server) = routers.serving(l.service) else {
                 continue;
             };
             if self.running.contains_key(key) {
@@ -175,7 +182,7 @@ impl Listeners {
                 l.bind,
                 bound.lo,
                 acceptor,
-                router.clone(),
+                server,
                 status.clone(),
                 stop.clone(),
                 shutdown.clone(),
@@ -249,7 +256,7 @@ async fn supervise(
     bind_to: Bind,
     port: u16,
     tls: Option<TlsAcceptor>,
-    router: Router,
+    server: Server,
     status: Shared,
     stop: CancellationToken,
     shutdown: CancellationToken,
@@ -260,15 +267,22 @@ async fn supervise(
             Ok(sockets) => {
                 set(&status, key, ListenerState::Serving);
                 failures = 0;
-                match crate::web::serve(
-                    sockets,
-                    tls.clone(),
-                    router.clone(),
-                    stop.clone(),
-                    shutdown.clone(),
-                )
-                .await
-                {
+                let served = match &server {
+                    Server::Http(router) => {
+                        crate::web::serve(
+                            sockets,
+                            tls.clone(),
+                            router.clone(),
+                            stop.clone(),
+                            shutdown.clone(),
+                        )
+                        .await
+                    }
+                    Server::Rtsp(app) => {
+                        crate::media::output::rtsp::serve(sockets, app.clone(), stop.clone()).await
+                    }
+                };
+                match served {
                     Ok(()) => return,
                     Err(e) => format!("accepting on {port}: {e}"),
                 }

@@ -158,6 +158,7 @@ impl Daemon {
         let routers = listeners::Routers {
             web: web::router(app.clone()),
             live: crate::media::output::router(app.clone()),
+            app: app.clone(),
         };
         Ok((
             Daemon {

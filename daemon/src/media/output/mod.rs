@@ -5,12 +5,14 @@
 //! | `ws(s)://HOST:PORT/live/<camera>` | fragmented MP4 over WebSocket, for browsers (MSE) |
 //! | `http://HOST:PORT/live/<camera>.flv` | HTTP-FLV |
 //! | `http://HOST:PORT/live/<camera>/index.m3u8` | HLS, fMP4 segments |
+//! | `rtsp://HOST:PORT/<camera>` | RTSP re-serve, RTP over TCP ([`rtsp`]) |
 //!
 //! Viewers log in as the web's users: HTTP Basic, a session cookie, or `?token=` from
 //! `POST /api/v1/tokens`.
 
 pub mod flv;
 pub mod hls;
+pub mod rtsp;
 pub mod ws;
 
 use std::sync::Arc;
