@@ -109,8 +109,7 @@ mkfs.vfat --invariant -C -F 32 -n "$(repart_get "$esp_conf" Label)" -i "$(uuid_f
 MTOOLS_SKIP_CHECK=1 mcopy -s -m -i "$esp" "$work/esp"/* ::/
 
 step "Build the root file system ($(numfmt --to=iec "$ROOT_SIZE"), ext4)"
-used=$(du -sb --apparent-size "$work/root" | cut -f1)
-printf '    root tree: %s in %s files\n' "$(numfmt --to=iec "$used")" "$(find "$work/root" | wc -l)"
+printf '    root tree: %s in %s files\n' "$(du -sh --apparent-size "$work/root" | cut -f1)" "$(find "$work/root" | wc -l)"
 root=$work/root.img
 rm -f "$root" && truncate -s "$ROOT_SIZE" "$root"
 E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH mkfs.ext4 -q -d "$work/root" -L "$(repart_get "$root_conf" Label)" \
@@ -145,9 +144,9 @@ step "Compress with zstd -$ZSTD_LEVEL"
 nice -n 10 zstd -q -f -T0 "-$ZSTD_LEVEL" "$raw" -o "$raw.zst"
 
 step "Report"
-size_of() { numfmt --to=iec --suffix=B --format=%.1f "$1"; }
+size_of() { numfmt --to=iec-i --suffix=B --format=%.1f "$1"; }
 printf '    %-40s raw %s, allocated %s\n' "$raw" "$(size_of "$(stat -c %s "$raw")")" \
   "$(size_of $(($(stat -c %b "$raw") * $(stat -c %B "$raw"))))"
 printf '    %-40s %s\n' "$raw.zst" "$(size_of "$(stat -c %s "$raw.zst")")"
 printf '    %-40s %s\n' "$OUT/$name.qcow2" "$(size_of "$(stat -c %s "$OUT/$name.qcow2")")"
-printf '    root tree %s; built in %ds\n' "$(size_of "$used")" $((SECONDS - t0))
+printf '    built in %ds\n' $((SECONDS - t0))
