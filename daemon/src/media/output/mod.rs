@@ -79,36 +79,37 @@ fn flv_stream(app: &App, name: &str) -> Response {
         )
             .into_response();
     };
-    let mut reader = hub.subscribe();
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(64);
-    tokio::spawn(async move {
-        let mut muxer: Option<flv::Muxer> = None;
+    // The body pulls from the hub directly: no task and no queue per viewer beyond the hub's.
+    struct Pull {
+        reader: crate::media::hub::Reader,
+        muxer: Option<flv::Muxer>,
+    }
+    let pull = Pull { reader: hub.subscribe(), muxer: None };
+    let tags = futures_util::stream::unfold(pull, |mut p| async move {
         loop {
-            let chunks = match reader.next().await {
+            let chunk = match p.reader.next().await {
                 Ok(Item::Tracks(tracks)) => {
                     // A second epoch cannot restart an FLV stream: the viewer reconnects.
-                    if muxer.is_some() {
-                        return;
+                    if p.muxer.is_some() {
+                        return None;
                     }
-                    muxer = Some(flv::Muxer::new(&tracks));
-                    let mut c = vec![flv::header(&tracks)];
-                    c.extend(flv::sequence_headers(&tracks));
-                    c
+                    p.muxer = Some(flv::Muxer::new(&tracks));
+                    let mut head = bytes::BytesMut::from(&flv::header(&tracks)[..]);
+                    for h in flv::sequence_headers(&tracks) {
+                        head.extend_from_slice(&h);
+                    }
+                    head.freeze()
                 }
-                Ok(Item::Frame(f)) => match muxer.as_mut() {
-                    Some(m) => vec![m.tag(&f)],
+                Ok(Item::Frame(f)) => match p.muxer.as_mut() {
+                    Some(m) => m.tag(&f),
                     None => continue,
                 },
-                Err(Stop::TooSlow | Stop::Closed) => return,
+                Err(Stop::TooSlow | Stop::Closed) => return None,
             };
-            for c in chunks {
-                if tx.send(Ok(c)).await.is_err() {
-                    return;
-                }
-            }
+            return Some((Ok::<_, std::io::Error>(chunk), p));
         }
     });
-    let body = Body::from_stream(tokio_stream_from(rx));
+    let body = Body::from_stream(tags);
     (
         [
             (header::CONTENT_TYPE, "video/x-flv"),
@@ -119,11 +120,6 @@ fn flv_stream(app: &App, name: &str) -> Response {
         .into_response()
 }
 
-fn tokio_stream_from(
-    mut rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>,
-) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
-    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
-}
 
 async fn hls_file(
     State(app): State<Arc<App>>,
