@@ -31,6 +31,8 @@ pub mod segmenter;
 pub mod writer;
 
 #[cfg(test)]
+mod ffmpeg_tests;
+#[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};
