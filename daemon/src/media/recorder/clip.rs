@@ -308,38 +308,38 @@ impl ClipReader {
             }
             let rel = self.pos - self.piece_start;
             let limit = piece.len().min(self.end - self.piece_start);
-            let Piece::File {
-                path,
-                offset,
-                len,
-                from_90k,
-                to_90k,
-                ..
-            } = piece
-            else {
-                let Piece::Data(b) = piece else {
-                    unreachable!()
-                };
-                let out = b.slice(rel as usize..limit as usize);
-                self.pos += out.len() as u64;
-                return Ok(Some(out));
+            let (path, offset, len, from_90k, to_90k) = match piece {
+                Piece::Data(b) => {
+                    let out = b.slice(rel as usize..limit as usize);
+                    self.pos += out.len() as u64;
+                    return Ok(Some(out));
+                }
+                Piece::File {
+                    path,
+                    offset,
+                    len,
+                    from_90k,
+                    to_90k,
+                    ..
+                } => (path, *offset, *len, *from_90k, *to_90k),
             };
             if self.file.is_none() {
                 self.file = Some(File::open(path)?);
-                self.cursor = *offset;
+                self.cursor = offset;
                 self.raw = None;
                 self.moof = None;
             }
             let file = self.file.as_mut().ok_or_else(|| bad(path))?;
             let want = offset + rel;
             let stop = offset + limit;
-            if let Some((at, m)) = &self.moof {
-                if want >= *at && want < at + m.len() as u64 {
-                    let out = m
-                        .slice((want - at) as usize..(stop.min(at + m.len() as u64) - at) as usize);
-                    self.pos += out.len() as u64;
-                    return Ok(Some(out));
-                }
+            if let Some((at, m)) = &self.moof
+                && want >= *at
+                && want < at + m.len() as u64
+            {
+                let out =
+                    m.slice((want - at) as usize..(stop.min(at + m.len() as u64) - at) as usize);
+                self.pos += out.len() as u64;
+                return Ok(Some(out));
             }
             if self.raw.as_ref().is_some_and(|r| r.contains(&want)) {
                 let n = (self.raw.as_ref().map_or(want, |r| r.end).min(stop) - want)
@@ -369,7 +369,7 @@ impl ClipReader {
                         .find(|(id, _)| *id == track)
                         .map_or(90_000, |(_, s)| u64::from(*s));
                     let rescale = |t: u64| (u128::from(t) * u128::from(ts) / 90_000) as u64;
-                    old.saturating_sub(rescale(*from_90k)) + rescale(*to_90k)
+                    old.saturating_sub(rescale(from_90k)) + rescale(to_90k)
                 });
                 self.moof = Some((at, Bytes::from(m)));
             } else {

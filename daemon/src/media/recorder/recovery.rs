@@ -51,11 +51,11 @@ fn scan_and_truncate(path: &Path) -> Result<Option<Scan>, Error> {
         .map_err(|e| io(path, e))?;
     let len = file.metadata().map_err(|e| io(path, e))?.len();
     let found = scan::scan(&mut file, len).map_err(|e| io(path, e))?;
-    if let Some(s) = &found {
-        if s.bytes < len {
-            file.set_len(s.bytes).map_err(|e| io(path, e))?;
-            file.sync_all().map_err(|e| io(path, e))?;
-        }
+    if let Some(s) = &found
+        && s.bytes < len
+    {
+        file.set_len(s.bytes).map_err(|e| io(path, e))?;
+        file.sync_all().map_err(|e| io(path, e))?;
     }
     Ok(found)
 }

@@ -50,7 +50,7 @@ fn synthetic(i: u64) -> Item {
         kind: Kind::Video,
         seq: i + 1,
         pts: i as i64 * 3600,
-        keyframe: i % 25 == 0,
+        keyframe: i.is_multiple_of(25),
         data: Bytes::from(data),
     }))
 }
@@ -207,7 +207,7 @@ fn recovery_closes_a_torn_segment_adopts_orphans_and_drops_dangling_rows() {
     let torn = root.join(&open.path);
     let whole = std::fs::metadata(&torn).unwrap().len();
     let mut data = std::fs::read(&torn).unwrap();
-    data.extend_from_slice(&data[whole as usize - 700..whole as usize - 100].to_vec());
+    data.extend_from_within(whole as usize - 700..whole as usize - 100);
     std::fs::write(&torn, &data).unwrap();
     // The first segment's row is lost (an orphan file); the second's file is lost.
     recording::delete(store.conn(), segs[0].id).unwrap();
