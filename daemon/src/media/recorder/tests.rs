@@ -301,3 +301,75 @@ async fn a_recorder_follows_a_hub_and_closes_its_segment_when_stopped() {
     assert!(segs.iter().all(|s| s.complete));
     assert_eq!(segs.last().unwrap().end_ms, T0 + 10_000);
 }
+
+/// The child of [`a_kill_9_loses_at_most_a_frame_or_so`]: records synthetic frames at 25 fps in
+/// real time, through a hub, until it is killed.
+#[tokio::test]
+#[ignore]
+async fn recording_child_until_killed() {
+    let Some(dir) = std::env::var_os("SITED_RECORDING_CHILD") else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let hub = crate::media::hub::Hub::new("cam");
+    hub.set_tracks((*super::segmenter::tests::tracks(b"\0\0\0\x08avc1")).clone());
+    let mut options = super::Options::new(&dir.join("recordings"));
+    options.segment = std::time::Duration::from_secs(2);
+    let clock = Arc::new(super::SystemClock);
+    let _rec = super::Recorder::spawn("cam", hub.clone(), &dir.join("sited.db"), options, clock);
+    while hub.readers() == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(40));
+    for i in 0.. {
+        tick.tick().await;
+        let Item::Frame(f) = synthetic(i) else {
+            unreachable!()
+        };
+        hub.push(f.kind, f.pts, f.keyframe, f.data.clone());
+    }
+}
+
+#[test]
+fn a_kill_9_loses_at_most_a_frame_or_so() {
+    use super::Clock as _;
+    let dir = TempDir::new("kill");
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "media::recorder::tests::recording_child_until_killed",
+        ])
+        .env("SITED_RECORDING_CHILD", &dir.0)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(4300));
+    child.kill().unwrap(); // SIGKILL
+    let killed_at = super::SystemClock.now_ms();
+    child.wait().unwrap();
+
+    let store = Store::open(&dir.0.join("sited.db")).unwrap();
+    let before = store.recording_segments("cam", 0, i64::MAX / 2).unwrap();
+    assert!(before.iter().any(|s| !s.complete), "killed mid-segment");
+    let report = recovery::run(store.conn(), &dir.0.join("recordings")).unwrap();
+    assert!(report.repaired >= 1, "{report:?}");
+    let spans = store.recording_spans("cam", 0, i64::MAX / 2).unwrap();
+    assert_eq!(spans.len(), 1, "{spans:?}");
+    let lost = killed_at - spans[0].end_ms;
+    eprintln!("kill -9: {lost} ms of media lost; recovery: {report:?}");
+    assert!(lost < 500, "{lost} ms lost");
+    // What was recovered plays: a clip of its last second reads whole.
+    let p = Arc::new(
+        plan(
+            &store,
+            &dir.0.join("recordings"),
+            spans[0].end_ms - 1000,
+            spans[0].end_ms,
+        )
+        .unwrap(),
+    );
+    let (kinds, tfdts) = layout(&read_all(&p, 0..p.len));
+    assert_eq!(kinds[..2], ["ftyp", "moov"]);
+    assert!(tfdts.windows(2).all(|w| w[1] > w[0]));
+}
