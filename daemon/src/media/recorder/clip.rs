@@ -12,6 +12,7 @@
 //! [`plan`] is pure and cuts the end at a keyframe; [`ClipPlan::trim_end`] reads the `moof`s of
 //! that last GOP (a few dozen small reads) to cut at the first video frame at or after `end`.
 //! A clip stops at a change of init segment (new codec parameters): one MP4 has one `moov`.
+//! Its `moov` gains a `mehd` with the clip's duration, so players know it up front.
 
 use std::fs::File;
 use std::io::{self, Read as _, Seek as _, SeekFrom};
@@ -91,6 +92,9 @@ pub struct ClipPlan {
     /// Whether it stops early, at a change of codec parameters.
     pub truncated: bool,
     timescales: Vec<(u32, u32)>,
+    /// The clip's media duration (90 kHz), and where the init's `mehd` holds it.
+    duration_90k: u64,
+    mehd: Option<(usize, u64)>,
 }
 
 /// Plans the clip `[start_ms, end_ms)` from `segments` (as
@@ -111,6 +115,8 @@ pub fn plan(
         start_ms: 0,
         end_ms: 0,
         truncated: false,
+        duration_90k: 0,
+        mehd: None,
     };
     let mut clip_time = 0u64;
     let wall = |seg: &Segment, t: u64| seg.start_ms + (t / 90) as i64;
@@ -175,7 +181,18 @@ pub fn plan(
             break;
         }
     }
-    (out.pieces.len() > 1).then_some(out)
+    if out.pieces.len() == 1 {
+        return None;
+    }
+    out.duration_90k = clip_time;
+    if let Some(Piece::Data(init)) = out.pieces.first_mut()
+        && let Some((with, at, scale)) = scan::with_duration(init, clip_time / 90)
+    {
+        out.len = out.len - init.len() as u64 + with.len() as u64;
+        *init = Bytes::from(with);
+        out.mehd = Some((at, scale));
+    }
+    Some(out)
 }
 
 fn read_at(file: &mut File, at: u64, len: usize) -> io::Result<Vec<u8>> {
@@ -193,8 +210,9 @@ impl ClipPlan {
             path,
             offset,
             len,
+            from_90k,
+            to_90k,
             trim: trim @ Some(_),
-            ..
         }) = self.pieces.last_mut()
         else {
             return Ok(());
@@ -215,10 +233,17 @@ impl ClipPlan {
                     self.len -= end - pos;
                     *len = pos - *offset;
                     self.end_ms = t.segment_start_ms + (m.tfdt / 90) as i64;
+                    self.duration_90k = *to_90k + (m.tfdt - *from_90k);
                     break;
                 }
             }
             pos += h.size;
+        }
+        if let (Some((at, scale)), Some(Piece::Data(init))) = (self.mehd, self.pieces.first_mut()) {
+            let mut patched = init.to_vec();
+            let value = self.duration_90k / 90 * scale / 1000;
+            patched[at..at + 8].copy_from_slice(&value.to_be_bytes());
+            *init = Bytes::from(patched);
         }
         Ok(())
     }
@@ -391,5 +416,80 @@ impl Iterator for ClipReader {
                 Some(Err(e))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::recorder::index::{Keyframe, encode};
+
+    /// A 4 s segment with a keyframe each second, 1000 bytes per second after a 100-byte init.
+    fn segment(start_ms: i64, init_id: i64) -> Segment {
+        let ks: Vec<Keyframe> = (0..4)
+            .map(|i| Keyframe {
+                offset: 100 + i * 1000,
+                time: i * 90_000,
+            })
+            .collect();
+        Segment {
+            id: 0,
+            camera: "cam".into(),
+            start_ms,
+            end_ms: start_ms + 4000,
+            duration_90k: 4 * 90_000,
+            bytes: 4100,
+            path: format!("{start_ms}.mp4"),
+            init_id,
+            keyframes: encode(&ks),
+            complete: true,
+        }
+    }
+
+    fn runs(plan: &ClipPlan) -> Vec<(u64, u64, u64, u64)> {
+        plan.pieces
+            .iter()
+            .filter_map(|p| match p {
+                Piece::File {
+                    offset,
+                    len,
+                    from_90k,
+                    to_90k,
+                    ..
+                } => Some((*offset, *len, *from_90k, *to_90k)),
+                Piece::Data(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_plan_runs_from_the_keyframe_before_start_closes_gaps_and_stops_at_a_new_init() {
+        let init = Bytes::from_static(&[0; 100]);
+        // 0–4 s, a 2 s gap, 6–10 s, then new codec parameters at 10 s.
+        let segs = [segment(0, 1), segment(6000, 1), segment(10_000, 2)];
+        let plan = plan(Path::new("/r"), &segs, init.clone(), 2500, 12_000).unwrap();
+        assert_eq!(
+            runs(&plan),
+            [(2100, 2000, 180_000, 0), (100, 4000, 0, 180_000)],
+            "from the keyframe at 2 s; the second run follows the first without the gap"
+        );
+        assert_eq!(
+            plan.len,
+            100 + 2000 + 4000,
+            "the init is not an MP4: no mehd"
+        );
+        assert_eq!((plan.start_ms, plan.end_ms), (2000, 10_000));
+        assert!(plan.truncated);
+        // The end falls inside a GOP: the run ends at the next keyframe, with a trim to do.
+        let plan = super::plan(Path::new("/r"), &segs, init, 6500, 7500).unwrap();
+        let Some(Piece::File { len, trim, .. }) = plan.pieces.last() else {
+            panic!()
+        };
+        assert_eq!(*len, 2000);
+        assert_eq!(
+            trim.as_ref().map(|t| (t.from, t.end_90k)),
+            Some((1100, 135_000))
+        );
+        assert!(!plan.truncated);
     }
 }

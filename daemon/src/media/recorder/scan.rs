@@ -222,6 +222,54 @@ pub fn timescales(init: &[u8]) -> Vec<(u32, u32)> {
     out
 }
 
+/// The init segment with a `mehd` box in its `mvex` (replacing any) that gives the total
+/// duration of the fragments, so a player knows a clip's length without reading every
+/// fragment. Returns the bytes, the offset of the 64-bit duration (to patch in place), and the
+/// `mvhd` timescale it counts in; `None` if the init segment is malformed.
+pub fn with_duration(init: &[u8], duration_ms: u64) -> Option<(Vec<u8>, usize, u64)> {
+    let mut out = Vec::with_capacity(init.len() + 20);
+    let mut value_at = None;
+    let mut scale = 1000u64;
+    for (kind, r) in children(init) {
+        if &kind != b"moov" {
+            out.extend_from_slice(&init[r]);
+            continue;
+        }
+        let moov_start = out.len();
+        out.extend_from_slice(&[0, 0, 0, 0]);
+        out.extend_from_slice(b"moov");
+        let moov = &init[r][8..];
+        for (kind, r) in children(moov) {
+            let b = &moov[r];
+            if &kind == b"mvhd" {
+                scale = u64::from(be32(b, if b[8] == 1 { 28 } else { 20 })?);
+            }
+            if &kind != b"mvex" {
+                out.extend_from_slice(b);
+                continue;
+            }
+            let mvex_start = out.len();
+            out.extend_from_slice(&[0, 0, 0, 0]);
+            out.extend_from_slice(b"mvex");
+            out.extend_from_slice(&20u32.to_be_bytes());
+            out.extend_from_slice(b"mehd");
+            out.extend_from_slice(&[1, 0, 0, 0]);
+            value_at = Some(out.len());
+            out.extend_from_slice(&(duration_ms * scale / 1000).to_be_bytes());
+            for (kind, r) in children(&b[8..]) {
+                if &kind != b"mehd" {
+                    out.extend_from_slice(&b[8..][r]);
+                }
+            }
+            let size = (out.len() - mvex_start) as u32;
+            out[mvex_start..mvex_start + 4].copy_from_slice(&size.to_be_bytes());
+        }
+        let size = (out.len() - moov_start) as u32;
+        out[moov_start..moov_start + 4].copy_from_slice(&size.to_be_bytes());
+    }
+    Some((out, value_at?, scale))
+}
+
 /// What a scan of a segment file found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scan {

@@ -150,6 +150,9 @@ fn twenty_seconds_become_segments_rows_spans_and_clips_with_ranges() {
     assert_eq!(all.len() as u64, p.len, "Content-Length is exact");
     let (kinds, tfdts) = layout(&all);
     assert_eq!(kinds[..2], ["ftyp", "moov"]);
+    let mehd = all.windows(4).position(|w| w == b"mehd").unwrap();
+    let ms = u64::from_be_bytes(all[mehd + 8..mehd + 16].try_into().unwrap());
+    assert_eq!(ms, 5520, "the mehd holds the trimmed clip's duration");
     assert_eq!(tfdts.len(), (10_520 - 5000) / 40);
     assert!(
         tfdts.iter().enumerate().all(|(i, t)| *t == i as u64 * 3600),
