@@ -1,11 +1,12 @@
 //! The state database: `<state-dir>/sited.db`, SQLite in WAL mode.
 //!
-//! It holds the config history: every reconcile attempt with its time, the file's SHA-256, the
-//! outcome, the diagnostics and a summary of the diff. The schema is versioned by
-//! `PRAGMA user_version` and upgraded by numbered steps in [`upgrade`]; a test upgrades from v0
-//! and compares the result with a fresh schema.
+//! It holds the config history (every reconcile attempt with its time, the file's SHA-256, the
+//! outcome, the diagnostics and a summary of the diff) and the recordings index
+//! ([`recording`]). The schema is versioned by `PRAGMA user_version` and upgraded by numbered
+//! steps in [`upgrade`]; a test upgrades from v0 and compares the result with a fresh schema.
 
 pub mod history;
+pub mod recording;
 pub mod upgrade;
 
 use std::path::Path;

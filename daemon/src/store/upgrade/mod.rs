@@ -2,13 +2,14 @@
 //! each in its own transaction, recording N in `PRAGMA user_version`. A new step is a new file.
 
 mod v1;
+mod v2;
 
 use rusqlite::Connection;
 
 use super::Error;
 
 /// The steps, in order: step `i` takes the schema from version `i` to `i + 1`.
-const STEPS: &[fn(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>] = &[v1::run];
+const STEPS: &[fn(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>] = &[v1::run, v2::run];
 
 /// The version this build writes.
 pub const LATEST: u32 = STEPS.len() as u32;
