@@ -11,7 +11,7 @@ need=${1:-test}
 packages=(nftables iproute2 ca-certificates gcc pkg-config)
 case "$need" in
   run) ;;
-  test) packages+=(nmap chromium) ;;
+  test) packages+=(nmap chromium curl) ;;
   bench) packages+=(hyperfine nmap) ;;
   *) echo "usage: $0 [run|test|bench]" >&2; exit 2 ;;
 esac

@@ -423,3 +423,107 @@ fn probe_rtsp(url: &str) -> HashMap<String, (usize, bool, String)> {
         .expect("ffprobe");
     parse_probe(&String::from_utf8_lossy(&out.stdout))
 }
+
+#[test]
+fn a_recorded_camera_gives_a_ten_second_clip_that_plays() {
+    require_media!();
+    let cams = FakeCameras::start(&["rec"]);
+    let (web, config, live) = (free_port(), free_port(), free_port());
+    let site = titop_site("recorder", web, config)
+        + &format!(
+            "http_live = {live}\n\n[[cameras]]\nname = \"rec\"\nurl = \"{}\"\nrecord = true\n",
+            cams.url("rec")
+        );
+    let d = Daemon::start(
+        "recorder",
+        Some(&site),
+        &["--firewall", "none", "--node", "n1", "--force-port-offset"],
+    );
+    d.wait_for("the camera", T, || {
+        get(web, "/api/v1/cameras").body.contains("\"streaming\"")
+    });
+    std::thread::sleep(Duration::from_secs(30));
+    let spans = get(web, "/api/v1/cameras/rec/recordings").json();
+    let span = &spans[0];
+    let (start, end) = (
+        span["start"].as_str().unwrap(),
+        span["end"].as_str().unwrap(),
+    );
+    let secs = |t: &str| humantime::parse_rfc3339_weak(t).unwrap();
+    let recorded = secs(end).duration_since(secs(start)).unwrap();
+    assert!(
+        recorded >= Duration::from_secs(25),
+        "recorded {recorded:?}: {spans}"
+    );
+    let from = humantime::format_rfc3339_millis(secs(start) + Duration::from_secs(10)).to_string();
+    let to = humantime::format_rfc3339_millis(secs(start) + Duration::from_secs(20)).to_string();
+    let path = format!("/api/v1/cameras/rec/clip.mp4?start={from}&end={to}");
+
+    // The whole clip, with its length announced.
+    let file = d.dir.join("clip.mp4");
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "-D",
+            "-",
+            "-o",
+            file.to_str().unwrap(),
+            "-u",
+            &format!("{}:{}", ADMIN.0, ADMIN.1),
+            &format!("http://127.0.0.1:{web}{path}"),
+        ])
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    let len = std::fs::metadata(&file).unwrap().len();
+    assert!(
+        head.contains(&format!("content-length: {len}")) && head.contains("accept-ranges: bytes"),
+        "{head}"
+    );
+    let duration = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let seconds: f64 = String::from_utf8_lossy(&duration.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0.0);
+    assert!(
+        (seconds - 10.0).abs() <= 1.05,
+        "the clip lasts {seconds} s, not 10 s within one GOP"
+    );
+    let probed = probe(file.to_str().unwrap(), 100);
+    assert!(
+        probed
+            .get("h264 640x360")
+            .is_some_and(|(n, mono, _)| *n >= 240 && *mono),
+        "{probed:?}"
+    );
+
+    // A range of it is the same bytes.
+    let part = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "-r",
+            "1000-1999",
+            "-u",
+            &format!("{}:{}", ADMIN.0, ADMIN.1),
+            &format!("http://127.0.0.1:{web}{path}"),
+        ])
+        .output()
+        .unwrap();
+    let whole = std::fs::read(&file).unwrap();
+    assert_eq!(
+        part.stdout,
+        whole[1000..2000].to_vec(),
+        "a Range request returns those bytes"
+    );
+}

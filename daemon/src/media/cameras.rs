@@ -1,5 +1,7 @@
 //! The node's cameras: one supervised ingest task per camera of the plan.
 //!
+//! Each camera with `record = true` also has a recorder reading its hub.
+//!
 //! Reconcile hands over the plan's cameras; a camera whose own entry did not change keeps its
 //! task and its connection, a changed one is restarted, a removed one is stopped and its hub
 //! forgotten.
@@ -16,6 +18,7 @@ use crate::config::Camera;
 struct Running {
     camera: Camera,
     stop: CancellationToken,
+    recorder: Option<super::recorder::Recorder>,
 }
 
 /// The ingest tasks of the node.
@@ -25,15 +28,24 @@ pub struct Ingest {
     pub hubs: Arc<Hubs>,
     /// The cameras' status.
     pub status: Cameras,
+    db: std::path::PathBuf,
+    recordings: std::path::PathBuf,
 }
 
 impl Ingest {
     /// No camera yet.
-    pub fn new(hubs: Arc<Hubs>, status: Cameras) -> Ingest {
+    pub fn new(
+        hubs: Arc<Hubs>,
+        status: Cameras,
+        db: std::path::PathBuf,
+        recordings: std::path::PathBuf,
+    ) -> Ingest {
         Ingest {
             running: BTreeMap::new(),
             hubs,
             status,
+            db,
+            recordings,
         }
     }
 
@@ -51,6 +63,9 @@ impl Ingest {
             if let Some(r) = self.running.remove(&name) {
                 tracing::info!(camera = %name, "stopping camera");
                 r.stop.cancel();
+                if let Some(recorder) = r.recorder {
+                    tokio::spawn(recorder.stop());
+                }
             }
             if !wanted.contains_key(name.as_str()) {
                 self.hubs.remove(&name);
@@ -69,15 +84,26 @@ impl Ingest {
             tracing::info!(camera = %name, "starting camera");
             tokio::spawn(ingest::run(
                 camera.clone(),
-                hub,
+                hub.clone(),
                 self.status.clone(),
                 stop.clone(),
             ));
+            let recorder = camera.record.then(|| {
+                let options = super::recorder::Options::new(&self.recordings);
+                super::recorder::Recorder::spawn(
+                    name,
+                    hub,
+                    &self.db,
+                    options,
+                    Arc::new(super::recorder::SystemClock),
+                )
+            });
             self.running.insert(
                 name.to_string(),
                 Running {
                     camera: camera.clone(),
                     stop,
+                    recorder,
                 },
             );
             started.push(name.to_string());
@@ -89,6 +115,9 @@ impl Ingest {
     pub fn stop_all(&mut self) {
         for (_, r) in std::mem::take(&mut self.running) {
             r.stop.cancel();
+            if let Some(recorder) = r.recorder {
+                tokio::spawn(recorder.stop());
+            }
         }
     }
 }

@@ -38,6 +38,8 @@ pub struct Routers {
     pub web: Router,
     /// Live video out over HTTP and WebSocket.
     pub live: Router,
+    /// Recordings and clips (VALT's downloads port).
+    pub downloads: Router,
     /// The state the RTSP server reads.
     pub app: Arc<crate::web::App>,
 }
@@ -51,6 +53,7 @@ impl Routers {
                 Some(Server::Http(self.live.clone()))
             }
             (Component::Media, Service::Rtsp) => Some(Server::Rtsp(self.app.clone())),
+            (Component::Recorder, Service::Downloads) => Some(Server::Http(self.downloads.clone())),
             _ => None,
         }
     }

@@ -133,7 +133,16 @@ fn local_networks() -> Vec<IpNet> {
 impl Daemon {
     /// Sets up the daemon: opens the state database; nothing is applied yet.
     pub fn new(cfg: RunConfig, shutdown: CancellationToken) -> Result<(Daemon, Arc<App>), String> {
-        let store = Store::open(&cfg.state_dir.join("sited.db")).map_err(|e| e.to_string())?;
+        let db = cfg.state_dir.join("sited.db");
+        let store = Store::open(&db).map_err(|e| e.to_string())?;
+        let recordings = cfg.state_dir.join("recordings");
+        // Before any recorder starts: make the files and the index agree after a crash.
+        match crate::media::recorder::recovery::run(store.conn(), &recordings) {
+            Ok(report) => tracing::info!(report = ?report, "recordings recovered"),
+            Err(e) => {
+                tracing::error!(error = %e, "recording recovery failed; recordings may be incomplete")
+            }
+        }
         let status: Shared = Arc::new(RwLock::new(Status::default()));
         let store = Arc::new(Mutex::new(store));
         let hubs = Arc::new(crate::media::hub::Hubs::default());
@@ -145,8 +154,9 @@ impl Daemon {
             hubs: hubs.clone(),
             cameras: cameras.clone(),
             hls: Default::default(),
+            recordings: recordings.clone(),
         });
-        let ingest = crate::media::cameras::Ingest::new(hubs, cameras);
+        let ingest = crate::media::cameras::Ingest::new(hubs, cameras, db, recordings);
         let firewall: Option<Arc<dyn Driver + Send + Sync>> = match cfg.firewall {
             FirewallMode::Nft => Some(Arc::new(Nft::default())),
             FirewallMode::None => None,
@@ -158,6 +168,7 @@ impl Daemon {
         let routers = listeners::Routers {
             web: web::router(app.clone()),
             live: crate::media::output::router(app.clone()),
+            downloads: web::downloads_router(app.clone()),
             app: app.clone(),
         };
         Ok((

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod metrics;
 pub mod openapi;
 pub mod page;
+pub mod recordings;
 pub mod tls;
 pub mod ui;
 
@@ -54,6 +55,8 @@ pub struct App {
     pub cameras: crate::media::ingest::Cameras,
     /// The HLS segmenters.
     pub hls: Arc<crate::media::output::hls::Hls>,
+    /// The recordings root, `<state-dir>/recordings`.
+    pub recordings: std::path::PathBuf,
 }
 
 impl App {
@@ -219,6 +222,14 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/site", get(api::site))
         .route("/api/v1/node", get(api::node))
         .route("/api/v1/cameras", get(api::cameras))
+        .route(
+            "/api/v1/cameras/{camera}/recordings",
+            get(recordings::recordings),
+        )
+        .route(
+            "/api/v1/cameras/{camera}/clip.mp4",
+            get(recordings::clip_mp4),
+        )
         .route("/api/v1/ports", get(api::ports))
         .route("/api/v1/config/history", get(api::history))
         .route("/api/v1/config/validate", post(api::validate))
@@ -241,6 +252,24 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/assets/live.js", get(live_js))
         .merge(api)
         .merge(ui)
+        .with_state(app)
+}
+
+/// The router of the downloads port (VALT 8000): health, recordings and clips.
+pub fn downloads_router(app: Arc<App>) -> Router {
+    let protected = Router::new()
+        .route(
+            "/api/v1/cameras/{camera}/recordings",
+            get(recordings::recordings),
+        )
+        .route(
+            "/api/v1/cameras/{camera}/clip.mp4",
+            get(recordings::clip_mp4),
+        )
+        .route_layer(middleware::from_fn_with_state(app.clone(), api_login));
+    Router::new()
+        .route("/api/v1/health", get(api::health))
+        .merge(protected)
         .with_state(app)
 }
 

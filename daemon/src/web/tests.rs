@@ -42,6 +42,7 @@ async fn server() -> Server {
         hubs: Default::default(),
         cameras: Default::default(),
         hls: Default::default(),
+        recordings: std::env::temp_dir().join("sited-web-test-recordings"),
     });
     let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = socket.local_addr().unwrap();

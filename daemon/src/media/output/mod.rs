@@ -84,7 +84,10 @@ fn flv_stream(app: &App, name: &str) -> Response {
         reader: crate::media::hub::Reader,
         muxer: Option<flv::Muxer>,
     }
-    let pull = Pull { reader: hub.subscribe(), muxer: None };
+    let pull = Pull {
+        reader: hub.subscribe(),
+        muxer: None,
+    };
     let tags = futures_util::stream::unfold(pull, |mut p| async move {
         loop {
             let chunk = match p.reader.next().await {
@@ -119,7 +122,6 @@ fn flv_stream(app: &App, name: &str) -> Response {
     )
         .into_response()
 }
-
 
 async fn hls_file(
     State(app): State<Arc<App>>,
