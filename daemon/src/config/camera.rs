@@ -69,6 +69,8 @@ pub fn check_all(
                 onvif_port: entry.onvif_port.map(|p| p.0),
                 record: entry.record,
                 transport: entry.transport,
+                keep_days: entry.keep_days,
+                max_bytes: entry.max_bytes,
             });
         }
     }

@@ -36,6 +36,9 @@ pub struct SiteFile {
     /// The cameras. Default: none.
     #[serde(default)]
     pub cameras: Vec<CameraEntry>,
+    /// How long recordings are kept, on every node. Default: until the disk needs the space.
+    #[serde(default)]
+    pub recording: RecordingLimits,
     /// The mobile devices that may publish over RTMP (VALT's BEAM). Default: none.
     #[serde(default)]
     pub mobile_devices: Vec<MobileDevice>,
@@ -217,6 +220,23 @@ pub struct CameraEntry {
     /// How RTP travels from the camera. Default: `"tcp"`.
     #[serde(default)]
     pub transport: Transport,
+    /// Keep this camera's recordings at most this many days. Default: `[recording] keep_days`.
+    pub keep_days: Option<u32>,
+    /// Keep at most this many bytes of this camera's recordings. Default: no limit of its own.
+    pub max_bytes: Option<u64>,
+}
+
+/// `[recording]`: retention, applied on each node to the recordings it holds. The oldest media
+/// is deleted first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingLimits {
+    /// Delete recordings older than this many days. Default: no age limit.
+    pub keep_days: Option<u32>,
+    /// Keep at most this many bytes of recordings on the node. Default: no size limit.
+    pub max_bytes: Option<u64>,
+    /// Keep at least this many bytes free on the recordings' disk. Default: 1 GiB.
+    pub min_free_bytes: Option<u64>,
 }
 
 /// How RTP travels from a camera.

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::catalog::{self, Condition, Layout, Ports, Proto, Roles, Service, Zone};
 
-pub use super::file::{Egress, License, Ssl, Transport, UserRole};
+pub use super::file::{Egress, License, RecordingLimits, Ssl, Transport, UserRole};
 
 /// A valid site.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +42,8 @@ pub struct Site {
     pub users: Vec<User>,
     /// The mobile devices that may publish.
     pub devices: Vec<Device>,
+    /// Retention on every node.
+    pub recording: RecordingLimits,
 }
 
 /// A mobile device that may publish over RTMP.
@@ -122,6 +124,10 @@ pub struct Camera {
     /// How RTP travels.
     #[serde(skip)]
     pub transport: Transport,
+    /// Its own age limit, in days.
+    pub keep_days: Option<u32>,
+    /// Its own size limit, in bytes.
+    pub max_bytes: Option<u64>,
 }
 
 impl Site {

@@ -106,6 +106,7 @@ impl Validator<'_, '_, '_> {
             ports,
             users,
             devices,
+            recording: file.recording,
         };
         self.conflicts(&site);
         self.warnings(&site, &file);

@@ -32,6 +32,9 @@ use crate::web::{self, App};
 use listeners::Listeners;
 use state::{FirewallStatus, LastReload, Shared, Status, Version};
 
+/// How often retention runs.
+pub const RETENTION: Duration = Duration::from_secs(60);
+
 /// How often resolved licence-host addresses are refreshed.
 pub const LICENSE_REFRESH: Duration = Duration::from_secs(300);
 
@@ -504,6 +507,7 @@ impl Daemon {
         let mut dog = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
         let mut license = tokio::time::interval(LICENSE_REFRESH);
         license.tick().await;
+        let mut retention = tokio::time::interval(RETENTION);
         notify::ready(&self.status_line());
         loop {
             tokio::select! {
@@ -520,6 +524,7 @@ impl Daemon {
                 _ = hup.recv() => self.reload(Trigger::Sighup).await,
                 _ = dog.tick() => if watchdog.is_some() { notify::watchdog() },
                 _ = license.tick() => self.refresh_license_hosts().await,
+                _ = retention.tick() => self.retention(),
                 _ = term.recv() => break,
                 _ = int.recv() => break,
             }
@@ -531,6 +536,41 @@ impl Daemon {
         self.shutdown.cancel();
         tokio::time::sleep(Duration::from_millis(200)).await;
         Ok(())
+    }
+
+    /// One retention pass, off the reconcile loop's thread.
+    fn retention(&self) {
+        let Some(site) = self.status.read().ok().and_then(|s| s.site.clone()) else {
+            return;
+        };
+        let cameras = site
+            .cameras
+            .iter()
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    crate::media::recorder::retention::CameraLimits {
+                        keep_days: c.keep_days,
+                        max_bytes: c.max_bytes,
+                    },
+                )
+            })
+            .collect();
+        let (db, root, limits) = (
+            self.cfg.state_dir.join("sited.db"),
+            self.cfg.state_dir.join("recordings"),
+            site.recording,
+        );
+        tokio::task::spawn_blocking(move || {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            if let Err(e) =
+                crate::media::recorder::retention::run(&db, &root, &limits, &cameras, now)
+            {
+                tracing::warn!(error = %e, "retention failed");
+            }
+        });
     }
 
     async fn reload(&mut self, trigger: Trigger) {

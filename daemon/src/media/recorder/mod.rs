@@ -26,6 +26,7 @@
 pub mod clip;
 pub mod index;
 pub mod recovery;
+pub mod retention;
 pub mod scan;
 pub mod segmenter;
 pub mod writer;
