@@ -247,7 +247,22 @@ impl Store {
         segments_overlapping(self.conn(), camera, start_ms, end_ms)
     }
 
-    /// [`init`], on the daemon's connection.
+    /// Bytes and segments held per camera, for the metrics.
+    pub fn recording_totals(&self) -> Result<Vec<(String, u64, u64)>, Error> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT camera, SUM(bytes), COUNT(*) FROM recording GROUP BY camera ORDER BY camera",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)? as u64,
+                r.get::<_, i64>(2)? as u64,
+            ))
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// The init segment `id` (see [`init`]).
     pub fn recording_init(&self, id: i64) -> Result<Option<Vec<u8>>, Error> {
         init(self.conn(), id)
     }

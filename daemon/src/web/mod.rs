@@ -241,6 +241,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/", get(ui::overview))
         .route("/cameras", get(ui::cameras))
         .route("/live", get(ui::live))
+        .route("/recordings", get(ui::recordings))
         .route("/ports", get(ui::ports))
         .route("/history", get(ui::history))
         .route_layer(middleware::from_fn_with_state(app.clone(), ui_login));

@@ -200,6 +200,105 @@ pub async fn live(State(app): State<Arc<App>>, Extension(p): Extension<Principal
     frame("Live", &site_name(&s), Some(&p.name), "/live", &body).into_response()
 }
 
+/// The recordings page's form.
+#[derive(Debug, Deserialize)]
+pub struct ClipForm {
+    /// The camera.
+    pub camera: Option<String>,
+    /// RFC 3339, or `datetime-local` (taken as UTC).
+    pub start: Option<String>,
+    /// RFC 3339, or `datetime-local` (taken as UTC).
+    pub end: Option<String>,
+}
+
+fn utc(t: &str) -> String {
+    // A browser's datetime-local has no zone and may lack seconds: read it as UTC.
+    let t = t.trim();
+    if t.ends_with('Z') || t.contains('+') {
+        t.to_string()
+    } else if t.len() == 16 {
+        format!("{t}:00Z")
+    } else {
+        format!("{t}Z")
+    }
+}
+
+/// `GET /recordings`: each camera's recorded spans of the last day, and a form to download a clip.
+pub async fn recordings(
+    State(app): State<Arc<App>>,
+    Extension(p): Extension<Principal>,
+    Query(form): Query<ClipForm>,
+) -> Response {
+    if let (Some(camera), Some(start), Some(end)) = (&form.camera, &form.start, &form.end) {
+        let to = format!(
+            "/api/v1/cameras/{}/clip.mp4?start={}&end={}",
+            camera,
+            utc(start),
+            utc(end)
+        );
+        return Redirect::to(&to).into_response();
+    }
+    let Ok(s) = app.status.read() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let cameras: Vec<String> = s
+        .plan
+        .iter()
+        .flat_map(|p| p.cameras.iter())
+        .filter(|c| c.record)
+        .map(|c| c.name.clone())
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let mut rows = Vec::new();
+    if let Ok(store) = app.store.lock() {
+        for c in &cameras {
+            let spans = store
+                .recording_spans(c, now - 86_400_000, now)
+                .unwrap_or_default();
+            let fmt = |ms: i64| {
+                humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64),
+                )
+                .to_string()
+            };
+            let list: Vec<String> = spans
+                .iter()
+                .map(|sp| format!("{} – {}", fmt(sp.start_ms), fmt(sp.end_ms)))
+                .collect();
+            rows.push(vec![
+                esc(c),
+                if list.is_empty() {
+                    "<span class=\"note\">nothing yet</span>".into()
+                } else {
+                    esc(&list.join("\n")).replace('\n', "<br>")
+                },
+            ]);
+        }
+    }
+    let options: String = cameras
+        .iter()
+        .map(|c| format!("<option>{}</option>", esc(c)))
+        .collect();
+    let body = if cameras.is_empty() {
+        "<p class=\"note\">No camera of this node is recorded: set <code>record = true</code> on a camera.</p>".to_string()
+    } else {
+        format!(
+            "{}<h2>Download a clip</h2><form class=\"login\" method=\"get\" action=\"/recordings\"><label>Camera <select name=\"camera\">{options}</select></label><label>From (UTC) <input name=\"start\" type=\"datetime-local\" step=\"1\" required></label><label>To (UTC) <input name=\"end\" type=\"datetime-local\" step=\"1\" required></label><button>Download MP4</button></form>",
+            table(&["Camera", "Recorded in the last 24 hours (UTC)"], &rows)
+        )
+    };
+    frame(
+        "Recordings",
+        &site_name(&s),
+        Some(&p.name),
+        "/recordings",
+        &body,
+    )
+    .into_response()
+}
+
 /// `GET /ports`: this node's port table, as `sited ports` prints it, and its listeners.
 pub async fn ports(State(app): State<Arc<App>>, Extension(p): Extension<Principal>) -> Response {
     let Ok(s) = app.status.read() else {
