@@ -527,3 +527,58 @@ fn a_recorded_camera_gives_a_ten_second_clip_that_plays() {
         "a Range request returns those bytes"
     );
 }
+
+#[test]
+fn a_killed_daemon_leaves_a_consistent_index_and_a_recorded_gap() {
+    require_media!();
+    let cams = FakeCameras::start(&["door"]);
+    let (web, config) = (free_port(), free_port());
+    let site = titop_site("crash", web, config)
+        + &format!(
+            "\n[[cameras]]\nname = \"door\"\nurl = \"{}\"\nrecord = true\n",
+            cams.url("door")
+        );
+    let mut d = Daemon::start(
+        "crash",
+        Some(&site),
+        &["--firewall", "none", "--node", "n1", "--force-port-offset"],
+    );
+    d.wait_for("the camera", T, || {
+        get(web, "/api/v1/cameras").body.contains("\"streaming\"")
+    });
+    std::thread::sleep(Duration::from_secs(8));
+    d.signal("KILL");
+    let _ = d.child.take().map(|mut c| c.wait());
+    std::thread::sleep(Duration::from_secs(3));
+    d.spawn();
+    d.wait_for("the camera again", T, || {
+        get(web, "/api/v1/cameras").body.contains("\"streaming\"")
+    });
+    std::thread::sleep(Duration::from_secs(6));
+    let spans = get(web, "/api/v1/cameras/door/recordings").json();
+    let spans = spans.as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        spans.len(),
+        2,
+        "the time sited was down is a gap between two spans: {spans:?}"
+    );
+    let t = |v: &serde_json::Value| humantime::parse_rfc3339_weak(v.as_str().unwrap()).unwrap();
+    let before = t(&spans[0]["end"])
+        .duration_since(t(&spans[0]["start"]))
+        .unwrap();
+    let gap = t(&spans[1]["start"])
+        .duration_since(t(&spans[0]["end"]))
+        .unwrap();
+    assert!(
+        before >= Duration::from_secs(6),
+        "the first span kept what was recorded before the kill: {before:?}"
+    );
+    assert!(
+        gap >= Duration::from_secs(2) && gap < Duration::from_secs(30),
+        "gap {gap:?}"
+    );
+    assert!(
+        d.log().contains("recordings recovered"),
+        "recovery ran at start-up"
+    );
+}
