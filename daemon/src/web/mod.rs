@@ -230,6 +230,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/api/v1/cameras/{camera}/clip.mp4",
             get(recordings::clip_mp4),
         )
+        .route("/api/v1/storage", get(recordings::storage))
         .route("/api/v1/ports", get(api::ports))
         .route("/api/v1/config/history", get(api::history))
         .route("/api/v1/config/validate", post(api::validate))

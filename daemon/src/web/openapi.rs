@@ -52,6 +52,9 @@ pub fn build() -> Value {
             "/api/v1/site": {"get": op("The site in force, its version and the last reload", true, object.clone())},
             "/api/v1/node": {"get": op("This node: roles, listeners and firewall", true, object.clone())},
             "/api/v1/cameras": {"get": op("The cameras this node ingests and their state", true, json!({"type": "array"}))},
+            "/api/v1/cameras/{camera}/recordings": {"get": {"summary": "The recorded spans of a camera, RFC 3339", "parameters": [{"name": "camera", "in": "path", "required": true, "schema": {"type": "string"}}, {"name": "start", "in": "query", "schema": {"type": "string", "format": "date-time"}}, {"name": "end", "in": "query", "schema": {"type": "string", "format": "date-time"}}], "responses": {"200": {"description": "[{start, end}]"}}}},
+            "/api/v1/cameras/{camera}/clip.mp4": {"get": {"summary": "An MP4 of [start, end), with Range support", "parameters": [{"name": "camera", "in": "path", "required": true, "schema": {"type": "string"}}, {"name": "start", "in": "query", "required": true, "schema": {"type": "string", "format": "date-time"}}, {"name": "end", "in": "query", "schema": {"type": "string", "format": "date-time"}}], "responses": {"200": {"description": "video/mp4"}, "206": {"description": "a byte range"}, "404": {"description": "nothing recorded"}}}},
+            "/api/v1/storage": {"get": op("The recordings' disk: free bytes, limits, bytes and segments per camera", true, object.clone())},
             "/api/v1/ports": {"get": op("This node's flows, as `sited ports --format json`", true, json!({"type": "array"}))},
             "/api/v1/config/history": {"get": {
                 "summary": "Every reconcile attempt, newest first (admins)",

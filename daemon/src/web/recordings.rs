@@ -74,6 +74,30 @@ fn known(app: &App, camera: &str) -> bool {
         .is_some_and(|p| p.cameras.iter().any(|c| c.name == camera))
 }
 
+/// `GET /api/v1/storage`: the recordings' disk and what each camera holds.
+pub async fn storage(State(app): State<Arc<App>>) -> Response {
+    let totals = app
+        .store
+        .lock()
+        .ok()
+        .and_then(|s| s.recording_totals().ok())
+        .unwrap_or_default();
+    let limits = app
+        .status
+        .read()
+        .ok()
+        .and_then(|s| s.site.as_ref().map(|site| site.recording));
+    let free = crate::media::recorder::retention::free_bytes(&app.recordings);
+    Json(json!({
+        "root": app.recordings.display().to_string(),
+        "free_bytes": free,
+        "bytes": totals.iter().map(|(_, b, _)| b).sum::<u64>(),
+        "limits": limits.map(|l| json!({"keep_days": l.keep_days, "max_bytes": l.max_bytes, "min_free_bytes": l.min_free_bytes.unwrap_or(crate::media::recorder::retention::DEFAULT_MIN_FREE)})),
+        "cameras": totals.iter().map(|(c, b, n)| json!({"camera": c, "bytes": b, "segments": n})).collect::<Vec<_>>(),
+    }))
+    .into_response()
+}
+
 /// `GET /api/v1/cameras/<camera>/recordings`.
 pub async fn recordings(
     State(app): State<Arc<App>>,

@@ -373,3 +373,37 @@ async fn tls_serves_with_a_self_signed_certificate_generated_once() {
     s.stop.cancel();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn storage_and_recordings_answer_for_known_cameras() {
+    let s = server().await;
+    let auth = basic("vic", "vic-pw");
+    let (code, _, body) = request(
+        s.addr,
+        &format!("GET /api/v1/storage HTTP/1.1\r\n{auth}"),
+        "",
+    )
+    .await;
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(v["free_bytes"].as_u64().is_some() && v["cameras"].is_array());
+    let (code, _, body) = request(
+        s.addr,
+        &format!("GET /api/v1/cameras/quay/recordings HTTP/1.1\r\n{auth}"),
+        "",
+    )
+    .await;
+    assert_eq!((code, body.as_str()), (200, "[]"));
+    let (code, _, _) = request(
+        s.addr,
+        &format!("GET /api/v1/cameras/nope/recordings HTTP/1.1\r\n{auth}"),
+        "",
+    )
+    .await;
+    assert_eq!(code, 404);
+    let (code, _, body) = request(s.addr, &format!("GET /api/v1/cameras/quay/clip.mp4?start=2026-11-21T10:00:00Z&end=2026-11-21T09:00:00Z HTTP/1.1\r\n{auth}"), "").await;
+    assert_eq!(code, 400, "{body}");
+    let (code, _, _) = request(s.addr, &format!("GET /api/v1/cameras/quay/clip.mp4?start=2026-11-21T10:00:00Z&end=2026-11-21T10:01:00Z HTTP/1.1\r\n{auth}"), "").await;
+    assert_eq!(code, 404, "nothing recorded there");
+    s.stop.cancel();
+}
