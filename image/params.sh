@@ -16,7 +16,7 @@ case $DIST in
     KEYRING=${KEYRING:-/usr/share/keyrings/debian-archive-keyring.gpg} ;;
   *) echo "DIST=$DIST: expected ubuntu or debian" >&2; exit 1 ;;
 esac
-version_of() { sed -n 's/^version *= *"\([^"]*\)".*/\1/p' "$1" 2>/dev/null | head -n 1; }
+version_of() { [ ! -f "$1" ] || sed -n 's/^version *= *"\([^"]*\)".*/\1/p' "$1" | head -n 1; }
 VERSION=${VERSION:-$(version_of daemon/Cargo.toml)}
 VERSION=${VERSION:-$(version_of Cargo.toml)}
 VERSION=${VERSION:-0.0.0}

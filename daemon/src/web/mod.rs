@@ -222,14 +222,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/site", get(api::site))
         .route("/api/v1/node", get(api::node))
         .route("/api/v1/cameras", get(api::cameras))
-        .route(
-            "/api/v1/cameras/{camera}/recordings",
-            get(recordings::recordings),
-        )
-        .route(
-            "/api/v1/cameras/{camera}/clip.mp4",
-            get(recordings::clip_mp4),
-        )
+        .merge(recordings::routes())
         .route("/api/v1/storage", get(recordings::storage))
         .route("/api/v1/ports", get(api::ports))
         .route("/api/v1/config/history", get(api::history))
@@ -259,16 +252,8 @@ pub fn router(app: Arc<App>) -> Router {
 
 /// The router of the downloads port (VALT 8000): health, recordings and clips.
 pub fn downloads_router(app: Arc<App>) -> Router {
-    let protected = Router::new()
-        .route(
-            "/api/v1/cameras/{camera}/recordings",
-            get(recordings::recordings),
-        )
-        .route(
-            "/api/v1/cameras/{camera}/clip.mp4",
-            get(recordings::clip_mp4),
-        )
-        .route_layer(middleware::from_fn_with_state(app.clone(), api_login));
+    let protected =
+        recordings::routes().route_layer(middleware::from_fn_with_state(app.clone(), api_login));
     Router::new()
         .route("/api/v1/health", get(api::health))
         .merge(protected)

@@ -66,12 +66,34 @@ fn parse(range: &Range, default_span: Duration) -> Result<(i64, i64), Response> 
     Ok((start, end))
 }
 
-fn known(app: &App, camera: &str) -> bool {
-    app.status
+/// The recordings and clip routes, for the web and downloads routers.
+pub fn routes() -> axum::Router<Arc<App>> {
+    axum::Router::new()
+        .route(
+            "/api/v1/cameras/{camera}/recordings",
+            axum::routing::get(recordings),
+        )
+        .route(
+            "/api/v1/cameras/{camera}/clip.mp4",
+            axum::routing::get(clip_mp4),
+        )
+}
+
+/// A 404 unless the camera is one of this node's.
+fn unknown(app: &App, camera: &str) -> Option<Response> {
+    let known = app
+        .status
         .read()
         .ok()
         .and_then(|s| s.plan.clone())
-        .is_some_and(|p| p.cameras.iter().any(|c| c.name == camera))
+        .is_some_and(|p| p.cameras.iter().any(|c| c.name == camera));
+    (!known).then(|| {
+        (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("no camera \"{camera}\" on this node")})),
+        )
+            .into_response()
+    })
 }
 
 /// `GET /api/v1/storage`: the recordings' disk and what each camera holds.
@@ -104,12 +126,8 @@ pub async fn recordings(
     Path(camera): Path<String>,
     Query(range): Query<Range>,
 ) -> Response {
-    if !known(&app, &camera) {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": format!("no camera \"{camera}\" on this node")})),
-        )
-            .into_response();
+    if let Some(r) = unknown(&app, &camera) {
+        return r;
     }
     let (start, end) = match parse(&range, Duration::from_secs(24 * 3600)) {
         Ok(r) => r,
@@ -141,12 +159,8 @@ pub async fn clip_mp4(
     Query(range): Query<Range>,
     headers: HeaderMap,
 ) -> Response {
-    if !known(&app, &camera) {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": format!("no camera \"{camera}\" on this node")})),
-        )
-            .into_response();
+    if let Some(r) = unknown(&app, &camera) {
+        return r;
     }
     if range.start.is_none() {
         return bad("give `start` (and `end`), RFC 3339".into());

@@ -386,41 +386,23 @@ pub async fn connection(mut stream: TcpStream, peer: SocketAddr, app: Arc<App>) 
                     .split(';')
                     .find_map(|p| p.trim().strip_prefix("interleaved="))
                     .and_then(|r| r.split('-').next()?.parse::<u8>().ok());
-                match (transport.contains("TCP"), interleaved) {
-                    (true, Some(ch)) => {
-                        channels.insert(track.unwrap_or(0), ch);
-                        response(
-                            200,
-                            "OK",
-                            &cseq,
-                            &[
-                                (
-                                    "Transport",
-                                    format!("RTP/AVP/TCP;unicast;interleaved={}-{}", ch, ch + 1),
-                                ),
-                                ("Session", format!("{session_id};timeout=60")),
-                            ],
-                            "",
-                        )
-                    }
-                    (true, None) => {
-                        let ch = (channels.len() * 2) as u8;
-                        channels.insert(track.unwrap_or(0), ch);
-                        response(
-                            200,
-                            "OK",
-                            &cseq,
-                            &[
-                                (
-                                    "Transport",
-                                    format!("RTP/AVP/TCP;unicast;interleaved={}-{}", ch, ch + 1),
-                                ),
-                                ("Session", format!("{session_id};timeout=60")),
-                            ],
-                            "",
-                        )
-                    }
-                    _ => response(461, "Unsupported Transport", &cseq, &[], ""),
+                if transport.contains("TCP") {
+                    // The client's channel pair, or the next free one.
+                    let ch = interleaved.unwrap_or((channels.len() * 2) as u8);
+                    channels.insert(track.unwrap_or(0), ch);
+                    let transport = format!("RTP/AVP/TCP;unicast;interleaved={}-{}", ch, ch + 1);
+                    response(
+                        200,
+                        "OK",
+                        &cseq,
+                        &[
+                            ("Transport", transport),
+                            ("Session", format!("{session_id};timeout=60")),
+                        ],
+                        "",
+                    )
+                } else {
+                    response(461, "Unsupported Transport", &cseq, &[], "")
                 }
             }
             "PLAY" => {
