@@ -4,7 +4,8 @@
 //! - [`hub`]: one source fanned out to many readers, with a GOP cache and bounded queues;
 //! - [`ingest`]: cameras pulled over RTSP, reconnecting with backoff;
 //! - [`cameras`]: one supervised ingest task per camera of the plan;
-//! - [`fmp4`]: fragmented MP4 for browsers (MSE) and HLS.
+//! - [`fmp4`]: fragmented MP4 for browsers (MSE) and HLS;
+//! - [`sample_entry`]: MP4 sample entries for sources that bring their own decoder configuration.
 
 pub mod cameras;
 pub mod fmp4;
@@ -12,3 +13,4 @@ pub mod frame;
 pub mod hub;
 pub mod ingest;
 pub mod output;
+pub mod sample_entry;
