@@ -5,7 +5,8 @@
 //! - [`ingest`]: cameras pulled over RTSP, reconnecting with backoff;
 //! - [`cameras`]: one supervised ingest task per camera of the plan;
 //! - [`fmp4`]: fragmented MP4 for browsers (MSE) and HLS;
-//! - [`sample_entry`]: MP4 sample entries for sources that bring their own decoder configuration.
+//! - [`rtmp`]: devices publish and viewers play over RTMP; [`sample_entry`]: MP4 sample entries
+//!   for sources that bring their own decoder configuration.
 
 pub mod cameras;
 pub mod fmp4;
@@ -13,4 +14,5 @@ pub mod frame;
 pub mod hub;
 pub mod ingest;
 pub mod output;
+pub mod rtmp;
 pub mod sample_entry;
