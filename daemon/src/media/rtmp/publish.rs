@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
 
 use super::{RtmpContext, sps, tag};
 use crate::media::frame::{Codec, Kind, Track, Tracks};
@@ -126,6 +127,8 @@ pub fn describe(track: &Track) -> String {
 pub struct Publisher {
     ctx: Arc<RtmpContext>,
     id: u64,
+    /// Cancelled when another publisher takes the device over; nothing is pushed after that.
+    taken_over: CancellationToken,
     device: String,
     hub: Arc<Hub>,
     video: Option<Video>,
@@ -140,12 +143,17 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// Starts publishing as `device` (registered with `id`).
-    pub fn new(ctx: Arc<RtmpContext>, id: u64, device: &str) -> Publisher {
+    /// Starts publishing as `device`; a publisher already there is told to leave.
+    pub fn new(ctx: Arc<RtmpContext>, device: &str) -> Publisher {
+        let (id, taken_over) = ctx.register_publisher(device);
         let hub = ctx.hubs.get_or_create(device);
+        // What a previous publisher left (tracks, GOP) is not this one's: its viewers start a
+        // new epoch at this publisher's first frame, with its timestamps.
+        hub.clear();
         Publisher {
             ctx,
             id,
+            taken_over,
             device: device.to_string(),
             hub,
             video: None,
@@ -156,6 +164,11 @@ impl Publisher {
             frames: 0,
             dropped: 0,
         }
+    }
+
+    /// Cancelled when another publisher takes the device over.
+    pub fn taken_over(&self) -> &CancellationToken {
+        &self.taken_over
     }
 
     /// Logs a problem once per publisher, and counts the message dropped.
@@ -185,6 +198,9 @@ impl Publisher {
 
     /// A video message.
     pub fn video(&mut self, timestamp: u32, body: &Bytes) {
+        if self.taken_over.is_cancelled() {
+            return;
+        }
         let ms = self.clock.ms(timestamp);
         match tag::video(body) {
             Ok(tag::Video::Config { codec, record }) => match video_track(codec, &record) {
@@ -232,6 +248,9 @@ impl Publisher {
 
     /// An audio message.
     pub fn audio(&mut self, timestamp: u32, body: &Bytes) {
+        if self.taken_over.is_cancelled() {
+            return;
+        }
         let ms = self.clock.ms(timestamp);
         match tag::audio(body) {
             Ok(tag::Audio::Config(asc)) => match audio_track(&asc) {
@@ -336,8 +355,7 @@ mod tests {
     #[tokio::test]
     async fn frames_reach_the_hub_after_the_tracks() {
         let ctx = ctx();
-        let (id, _) = ctx.register_publisher("phone");
-        let mut p = Publisher::new(ctx.clone(), id, "phone");
+        let mut p = Publisher::new(ctx.clone(), "phone");
         let mut reader = ctx.hubs.get("phone").unwrap().subscribe();
         p.audio(0, &Bytes::from_static(&[0xaf, 1, 0x21])); // before any header: dropped
         p.video(0, &avc_header());
@@ -375,11 +393,11 @@ mod tests {
     #[test]
     fn a_publisher_taken_over_leaves_the_new_ones_hub() {
         let ctx = ctx();
-        let (old_id, old_token) = ctx.register_publisher("phone");
-        let old = Publisher::new(ctx.clone(), old_id, "phone");
-        let (new_id, _) = ctx.register_publisher("phone");
-        assert!(old_token.is_cancelled());
-        let new = Publisher::new(ctx.clone(), new_id, "phone");
+        let mut old = Publisher::new(ctx.clone(), "phone");
+        let new = Publisher::new(ctx.clone(), "phone");
+        assert!(old.taken_over().is_cancelled());
+        old.video(0, &avc_header());
+        assert!(old.video.is_none(), "a publisher taken over pushes nothing");
         drop(old);
         assert!(ctx.hubs.get("phone").is_some());
         drop(new);

@@ -47,7 +47,7 @@ const VIDEO: u8 = 9;
 /// What the connection is for, once it has said.
 enum Role {
     Idle,
-    Publishing(Box<Publisher>, CancellationToken),
+    Publishing(Box<Publisher>),
     Playing(Box<Player>),
 }
 
@@ -146,8 +146,8 @@ impl Session {
 
     fn handle(&mut self, m: Message) {
         match (m.header.type_id, &mut self.role) {
-            (AUDIO, Role::Publishing(p, _)) => p.audio(m.header.timestamp, &m.data),
-            (VIDEO, Role::Publishing(p, _)) => p.video(m.header.timestamp, &m.data),
+            (AUDIO, Role::Publishing(p)) => p.audio(m.header.timestamp, &m.data),
+            (VIDEO, Role::Publishing(p)) => p.video(m.header.timestamp, &m.data),
             (WINDOW_ACK_SIZE, _) => {
                 if let Some(w) = m.data.get(..4) {
                     self.peer_window = u32::from_be_bytes([w[0], w[1], w[2], w[3]]);
@@ -259,9 +259,8 @@ impl Session {
             self.end = Some(Err("publish with an unknown stream key".into()));
             return;
         };
-        let (id, token) = self.ctx.register_publisher(&device);
-        let publisher = Publisher::new(self.ctx.clone(), id, &device);
-        self.role = Role::Publishing(Box::new(publisher), token);
+        let publisher = Publisher::new(self.ctx.clone(), &device);
+        self.role = Role::Publishing(Box::new(publisher));
         self.stream_begin(stream_id);
         let description = format!("publishing {device}");
         self.status(stream_id, "status", "NetStream.Publish.Start", &description);
@@ -338,7 +337,7 @@ impl Session {
     /// The token that tells a publisher another one took over.
     fn kicked(&self) -> Option<CancellationToken> {
         match &self.role {
-            Role::Publishing(_, token) => Some(token.clone()),
+            Role::Publishing(p) => Some(p.taken_over().clone()),
             _ => None,
         }
     }
@@ -350,7 +349,7 @@ impl Session {
         }
         match self.role {
             Role::Idle => Some((IDLE, "neither published nor played")),
-            Role::Publishing(..) => Some((STALL, "a publisher sent nothing")),
+            Role::Publishing(_) => Some((STALL, "a publisher sent nothing")),
             Role::Playing(_) => None,
         }
     }

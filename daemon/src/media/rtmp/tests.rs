@@ -579,16 +579,21 @@ async fn ffmpeg_publishes_and_ffprobe_plays() {
     let mut reader = hub.subscribe();
     drop(hub);
 
+    // Two viewers: the second sends the chunks the first made.
+    let shared = ctx.shared(DEVICE);
     let play = format!("rtmp://{addr}/live/{DEVICE}?token={TOKEN}");
-    #[rustfmt::skip]
-    let probe = tokio::process::Command::new("/usr/bin/ffprobe")
-        .args([
-            "-v", "error", "-count_frames", "-of", "json",
-            "-show_entries", "stream=codec_name,width,height,nb_read_frames", &play,
-        ])
-        .kill_on_drop(true)
-        .output();
-    let probe = tokio::spawn(probe);
+    let probe = |url: String| {
+        #[rustfmt::skip]
+        let out = tokio::process::Command::new("/usr/bin/ffprobe")
+            .args([
+                "-v", "error", "-count_frames", "-of", "json",
+                "-show_entries", "stream=codec_name,width,height,nb_read_frames", &url,
+            ])
+            .kill_on_drop(true)
+            .output();
+        tokio::spawn(out)
+    };
+    let probes = [probe(play.clone()), probe(play)];
 
     let (mut tracks, mut video, mut audio, mut keyframes, mut last_pts) = (None, 0, 0, 0, -1);
     loop {
@@ -617,31 +622,36 @@ async fn ffmpeg_publishes_and_ffprobe_plays() {
     assert!(audio > 100, "{audio} audio frames");
     eprintln!("hub: {video} video frames ({keyframes} key), {audio} audio frames");
 
-    let out = probe.await.unwrap().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "ffprobe failed: {stderr}");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let streams = json["streams"].as_array().unwrap();
-    let find = |name: &str| streams.iter().find(|s| s["codec_name"] == name).cloned();
-    let h264 = find("h264").expect("an h264 stream");
-    assert_eq!(
-        (h264["width"].as_u64(), h264["height"].as_u64()),
-        (Some(640), Some(360))
-    );
-    let frames = |s: &serde_json::Value| {
-        s["nb_read_frames"]
-            .as_str()
-            .unwrap()
-            .parse::<u32>()
-            .unwrap()
-    };
+    for probe in probes {
+        let out = probe.await.unwrap().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "ffprobe failed: {stderr}");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let streams = json["streams"].as_array().unwrap();
+        let find = |name: &str| streams.iter().find(|s| s["codec_name"] == name).cloned();
+        let h264 = find("h264").expect("an h264 stream");
+        let size = (h264["width"].as_u64(), h264["height"].as_u64());
+        assert_eq!(size, (Some(640), Some(360)));
+        let frames = |s: &serde_json::Value| {
+            s["nb_read_frames"]
+                .as_str()
+                .unwrap()
+                .parse::<u32>()
+                .unwrap()
+        };
+        let (v, a) = (frames(&h264), frames(&find("aac").expect("an aac stream")));
+        assert!(
+            v >= 40 && a >= 60,
+            "ffprobe read {v} video and {a} audio frames"
+        );
+        eprintln!("ffprobe read {v} video and {a} audio frames");
+    }
+    let (made, reused) = shared.counts();
+    eprintln!("frames chunked: {made}; chunks reused: {reused}");
     assert!(
-        frames(&h264) >= 40,
-        "ffprobe read {} video frames",
-        frames(&h264)
+        reused * 2 >= made,
+        "the second viewer reused the first one's chunks"
     );
-    assert!(frames(&find("aac").expect("an aac stream")) >= 60);
-    eprintln!("ffprobe: {json}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
