@@ -6,7 +6,8 @@
 //! streams may alternate freely. rml_rtmp's deserializer keeps a single message in progress and
 //! cannot do that, and Enhanced RTMP publishers (ffmpeg 6.1+, OBS 30+) interleave audio and video.
 //! The reader never trusts a length before the bytes arrive: memory grows only with the bytes
-//! received, is capped per message ([`MAX_MESSAGE`]) and per connection ([`MAX_BUFFERED`]).
+//! received, is capped per message ([`MAX_MESSAGE`], or less: [`Reader::set_max_message`]) and
+//! per connection ([`MAX_BUFFERED`]).
 //!
 //! [`write`] does the reverse with a type 0 chunk followed by type 3 chunks. That depends on
 //! nothing sent earlier on the connection, so the chunks of a message are made once and shared
@@ -19,7 +20,7 @@ use bytes::{Buf as _, BufMut as _, Bytes, BytesMut};
 
 /// The chunk size until a Set Chunk Size message says otherwise.
 pub const DEFAULT_CHUNK_SIZE: usize = 128;
-/// The largest message accepted (a 4K keyframe is a few MiB).
+/// The largest message a reader accepts by default (a 4K keyframe is a few MiB).
 pub const MAX_MESSAGE: usize = 8 << 20;
 /// The most bytes of unfinished messages held for one connection.
 pub const MAX_BUFFERED: usize = 16 << 20;
@@ -67,8 +68,13 @@ pub enum Error {
         /// The chunk type.
         fmt: u8,
     },
-    /// A message longer than [`MAX_MESSAGE`].
-    TooLarge(usize),
+    /// A message longer than the reader's limit.
+    TooLarge {
+        /// Its length.
+        length: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// More than [`MAX_CHUNK_STREAMS`] chunk streams.
     TooManyChunkStreams,
     /// Unfinished messages past [`MAX_BUFFERED`].
@@ -86,7 +92,9 @@ impl fmt::Display for Error {
                 f,
                 "a type {fmt} chunk on chunk stream {chunk_stream}, which had no type 0 header"
             ),
-            Error::TooLarge(n) => write!(f, "a message of {n} bytes (the limit is {MAX_MESSAGE})"),
+            Error::TooLarge { length, limit } => {
+                write!(f, "a message of {length} bytes (the limit is {limit})")
+            }
             Error::TooManyChunkStreams => {
                 write!(f, "more than {MAX_CHUNK_STREAMS} chunk streams")
             }
@@ -120,6 +128,7 @@ struct ChunkStream {
 #[derive(Debug)]
 pub struct Reader {
     chunk_size: usize,
+    max_message: usize,
     streams: HashMap<u32, ChunkStream>,
     buffered: usize,
 }
@@ -128,6 +137,7 @@ impl Default for Reader {
     fn default() -> Reader {
         Reader {
             chunk_size: DEFAULT_CHUNK_SIZE,
+            max_message: MAX_MESSAGE,
             streams: HashMap::new(),
             buffered: 0,
         }
@@ -154,6 +164,12 @@ impl Reader {
     /// A reader at the default chunk size.
     pub fn new() -> Reader {
         Reader::default()
+    }
+
+    /// Lowers (or restores) the largest message accepted: a peer that only sends commands
+    /// needs far less than [`MAX_MESSAGE`].
+    pub fn set_max_message(&mut self, max: usize) {
+        self.max_message = max.min(MAX_MESSAGE);
     }
 
     /// The peer's chunk size.
@@ -279,8 +295,11 @@ impl Reader {
             (None, Some(s)) => s.length,
             (None, None) => 0,
         };
-        if length > MAX_MESSAGE {
-            return Err(Error::TooLarge(length));
+        if length > self.max_message {
+            return Err(Error::TooLarge {
+                length,
+                limit: self.max_message,
+            });
         }
         let have = match stream.and_then(|s| s.partial.as_ref()) {
             Some(partial) if continuing => partial.len(),
@@ -605,7 +624,10 @@ mod tests {
         let mut buf = BytesMut::from(&[0x06, 0, 0, 0, 0xff, 0xff, 0xff, 9, 1, 0, 0, 0][..]);
         assert_eq!(
             Reader::new().next(&mut buf),
-            Err(Error::TooLarge(0xff_ffff))
+            Err(Error::TooLarge {
+                length: 0xff_ffff,
+                limit: MAX_MESSAGE
+            })
         );
 
         for size in [0u32, 0x8000_0000] {
@@ -631,6 +653,23 @@ mod tests {
             read_all(&mut Reader::new(), &mut w),
             Err(Error::TooManyChunkStreams)
         );
+    }
+
+    #[test]
+    fn a_lowered_limit_refuses_what_the_default_accepts() {
+        let bytes = chunked(&header(3, 0, 20), &[0; 2000], 128);
+        let mut r = Reader::new();
+        r.set_max_message(1000);
+        let mut buf = BytesMut::from(&bytes[..]);
+        assert_eq!(
+            r.next(&mut buf),
+            Err(Error::TooLarge {
+                length: 2000,
+                limit: 1000
+            })
+        );
+        let mut buf = BytesMut::from(&bytes[..]);
+        assert!(Reader::new().next(&mut buf).unwrap().is_some());
     }
 
     #[test]

@@ -85,10 +85,13 @@ fn query_token(query: &str) -> Option<String> {
 
 impl Session {
     fn new(peer: SocketAddr, ctx: Arc<RtmpContext>) -> Session {
+        // Until a peer publishes, it sends only commands: a large message is not buffered.
+        let mut reader = chunk::Reader::new();
+        reader.set_max_message(command::MAX_COMMAND);
         Session {
             peer,
             ctx,
-            reader: chunk::Reader::new(),
+            reader,
             connected: false,
             connect_token: None,
             role: Role::Idle,
@@ -260,6 +263,7 @@ impl Session {
             return;
         };
         let publisher = Publisher::new(self.ctx.clone(), &device);
+        self.reader.set_max_message(chunk::MAX_MESSAGE);
         self.role = Role::Publishing(Box::new(publisher));
         self.stream_begin(stream_id);
         let description = format!("publishing {device}");

@@ -439,9 +439,11 @@ async fn rude_peers_get_a_clear_reason_and_the_door() {
             .contains("not an RTMP handshake")
     );
 
-    // A message claiming 16 MiB.
+    // A message claiming 16 MiB, or a mere 100 KiB from a peer that does not publish.
     let huge = vec![0x03, 0, 0, 0, 0xff, 0xff, 0xff, 20, 0, 0, 0, 0];
     assert!(rude(huge).await.contains("a message of 16777215 bytes"));
+    let large = vec![0x03, 0, 0, 0, 0x01, 0x90, 0x00, 20, 0, 0, 0, 0];
+    assert!(rude(large).await.contains("(the limit is 65536)"));
 
     // A chunk size past 31 bits.
     let mut w = BytesMut::new();
