@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{DEVICE, KEY, TOKEN, context};
+use crate::media::fmp4;
 use crate::media::frame::{Codec, Kind};
 use crate::media::hub::Item;
 use crate::media::rtmp::{RtmpContext, serve};
@@ -18,6 +19,21 @@ fn have_ffmpeg() -> bool {
         eprintln!("skipped: /usr/bin/ffmpeg or /usr/bin/ffprobe is missing");
     }
     found
+}
+
+/// The video and audio frames ffprobe counted; checks the video is H.264 640x360.
+fn read_back(out: &std::process::Output) -> (u32, u32) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ffprobe failed: {stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let streams = json["streams"].as_array().unwrap();
+    let find = |name: &str| streams.iter().find(|s| s["codec_name"] == name).cloned();
+    let frames = |s: &serde_json::Value| s["nb_read_frames"].as_str()?.parse::<u32>().ok();
+    let h264 = find("h264").expect("an h264 stream");
+    let size = (h264["width"].as_u64(), h264["height"].as_u64());
+    assert_eq!(size, (Some(640), Some(360)));
+    let aac = find("aac").expect("an aac stream");
+    (frames(&h264).unwrap_or(0), frames(&aac).unwrap_or(0))
 }
 
 /// A real listener on 127.0.0.1 serving RTMP.
@@ -81,16 +97,21 @@ async fn ffmpeg_publishes_and_ffprobe_plays() {
     let probes = [probe(play.clone()), probe(play)];
 
     let (mut tracks, mut video, mut audio, mut keyframes, mut last_pts) = (None, 0, 0, 0, -1);
+    let mut frames = Vec::new();
     loop {
         match tokio::time::timeout(Duration::from_secs(15), reader.next()).await {
             Ok(Ok(Item::Tracks(t))) => tracks = Some(t),
-            Ok(Ok(Item::Frame(f))) if f.kind == Kind::Video => {
-                video += 1;
-                keyframes += usize::from(f.keyframe);
-                assert!(f.pts > last_pts, "video timestamps increase");
-                last_pts = f.pts;
+            Ok(Ok(Item::Frame(f))) => {
+                if f.kind == Kind::Video {
+                    video += 1;
+                    keyframes += usize::from(f.keyframe);
+                    assert!(f.pts > last_pts, "video timestamps increase");
+                    last_pts = f.pts;
+                } else {
+                    audio += 1;
+                }
+                frames.push(f);
             }
-            Ok(Ok(Item::Frame(_))) => audio += 1,
             Ok(Err(_)) => break,
             Err(_) => panic!("the hub stalled"),
         }
@@ -107,29 +128,36 @@ async fn ffmpeg_publishes_and_ffprobe_plays() {
     assert!(audio > 100, "{audio} audio frames");
     eprintln!("hub: {video} video frames ({keyframes} key), {audio} audio frames");
 
+    // The tracks' sample entries (avc1, mp4a) are what fMP4 viewers get: ffprobe decodes them.
+    let mut mp4 = fmp4::init(&tracks).to_vec();
+    let mut muxer = fmp4::Muxer::new(tracks.clone());
+    for f in frames {
+        for fragment in muxer.push(f) {
+            mp4.extend_from_slice(&fragment);
+        }
+    }
+    let path = std::env::temp_dir().join(format!(
+        "sited-rtmp-{}-{}.mp4",
+        std::process::id(),
+        addr.port()
+    ));
+    std::fs::write(&path, &mp4).unwrap();
+    let out = probe(path.display().to_string()).await.unwrap().unwrap();
+    let _ = std::fs::remove_file(&path);
+    let (v, a) = read_back(&out);
+    assert!(
+        v >= 70 && a >= 120,
+        "ffprobe decoded {v} video and {a} audio frames from fMP4"
+    );
+    eprintln!("fMP4 from the published tracks: ffprobe decoded {v} video and {a} audio frames");
+
     for probe in probes {
-        let out = probe.await.unwrap().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "ffprobe failed: {stderr}");
-        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let streams = json["streams"].as_array().unwrap();
-        let find = |name: &str| streams.iter().find(|s| s["codec_name"] == name).cloned();
-        let h264 = find("h264").expect("an h264 stream");
-        let size = (h264["width"].as_u64(), h264["height"].as_u64());
-        assert_eq!(size, (Some(640), Some(360)));
-        let frames = |s: &serde_json::Value| {
-            s["nb_read_frames"]
-                .as_str()
-                .unwrap()
-                .parse::<u32>()
-                .unwrap()
-        };
-        let (v, a) = (frames(&h264), frames(&find("aac").expect("an aac stream")));
+        let (v, a) = read_back(&probe.await.unwrap().unwrap());
         assert!(
             v >= 40 && a >= 60,
             "ffprobe read {v} video and {a} audio frames"
         );
-        eprintln!("ffprobe read {v} video and {a} audio frames");
+        eprintln!("ffprobe read {v} video and {a} audio frames over RTMP");
     }
     let (made, reused) = shared.counts();
     eprintln!("frames chunked: {made}; chunks reused: {reused}");
