@@ -22,8 +22,9 @@
 //!   (`play::Shared`), so one frame costs the same for one viewer or a hundred.
 //!
 //! A rude peer (garbage, an oversized message or chunk size, a stall mid-message, a nesting
-//! bomb in AMF0) gets one log line and the connection closed: limits are in [`chunk`] and
-//! [`command`], timeouts here. Composition time offsets (B-frames) are dropped: a hub frame has a
+//! bomb in AMF0) gets one log line and the connection closed: limits are in [`chunk`] (8 MiB a
+//! message, 64 KiB until the peer publishes; 16 MiB unfinished) and [`command`], timeouts in
+//! `session`. The number of connections is the listener's to cap. Composition time offsets (B-frames) are dropped: a hub frame has a
 //! single timestamp, and it carries the decode time so that every output's timeline stays
 //! monotonic.
 
