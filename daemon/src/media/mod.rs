@@ -6,6 +6,8 @@
 //! - [`cameras`]: one supervised ingest task per camera of the plan;
 //! - [`fmp4`]: fragmented MP4 for browsers (MSE) and HLS;
 //! - [`recorder`]: continuous recording to segment files indexed in SQLite, recovery, clips.
+//! - [`rtmp`]: devices publish and viewers play over RTMP; [`sample_entry`]: MP4 sample entries
+//!   for sources that bring their own decoder configuration.
 
 pub mod cameras;
 pub mod fmp4;
@@ -14,3 +16,5 @@ pub mod hub;
 pub mod ingest;
 pub mod output;
 pub mod recorder;
+pub mod rtmp;
+pub mod sample_entry;
