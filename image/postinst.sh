@@ -6,12 +6,13 @@ set -eu
 root=${1:?usage: postinst.sh ROOT}
 [ "$root" != / ] && [ -d "$ESP_STAGE/sited" ] || { echo "postinst.sh: run it from image/build.sh" >&2; exit 1; }
 
-# The daemon; an image built without it (WITH_SITED=0) must not carry a unit that would fail.
+# The daemon; an image built without it (WITH_SITED=0) carries neither its unit, which would
+# fail, nor the modules preloaded for its firewall.
 if [ "$WITH_SITED" = 1 ]; then
   install -m 0755 "$SITED_BIN" "$root/usr/bin/sited"
   chroot "$root" ldd /usr/bin/sited | grep 'not found' && { echo "sited: missing libraries" >&2; exit 1; }
 else
-  rm "$root/usr/lib/systemd/system/sited.service"
+  rm "$root/usr/lib/systemd/system/sited.service" "$root/usr/lib/modules-load.d/sited.conf"
 fi
 
 # Enable and disable units only through the preset files (usr/lib/systemd/system-preset/).

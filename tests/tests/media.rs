@@ -582,3 +582,105 @@ fn a_killed_daemon_leaves_a_consistent_index_and_a_recorded_gap() {
         "recovery ran at start-up"
     );
 }
+
+#[test]
+fn a_mobile_device_publishes_over_rtmp_on_the_live_port_and_viewers_read_it() {
+    require_media!();
+    let (web, live, downloads) = (free_port(), free_port(), free_port());
+    let d = Daemon::unstarted(
+        "rtmp",
+        &["--firewall", "none", "--node", "app", "--force-port-offset"],
+    );
+    let key = d.dir.join("ipad.key");
+    std::fs::write(&key, "s3cret-key\n").unwrap();
+    let site = format!(
+        "[site]\nname = \"beam\"\nlayout = \"valt\"\n\n[networks]\nclients = [\"192.0.2.0/24\"]\nmobile = [\"203.0.113.0/24\"]\n\n[features]\nmobile = true\n\n[[nodes]]\nname = \"app\"\naddress = \"192.0.2.1\"\nroles = [\"application\", \"media\"]\n\n[[mobile_devices]]\nname = \"ipad\"\nkey_file = \"{}\"\n\n[[users]]\nname = \"{}\"\nrole = \"admin\"\npassword_hash = \"{}\"\n\n[ports]\nweb = {web}\nlive = {live}\ndownloads = {downloads}\n",
+        key.display(),
+        ADMIN.0,
+        sited_tests::daemon::admin_hash()
+    );
+    std::fs::write(d.config(), site).unwrap();
+    let mut d = d;
+    d.spawn();
+    d.wait_for("the web service", T, || {
+        get(web, "/api/v1/health").code == 200
+    });
+    let mut publisher = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine",
+            "-t",
+            "12",
+            "-c:v",
+            "libx264",
+            "-g",
+            "25",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+            "-f",
+            "flv",
+        ])
+        .arg(format!("rtmp://127.0.0.1:{live}/live/s3cret-key"))
+        .spawn()
+        .expect("ffmpeg");
+    std::thread::sleep(Duration::from_secs(3));
+    // HTTP-FLV on the same port: the listener tells RTMP (0x03) from HTTP.
+    let flv = probe(
+        &format!(
+            "http://{}:{}@127.0.0.1:{live}/live/ipad.flv",
+            ADMIN.0, ADMIN.1
+        ),
+        3,
+    );
+    assert!(
+        flv.get("h264 640x360")
+            .is_some_and(|(n, mono, _)| *n >= 40 && *mono),
+        "HTTP-FLV of the device: {flv:?}"
+    );
+    // RTMP play with a token.
+    let token = sited_tests::daemon::post(web, "/api/v1/tokens", "").json()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rtmp = probe(
+        &format!("rtmp://127.0.0.1:{live}/live/ipad?token={token}"),
+        2,
+    );
+    assert!(
+        rtmp.contains_key("h264 640x360") && rtmp.keys().any(|k| k.starts_with("aac")),
+        "RTMP play: {rtmp:?}"
+    );
+    // An unknown key cannot publish.
+    let bad = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x120:rate=5",
+            "-t",
+            "1",
+            "-c:v",
+            "libx264",
+            "-f",
+            "flv",
+        ])
+        .arg(format!("rtmp://127.0.0.1:{live}/live/wrong-key"))
+        .output()
+        .unwrap();
+    assert!(!bad.status.success(), "an unknown key was accepted");
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+}

@@ -22,13 +22,30 @@ use crate::plan::{Bind, Listener, Plan};
 
 type Key = (Service, u16);
 
+/// The RTMP server's context, replaced when the site's devices change.
+pub type RtmpHandle = Arc<std::sync::RwLock<Arc<crate::media::rtmp::RtmpContext>>>;
+
 /// What serves a listener's connections.
 #[derive(Clone)]
 pub enum Server {
     /// An HTTP router (the web service, the live outputs).
     Http(Router),
+    /// The live router, with RTMP sniffed on the same port (VALT 1935: first byte 0x03).
+    Live(Router, RtmpHandle),
     /// The RTSP server.
     Rtsp(Arc<crate::web::App>),
+    /// The RTMP server alone (Ti Top 1935).
+    Rtmp(RtmpHandle),
+}
+
+fn rtmp_handler(handle: &RtmpHandle) -> crate::web::Sniffed {
+    let handle = handle.clone();
+    Arc::new(move |stream, peer| {
+        let ctx = handle.read().map(|c| c.clone());
+        if let Ok(ctx) = ctx {
+            tokio::spawn(crate::media::rtmp::serve(stream, peer, ctx));
+        }
+    })
 }
 
 /// The servers of the node's listeners: the web service, the live outputs, RTSP.
@@ -42,6 +59,8 @@ pub struct Routers {
     pub downloads: Router,
     /// The state the RTSP server reads.
     pub app: Arc<crate::web::App>,
+    /// The RTMP server's context.
+    pub rtmp: RtmpHandle,
 }
 
 impl Routers {
@@ -49,9 +68,13 @@ impl Routers {
     pub fn serving(&self, service: Service) -> Option<Server> {
         match (service.component(), service) {
             (Component::Web, _) => Some(Server::Http(self.web.clone())),
-            (Component::Media, Service::Live | Service::LiveTls | Service::HttpLive) => {
+            (Component::Media, Service::Live) => {
+                Some(Server::Live(self.live.clone(), self.rtmp.clone()))
+            }
+            (Component::Media, Service::LiveTls | Service::HttpLive) => {
                 Some(Server::Http(self.live.clone()))
             }
+            (Component::Media, Service::Rtmp) => Some(Server::Rtmp(self.rtmp.clone())),
             (Component::Media, Service::Rtsp) => Some(Server::Rtsp(self.app.clone())),
             (Component::Recorder, Service::Downloads) => Some(Server::Http(self.downloads.clone())),
             _ => None,
@@ -281,8 +304,22 @@ async fn supervise(
                         )
                         .await
                     }
+                    Server::Live(router, rtmp) => {
+                        crate::web::serve_with(
+                            sockets,
+                            tls.clone(),
+                            router.clone(),
+                            stop.clone(),
+                            shutdown.clone(),
+                            Some(rtmp_handler(rtmp)),
+                        )
+                        .await
+                    }
                     Server::Rtsp(app) => {
                         crate::media::output::rtsp::serve(sockets, app.clone(), stop.clone()).await
+                    }
+                    Server::Rtmp(rtmp) => {
+                        crate::web::accept_each(sockets, stop.clone(), rtmp_handler(rtmp)).await
                     }
                 };
                 match served {

@@ -172,6 +172,7 @@ impl Daemon {
             web: web::router(app.clone()),
             live: crate::media::output::router(app.clone()),
             downloads: web::downloads_router(app.clone()),
+            rtmp: Arc::new(RwLock::new(Arc::new(rtmp_context(&app, &[])))),
             app: app.clone(),
         };
         Ok((
@@ -366,6 +367,9 @@ impl Daemon {
             self.apply_firewall(&plan).await?;
         }
         let site = Arc::new(site);
+        if let Ok(mut ctx) = self.routers.rtmp.write() {
+            *ctx = Arc::new(rtmp_context(&self.routers.app, &site.devices));
+        }
         if let Ok(mut s) = self.status.write() {
             s.node = Some(found.name().to_string());
             s.site = Some(site);
@@ -597,6 +601,34 @@ impl Daemon {
             ),
         }
     }
+}
+
+/// The RTMP server's context for a site's devices: each device's key is read from its key file
+/// (a missing file is logged, and that device cannot publish); viewers need a token.
+fn rtmp_context(
+    app: &Arc<App>,
+    devices: &[crate::config::site::Device],
+) -> crate::media::rtmp::RtmpContext {
+    let mut keys = std::collections::HashMap::new();
+    for d in devices {
+        match std::fs::read_to_string(&d.key_file) {
+            Ok(k) if !k.trim().is_empty() => {
+                keys.insert(k.trim().to_string(), d.name.clone());
+            }
+            Ok(_) => {
+                tracing::warn!(device = %d.name, file = %d.key_file.display(), "the device's key file is empty; it cannot publish")
+            }
+            Err(e) => {
+                tracing::warn!(device = %d.name, file = %d.key_file.display(), error = %e, "cannot read the device's key file; it cannot publish")
+            }
+        }
+    }
+    let weak = Arc::downgrade(app);
+    let authorize: Box<dyn Fn(&str) -> bool + Send + Sync> = Box::new(move |token: &str| {
+        weak.upgrade()
+            .is_some_and(|app| !token.is_empty() && app.auth.lookup(&app.users(), token).is_some())
+    });
+    crate::media::rtmp::RtmpContext::new(app.hubs.clone(), keys, authorize)
 }
 
 /// Writes a file by writing a temporary one beside it, syncing it, and renaming it over.

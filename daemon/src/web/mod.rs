@@ -260,6 +260,45 @@ pub fn downloads_router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
+/// Accepts connections on bound sockets until `stop`, handing each to `handle` (RTSP, RTMP).
+pub async fn accept_each(
+    sockets: Vec<TcpListener>,
+    stop: CancellationToken,
+    handle: Sniffed,
+) -> std::io::Result<()> {
+    let mut accepts = tokio::task::JoinSet::new();
+    for socket in sockets {
+        let (stop, handle) = (stop.clone(), handle.clone());
+        accepts.spawn(async move {
+            loop {
+                let (stream, peer) = tokio::select! {
+                    _ = stop.cancelled() => return Ok::<(), std::io::Error>(()),
+                    a = socket.accept() => match a {
+                        Ok(a) => a,
+                        Err(e) if is_transient(&e) => {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    },
+                };
+                let _ = stream.set_nodelay(true);
+                handle(stream, peer);
+            }
+        });
+    }
+    let result = match accepts.join_next().await {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => Err(std::io::Error::other(e)),
+        None => Ok(()),
+    };
+    accepts.abort_all();
+    result
+}
+
+/// Takes over a plain TCP connection whose first byte is not HTTP (VALT's 1935: RTMP, 0x03).
+pub type Sniffed = Arc<dyn Fn(tokio::net::TcpStream, SocketAddr) + Send + Sync>;
+
 /// Serves `router` on bound sockets until `stop` (stop accepting) or `shutdown` (close
 /// connections too). Returns the accept error that ended it, if any.
 pub async fn serve(
@@ -269,9 +308,23 @@ pub async fn serve(
     stop: CancellationToken,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    serve_with(sockets, tls, router, stop, shutdown, None).await
+}
+
+/// [`serve`], handing plain connections that start with byte 0x03 (an RTMP handshake) to
+/// `rtmp` instead of HTTP.
+pub async fn serve_with(
+    sockets: Vec<TcpListener>,
+    tls: Option<TlsAcceptor>,
+    router: Router,
+    stop: CancellationToken,
+    shutdown: CancellationToken,
+    rtmp: Option<Sniffed>,
+) -> std::io::Result<()> {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let mut accepts = tokio::task::JoinSet::new();
     for socket in sockets {
+        let rtmp = rtmp.clone();
         let (tls, router, stop, shutdown, slots) = (
             tls.clone(),
             router.clone(),
@@ -298,9 +351,17 @@ pub async fn serve(
                     },
                 };
                 let _ = stream.set_nodelay(true);
-                let (tls, router, shutdown) = (tls.clone(), router.clone(), shutdown.clone());
+                let (tls, router, shutdown, rtmp) = (tls.clone(), router.clone(), shutdown.clone(), rtmp.clone());
                 tokio::spawn(async move {
                     let _permit = permit;
+                    if let (None, Some(rtmp)) = (&tls, rtmp) {
+                        let mut first = [0u8; 1];
+                        let peeked = tokio::time::timeout(HEADER_TIMEOUT, stream.peek(&mut first)).await;
+                        if matches!(peeked, Ok(Ok(1))) && first[0] == 0x03 {
+                            rtmp(stream, addr);
+                            return;
+                        }
+                    }
                     match tls {
                         Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                             Ok(Ok(stream)) => connection(TokioIo::new(stream), addr, true, router, shutdown).await,

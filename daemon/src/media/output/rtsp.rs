@@ -603,29 +603,12 @@ pub async fn serve(
     app: Arc<App>,
     stop: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
-    let mut accepts = tokio::task::JoinSet::new();
-    for socket in sockets {
-        let (app, stop) = (app.clone(), stop.clone());
-        accepts.spawn(async move {
-            loop {
-                let (stream, peer) = tokio::select! {
-                    _ = stop.cancelled() => return Ok::<(), std::io::Error>(()),
-                    a = socket.accept() => match a {
-                        Ok(a) => a,
-                        Err(e) if e.kind() == std::io::ErrorKind::ConnectionAborted => continue,
-                        Err(e) => return Err(e),
-                    },
-                };
-                let _ = stream.set_nodelay(true);
-                tokio::spawn(connection(stream, peer, app.clone()));
-            }
-        });
-    }
-    let result = match accepts.join_next().await {
-        Some(Ok(r)) => r,
-        Some(Err(e)) => Err(std::io::Error::other(e)),
-        None => Ok(()),
-    };
-    accepts.abort_all();
-    result
+    crate::web::accept_each(
+        sockets,
+        stop,
+        Arc::new(move |stream, peer| {
+            tokio::spawn(connection(stream, peer, app.clone()));
+        }),
+    )
+    .await
 }
