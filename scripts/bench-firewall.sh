@@ -8,18 +8,18 @@ mkdir -p "$out"
 
 echo "== firewall: rule count by site size (cameras = networks = N, 20 nodes)"
 for n in 10 1000 10000; do
-  scripts/gen-site.py "$n" 20 "$n" > "$out/site-$n.toml"
-  rules=$("$sited" render nftables "$out/site-$n.toml" --node node-1 --format json \
+  scripts/gen-site.py "$n" 20 "$n" > "$out/site-fw-$n.toml"
+  rules=$("$sited" render nftables "$out/site-fw-$n.toml" --node node-1 --format json \
     | python3 -c 'import json,sys; print(sum(1 for o in json.load(sys.stdin)["nftables"] if "rule" in o["add"]))')
-  elements=$("$sited" render nftables "$out/site-$n.toml" --node node-1 | grep -c "elements" || true)
+  elements=$("$sited" render nftables "$out/site-fw-$n.toml" --node node-1 | grep -c "elements" || true)
   printf '  N=%-6s rules=%-4s sets with elements=%s\n' "$n" "$rules" "$elements"
 done
 
 echo "== firewall: render vs render + nft -c, 1,000-camera site (node-1)"
-"$sited" render nftables "$out/site-1000.toml" --node node-1 > "$out/site-1000.nft"
+"$sited" render nftables "$out/site-fw-1000.toml" --node node-1 > "$out/site-1000.nft"
 if command -v hyperfine >/dev/null && command -v nft >/dev/null && [ "$(id -u)" -eq 0 ]; then
   hyperfine --warmup 3 --runs 30 -N --style basic \
-    "$sited render nftables $out/site-1000.toml --node node-1" \
+    "$sited render nftables $out/site-fw-1000.toml --node node-1" \
     "nft -c -f $out/site-1000.nft" 2>/dev/null | grep -E "^(Benchmark|  Time)" || true
 else
   echo "  (needs root, nft and hyperfine)"

@@ -70,7 +70,9 @@ pub fn check(text: &str, options: Options) -> Checked {
             diagnostics,
         };
     }
-    let mut diagnostics = shape::check(&doc, &schema());
+    // The schema is derived once per process, not per file.
+    static SCHEMA: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    let mut diagnostics = shape::check(&doc, SCHEMA.get_or_init(schema));
     if !diagnostics.is_empty() {
         return Checked {
             site: None,
