@@ -73,10 +73,10 @@ fn the_live_page_plays_in_chromium() {
         return;
     }
     let cams = FakeCameras::start(&["lobby"]);
-    let (web, config, live) = (free_port(), free_port(), free_port());
+    let (web, config) = (free_port(), free_port());
     let site = titop_site("browser", web, config)
         + &format!(
-            "http_live = {live}\n\n[[cameras]]\nname = \"lobby\"\nurl = \"{}\"\n",
+            "\n[[cameras]]\nname = \"lobby\"\nurl = \"{}\"\n",
             cams.url("lobby")
         );
     let d = Daemon::start(

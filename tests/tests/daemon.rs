@@ -67,7 +67,8 @@ fn a_valid_edit_is_applied_and_recorded() {
         .collect();
     assert!(
         states.contains(&("web", "serving"))
-            && states.contains(&("rtmp", "not-built"))
+            && states.contains(&("rtmp", "serving"))
+            && states.contains(&("vod", "not-built"))
             && states.contains(&("engine_events", "in-process")),
         "{states:?}"
     );

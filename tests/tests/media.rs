@@ -22,8 +22,9 @@ struct Setup {
 
 fn setup(name: &str, specs: &[&str], udp: &[&str]) -> Setup {
     let cams = FakeCameras::start(specs);
-    let (web, config, live) = (free_port(), free_port(), free_port());
-    let mut site = titop_site(name, web, config) + &format!("http_live = {live}\n");
+    let (web, config) = (free_port(), free_port());
+    let live = sited_tests::daemon::live_ports(web).1;
+    let mut site = titop_site(name, web, config);
     for spec in specs {
         let cam = spec.split(':').next().unwrap();
         let transport = if udp.contains(&cam) { "udp" } else { "tcp" };
@@ -428,10 +429,10 @@ fn probe_rtsp(url: &str) -> HashMap<String, (usize, bool, String)> {
 fn a_recorded_camera_gives_a_ten_second_clip_that_plays() {
     require_media!();
     let cams = FakeCameras::start(&["rec"]);
-    let (web, config, live) = (free_port(), free_port(), free_port());
+    let (web, config) = (free_port(), free_port());
     let site = titop_site("recorder", web, config)
         + &format!(
-            "http_live = {live}\n\n[[cameras]]\nname = \"rec\"\nurl = \"{}\"\nrecord = true\n",
+            "\n[[cameras]]\nname = \"rec\"\nurl = \"{}\"\nrecord = true\n",
             cams.url("rec")
         );
     let d = Daemon::start(
