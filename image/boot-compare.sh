@@ -26,9 +26,9 @@ median() {
   sed -n "s/^with=$1 .*$2=\([0-9.][0-9.]*\).*/\1/p" "$results" | sort -n |
     awk '{ v[NR] = $1 } END { if (!NR) printf "-"; else printf "%.1f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
-printf '\n%-14s %20s %20s %20s %14s\n' image 'multi-user (guest)' 'multi-user (wall)' 'multi-user (CPU)' 'sited READY'
+printf '\nseconds to      %20s %20s %20s %14s\n' 'multi-user (guest)' 'multi-user (wall)' 'multi-user (CPU)' 'sited READY'
 for with in 1 0; do
-  printf '%-14s %19ss %19ss %19ss %14s\n' "$([ $with = 1 ] && echo 'with sited' || echo 'without sited')" \
+  printf '%-15s %20s %20s %20s %14s\n' "$([ $with = 1 ] && echo 'with sited' || echo 'without sited')" \
     "$(median $with guest_multi_user)" "$(median $with wall_multi_user)" "$(median $with cpu_multi_user)" \
     "$(median $with guest_ready)"
 done

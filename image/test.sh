@@ -33,7 +33,7 @@ OVMF_VARS=${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.fd}
 TEST_CMDLINE=${TEST_CMDLINE:-systemd.journald.forward_to_console=1}
 
 tmp=$(mktemp -d)
-serial=$OUT/$(basename "$IMAGE" .raw).serial.log # kept after the test
+serial=${IMAGE%.raw}.serial.log # kept after the test
 qemu_pid=
 finish() {
   local rc=$?
