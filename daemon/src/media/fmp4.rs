@@ -18,7 +18,8 @@ pub const AUDIO_ID: u32 = 2;
 /// Samples per AAC frame.
 pub const AAC_FRAME: u32 = 1024;
 
-fn boxed(out: &mut BytesMut, kind: &[u8; 4], body: impl FnOnce(&mut BytesMut)) {
+/// Writes an ISO BMFF box: its size (filled in after the body), its type, its body.
+pub(crate) fn boxed(out: &mut BytesMut, kind: &[u8; 4], body: impl FnOnce(&mut BytesMut)) {
     let start = out.len();
     out.put_u32(0);
     out.put_slice(kind);

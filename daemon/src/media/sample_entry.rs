@@ -8,14 +8,7 @@
 
 use bytes::{BufMut as _, Bytes, BytesMut};
 
-fn boxed(out: &mut BytesMut, kind: &[u8; 4], body: impl FnOnce(&mut BytesMut)) {
-    let start = out.len();
-    out.put_u32(0);
-    out.put_slice(kind);
-    body(out);
-    let size = (out.len() - start) as u32;
-    out[start..start + 4].copy_from_slice(&size.to_be_bytes());
-}
+use super::fmp4::boxed;
 
 /// A VisualSampleEntry (ISO/IEC 14496-12 §12.1.3) of type `kind` holding the record in a box of
 /// type `record_kind`.
