@@ -20,7 +20,9 @@ struct Setup {
     live: u16,
 }
 
-fn setup(name: &str, specs: &[&str], udp: &[&str]) -> Setup {
+/// Fake cameras and a daemon pulling them; cameras in `udp` are pulled over UDP, those in
+/// `record` are recorded. Returns once every camera streams.
+fn setup(name: &str, specs: &[&str], udp: &[&str], record: &[&str]) -> Setup {
     let cams = FakeCameras::start(specs);
     let (web, config) = (free_port(), free_port());
     let live = sited_tests::daemon::live_ports(web).1;
@@ -29,8 +31,9 @@ fn setup(name: &str, specs: &[&str], udp: &[&str]) -> Setup {
         let cam = spec.split(':').next().unwrap();
         let transport = if udp.contains(&cam) { "udp" } else { "tcp" };
         site.push_str(&format!(
-            "\n[[cameras]]\nname = \"{cam}\"\nurl = \"{}\"\ntransport = \"{transport}\"\n",
-            cams.url(cam)
+            "\n[[cameras]]\nname = \"{cam}\"\nurl = \"{}\"\ntransport = \"{transport}\"\nrecord = {}\n",
+            cams.url(cam),
+            record.contains(&cam)
         ));
     }
     let daemon = Daemon::start(
@@ -172,6 +175,7 @@ fn every_output_decodes_in_real_players() {
         "outputs",
         &["avc", "hevc:codec=h265", "talk:audio=aac"],
         &["talk"],
+        &[],
     );
     assert_eq!(s.state("avc")["video"], "h264 640x360");
     assert_eq!(s.state("hevc")["video"], "h265 640x360");
@@ -267,7 +271,7 @@ fn every_output_decodes_in_real_players() {
 #[test]
 fn a_camera_that_dies_is_reconnected_and_its_stream_resumes() {
     require_media!();
-    let mut s = setup("resume", &["door"], &[]);
+    let mut s = setup("resume", &["door"], &[], &[]);
     s.cams.kill();
     s.wait_state("door", "failed");
     assert!(
@@ -292,7 +296,7 @@ fn a_camera_that_dies_is_reconnected_and_its_stream_resumes() {
 #[test]
 fn a_stalled_viewer_never_slows_the_others() {
     require_media!();
-    let s = setup("stall", &["gate:bitrate=4000"], &[]);
+    let s = setup("stall", &["gate:bitrate=4000"], &[], &[]);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -428,21 +432,8 @@ fn probe_rtsp(url: &str) -> HashMap<String, (usize, bool, String)> {
 #[test]
 fn a_recorded_camera_gives_a_ten_second_clip_that_plays() {
     require_media!();
-    let cams = FakeCameras::start(&["rec"]);
-    let (web, config) = (free_port(), free_port());
-    let site = titop_site("recorder", web, config)
-        + &format!(
-            "\n[[cameras]]\nname = \"rec\"\nurl = \"{}\"\nrecord = true\n",
-            cams.url("rec")
-        );
-    let d = Daemon::start(
-        "recorder",
-        Some(&site),
-        &["--firewall", "none", "--node", "n1", "--force-port-offset"],
-    );
-    d.wait_for("the camera", T, || {
-        get(web, "/api/v1/cameras").body.contains("\"streaming\"")
-    });
+    let s = setup("recorder", &["rec"], &[], &["rec"]);
+    let (d, web) = (&s.daemon, s.web);
     std::thread::sleep(Duration::from_secs(30));
     let spans = get(web, "/api/v1/cameras/rec/recordings").json();
     let span = &spans[0];
@@ -532,21 +523,9 @@ fn a_recorded_camera_gives_a_ten_second_clip_that_plays() {
 #[test]
 fn a_killed_daemon_leaves_a_consistent_index_and_a_recorded_gap() {
     require_media!();
-    let cams = FakeCameras::start(&["door"]);
-    let (web, config) = (free_port(), free_port());
-    let site = titop_site("crash", web, config)
-        + &format!(
-            "\n[[cameras]]\nname = \"door\"\nurl = \"{}\"\nrecord = true\n",
-            cams.url("door")
-        );
-    let mut d = Daemon::start(
-        "crash",
-        Some(&site),
-        &["--firewall", "none", "--node", "n1", "--force-port-offset"],
-    );
-    d.wait_for("the camera", T, || {
-        get(web, "/api/v1/cameras").body.contains("\"streaming\"")
-    });
+    let mut s = setup("crash", &["door"], &[], &["door"]);
+    let web = s.web;
+    let d = &mut s.daemon;
     std::thread::sleep(Duration::from_secs(8));
     d.signal("KILL");
     let _ = d.child.take().map(|mut c| c.wait());
