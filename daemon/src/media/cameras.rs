@@ -30,6 +30,8 @@ pub struct Ingest {
     pub status: Cameras,
     db: std::path::PathBuf,
     recordings: std::path::PathBuf,
+    /// Told by a recorder that ran out of space, so retention runs at once.
+    pub disk_full: Arc<tokio::sync::Notify>,
 }
 
 impl Ingest {
@@ -46,6 +48,7 @@ impl Ingest {
             status,
             db,
             recordings,
+            disk_full: Arc::default(),
         }
     }
 
@@ -89,7 +92,8 @@ impl Ingest {
                 stop.clone(),
             ));
             let recorder = camera.record.then(|| {
-                let options = super::recorder::Options::new(&self.recordings);
+                let mut options = super::recorder::Options::new(&self.recordings);
+                options.disk_full = Some(self.disk_full.clone());
                 super::recorder::Recorder::spawn(
                     name,
                     hub,

@@ -84,6 +84,8 @@ pub struct Daemon {
     routers: listeners::Routers,
     current: Option<Running>,
     shutdown: CancellationToken,
+    /// Whether a retention pass is running; a pass asked for meanwhile is skipped.
+    retaining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -172,6 +174,7 @@ impl Daemon {
             web: web::router(app.clone()),
             live: crate::media::output::router(app.clone()),
             downloads: web::downloads_router(app.clone()),
+            vod: web::vod_router(app.clone()),
             rtmp: Arc::new(RwLock::new(Arc::new(rtmp_context(&app, &[])))),
             app: app.clone(),
         };
@@ -186,6 +189,7 @@ impl Daemon {
                 routers,
                 current: None,
                 shutdown,
+                retaining: Arc::default(),
             },
             app,
         ))
@@ -512,6 +516,7 @@ impl Daemon {
         let mut license = tokio::time::interval(LICENSE_REFRESH);
         license.tick().await;
         let mut retention = tokio::time::interval(RETENTION);
+        let disk_full = self.ingest.disk_full.clone();
         notify::ready(&self.status_line());
         loop {
             tokio::select! {
@@ -529,6 +534,10 @@ impl Daemon {
                 _ = dog.tick() => if watchdog.is_some() { notify::watchdog() },
                 _ = license.tick() => self.refresh_license_hosts().await,
                 _ = retention.tick() => self.retention(),
+                () = disk_full.notified() => {
+                    tracing::warn!("a recorder ran out of space: retention runs now");
+                    self.retention();
+                }
                 _ = term.recv() => break,
                 _ = int.recv() => break,
             }
@@ -542,11 +551,16 @@ impl Daemon {
         Ok(())
     }
 
-    /// One retention pass, off the reconcile loop's thread.
+    /// One retention pass, off the reconcile loop's thread, unless one is running.
     fn retention(&self) {
+        use std::sync::atomic::Ordering;
         let Some(site) = self.status.read().ok().and_then(|s| s.site.clone()) else {
             return;
         };
+        if self.retaining.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let retaining = self.retaining.clone();
         let cameras = site
             .cameras
             .iter()
@@ -574,6 +588,7 @@ impl Daemon {
             {
                 tracing::warn!(error = %e, "retention failed");
             }
+            retaining.store(false, Ordering::Release);
         });
     }
 

@@ -179,7 +179,7 @@ fn a_clip_of_a_real_h264_recording_plays_in_ffprobe_and_ffmpeg() {
     }
     actions.extend(seg.finish());
     for a in actions {
-        w.apply(a);
+        w.apply(a).unwrap();
     }
     let segs = store.recording_segments("cam", T0, T0 + 12_000).unwrap();
     assert_eq!(segs.len(), 3);

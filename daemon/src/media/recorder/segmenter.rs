@@ -172,6 +172,13 @@ impl Segmenter {
         out
     }
 
+    /// The writer could not write the open segment (and closed it at its last durable part):
+    /// forgets it and the held frame, so the next keyframe opens a new one.
+    pub fn drop_segment(&mut self) {
+        self.seg = None;
+        self.held = None;
+    }
+
     /// The stream ends: writes the held frame and closes the segment.
     pub fn finish(&mut self) -> Vec<Action> {
         let mut out = Vec::new();

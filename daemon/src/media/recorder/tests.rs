@@ -67,7 +67,7 @@ fn record(store: &Store, root: &Path, tracks: &Arc<Tracks>, items: &[(Item, i64)
         actions.extend(seg.finish());
     }
     for a in actions {
-        w.apply(a);
+        w.apply(a).unwrap();
     }
 }
 
