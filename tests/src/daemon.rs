@@ -43,19 +43,30 @@ pub fn admin_hash() -> String {
 /// The RTMP and HTTP-live ports of the test site whose web port is `web`: free ports, chosen
 /// once per web port, so that every edit of one test's site keeps them.
 pub fn live_ports(web: u16) -> (u16, u16) {
+    let (rtmp, live, _) = media_ports(web);
+    (rtmp, live)
+}
+
+/// The VOD port of the test site whose web port is `web` (Ti Top's 8086, moved).
+pub fn vod_port(web: u16) -> u16 {
+    media_ports(web).2
+}
+
+fn media_ports(web: u16) -> (u16, u16, u16) {
     static PORTS: std::sync::OnceLock<
-        std::sync::Mutex<std::collections::HashMap<u16, (u16, u16)>>,
+        std::sync::Mutex<std::collections::HashMap<u16, (u16, u16, u16)>>,
     > = std::sync::OnceLock::new();
     let mut map = PORTS.get_or_init(Default::default).lock().unwrap();
-    *map.entry(web).or_insert_with(|| (free_port(), free_port()))
+    *map.entry(web)
+        .or_insert_with(|| (free_port(), free_port(), free_port()))
 }
 
 /// A Ti Top site whose web listener is on `web` and config server on `config`, with a name;
-/// its RTMP and HTTP-live ports are [`live_ports`].
+/// its RTMP and HTTP-live ports are [`live_ports`], its VOD port [`vod_port`].
 pub fn titop_site(name: &str, web: u16, config: u16) -> String {
-    let (rtmp, live) = live_ports(web);
+    let (rtmp, live, vod) = media_ports(web);
     format!(
-        "[site]\nname = \"{name}\"\nlayout = \"titop\"\n\n[networks]\nclients = [\"192.0.2.0/24\"]\n\n[[nodes]]\nname = \"n1\"\naddress = \"192.0.2.1\"\nroles = [\"application\", \"media\"]\n\n[[users]]\nname = \"{}\"\nrole = \"admin\"\npassword_hash = \"{}\"\n\n[ports]\nweb = {web}\nconfig_api = {config}\nrtmp = {rtmp}\nhttp_live = {live}\n",
+        "[site]\nname = \"{name}\"\nlayout = \"titop\"\n\n[networks]\nclients = [\"192.0.2.0/24\"]\n\n[[nodes]]\nname = \"n1\"\naddress = \"192.0.2.1\"\nroles = [\"application\", \"media\"]\n\n[[users]]\nname = \"{}\"\nrole = \"admin\"\npassword_hash = \"{}\"\n\n[ports]\nweb = {web}\nconfig_api = {config}\nrtmp = {rtmp}\nhttp_live = {live}\nvod = {vod}\n",
         ADMIN.0,
         admin_hash()
     )

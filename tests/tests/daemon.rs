@@ -68,7 +68,7 @@ fn a_valid_edit_is_applied_and_recorded() {
     assert!(
         states.contains(&("web", "serving"))
             && states.contains(&("rtmp", "serving"))
-            && states.contains(&("vod", "not-built"))
+            && states.contains(&("vod", "serving"))
             && states.contains(&("engine_events", "in-process")),
         "{states:?}"
     );

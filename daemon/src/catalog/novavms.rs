@@ -7,7 +7,8 @@
 //! the RTSP server and the stream API sit on the media role, where sited's streams are. The TURN
 //! range names no peer in the table; the bullet names browsers, so the peer is `clients`.
 //!
-//! TLS terminates on 443 whatever `ssl` says. PostgreSQL and MinIO are loopback-only in the
+//! The document names no recordings port: clips and HLS VOD (`/vod/<camera>/index.m3u8`) are on
+//! the web service (443), as its API serves recordings. TLS terminates on 443 whatever `ssl` says. PostgreSQL and MinIO are loopback-only in the
 //! document; sited embeds SQLite and has no object store, so nothing listens there.
 
 use super::Condition::{DevOnly, Planned};

@@ -33,7 +33,8 @@ pub enum Service {
     Rtmp,
     /// HTTP live streaming: HLS and HTTP-FLV (Ti Top 8080).
     HttpLive,
-    /// Recorded video on demand (Ti Top 8086; VALT's Wowza 8086 between nodes).
+    /// Recorded video on demand, HLS VOD playlists (Ti Top 8086; VALT's Wowza 8086 between
+    /// nodes). The same playlists are on the live, downloads and web ports.
     Vod,
     /// Clip downloads (VALT 8000).
     Downloads,

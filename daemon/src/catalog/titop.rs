@@ -8,7 +8,8 @@
 //! recorder lives where the recordings are; on a single server they are the same node.
 //!
 //! The document opens 8086 to clients even though VOD is also reachable through 8080; sited keeps
-//! the table's "Need". The document names no mobile ingest and no multi-server flows; the rows
+//! the table's "Need", and serves the same VOD on both: HLS playlists of recorded ranges at
+//! `/vod/<camera>/index.m3u8?start=&end=` (see `web::vod`). The document names no mobile ingest and no multi-server flows; the rows
 //! marked `sited` below add what a site with those features needs.
 //!
 //! [`Integration`]: Condition::Integration

@@ -10,8 +10,9 @@
 //! - 80 / 443, the web application and the "Wowza Streaming API": sited's web service;
 //! - 1935 / 444, WS and RTMP video: sited's one live listener, which sniffs RTMP (first byte
 //!   0x03) from HTTP and WebSocket;
-//! - 8000, downloads: clips from the recorder;
-//! - 8086 / 8087 between servers: recordings (VOD) and the media engine's control API;
+//! - 8000, downloads: clips and HLS VOD (`/vod/<camera>/index.m3u8`) from the recorder, as
+//!   VALT's players fetch recordings from the media server's Wowza;
+//! - 8086 / 8087 between servers: recordings (the same VOD) and the media engine's control API;
 //! - 8088, Wowza admin: sited's web UI on a port of its own, for admins.
 //!
 //! The "Online Updates" table is missing from the document's text; [`super::common`] decides it.

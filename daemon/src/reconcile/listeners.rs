@@ -55,8 +55,10 @@ pub struct Routers {
     pub web: Router,
     /// Live video out over HTTP and WebSocket.
     pub live: Router,
-    /// Recordings and clips (VALT's downloads port).
+    /// Recordings, clips and VOD (VALT's downloads port).
     pub downloads: Router,
+    /// Recorded video as HLS VOD (Ti Top's VOD port).
+    pub vod: Router,
     /// The state the RTSP server reads.
     pub app: Arc<crate::web::App>,
     /// The RTMP server's context.
@@ -77,6 +79,7 @@ impl Routers {
             (Component::Media, Service::Rtmp) => Some(Server::Rtmp(self.rtmp.clone())),
             (Component::Media, Service::Rtsp) => Some(Server::Rtsp(self.app.clone())),
             (Component::Recorder, Service::Downloads) => Some(Server::Http(self.downloads.clone())),
+            (Component::Recorder, Service::Vod) => Some(Server::Http(self.vod.clone())),
             _ => None,
         }
     }

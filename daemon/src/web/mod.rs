@@ -13,6 +13,7 @@ pub mod page;
 pub mod recordings;
 pub mod tls;
 pub mod ui;
+pub mod vod;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -154,7 +155,12 @@ fn throttled(left: Duration) -> Response {
     r
 }
 
-async fn api_login(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
+/// The login of the API and the recorded outputs: a JSON 401 asking for Basic.
+pub(crate) async fn api_login(
+    State(app): State<Arc<App>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     match principal(&app, &req) {
         Ok(Some(p)) => {
             req.extensions_mut().insert(p);
@@ -247,16 +253,26 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/assets/live.js", get(live_js))
         .merge(api)
         .merge(ui)
+        .merge(vod::routes(app.clone()))
         .with_state(app)
 }
 
-/// The router of the downloads port (VALT 8000): health, recordings and clips.
+/// The router of the downloads port (VALT 8000): health, recordings, clips and VOD.
 pub fn downloads_router(app: Arc<App>) -> Router {
     let protected =
         recordings::routes().route_layer(middleware::from_fn_with_state(app.clone(), api_login));
     Router::new()
         .route("/api/v1/health", get(api::health))
         .merge(protected)
+        .merge(vod::routes(app.clone()))
+        .with_state(app)
+}
+
+/// The router of a VOD port (Ti Top 8086): health and the VOD playlists.
+pub fn vod_router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/api/v1/health", get(api::health))
+        .merge(vod::routes(app.clone()))
         .with_state(app)
 }
 

@@ -4,7 +4,7 @@
 //! default: the last 24 hours). `GET /api/v1/cameras/<camera>/clip.mp4?start=&end=` returns a
 //! fragmented MP4 of `[start, end)`, starting at the keyframe at or before `start` (a cut, no
 //! edit list), with `Content-Length` and Range support. Both are on every web listener and on
-//! the layout's downloads port (VALT 8000).
+//! the layout's downloads port (VALT 8000). The same ranges as HLS VOD are in [`super::vod`].
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -42,11 +42,12 @@ fn rfc3339(ms: i64) -> String {
         .to_string()
 }
 
-fn bad(message: String) -> Response {
+pub(crate) fn bad(message: String) -> Response {
     (StatusCode::BAD_REQUEST, Json(json!({"error": message}))).into_response()
 }
 
-fn parse(range: &Range, default_span: Duration) -> Result<(i64, i64), Response> {
+/// The range asked for, UTC ms; `end` defaults to now, `start` to `default_span` before it.
+pub(crate) fn parse(range: &Range, default_span: Duration) -> Result<(i64, i64), Response> {
     let at = |v: &Option<String>, name: &str| -> Result<Option<i64>, Response> {
         v.as_deref()
             .map(|s| {
@@ -80,7 +81,7 @@ pub fn routes() -> axum::Router<Arc<App>> {
 }
 
 /// A 404 unless the camera is one of this node's.
-fn unknown(app: &App, camera: &str) -> Option<Response> {
+pub(crate) fn unknown(app: &App, camera: &str) -> Option<Response> {
     let known = app
         .status
         .read()
@@ -150,6 +151,20 @@ pub async fn recordings(
         .into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": e}))).into_response(),
     }
+}
+
+/// A body reading `range` of a clip on a blocking thread, a few chunks ahead of the client.
+pub(crate) fn stream(plan: Arc<clip::ClipPlan>, range: std::ops::Range<u64>) -> Body {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+    let reader = clip::ClipReader::new(plan, range);
+    tokio::task::spawn_blocking(move || {
+        for chunk in reader {
+            if tx.blocking_send(chunk).is_err() {
+                return;
+            }
+        }
+    });
+    Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
 }
 
 /// `GET /api/v1/cameras/<camera>/clip.mp4`.
@@ -240,17 +255,7 @@ pub async fn clip_mp4(
         Some(r) => (StatusCode::PARTIAL_CONTENT, r.clone()),
         None => (StatusCode::OK, 0..len),
     };
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
-    let reader = clip::ClipReader::new(plan, range.clone());
-    tokio::task::spawn_blocking(move || {
-        for chunk in reader {
-            if tx.blocking_send(chunk).is_err() {
-                return;
-            }
-        }
-    });
-    let mut rx = rx;
-    let body = Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+    let body = stream(plan, range.clone());
     let mut r = (status, body).into_response();
     let h = r.headers_mut();
     h.insert(

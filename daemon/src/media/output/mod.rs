@@ -6,6 +6,7 @@
 //! | `http://HOST:PORT/live/<camera>.flv` | HTTP-FLV |
 //! | `http://HOST:PORT/live/<camera>/index.m3u8` | HLS, fMP4 segments |
 //! | `rtsp://HOST:PORT/<camera>` | RTSP re-serve, RTP over TCP ([`rtsp`]) |
+//! | `http://HOST:PORT/vod/<camera>/index.m3u8?start=&end=` | recorded video, HLS VOD ([`crate::web::vod`]) |
 //!
 //! Viewers log in as the web's users: HTTP Basic, a session cookie, or `?token=` from
 //! `POST /api/v1/tokens`.
@@ -194,5 +195,6 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/live/{name}", get(live))
         .route("/live/{name}/{file}", get(hls_file))
         .route("/api/v1/health", get(crate::web::api::health))
+        .merge(crate::web::vod::routes(app.clone()))
         .with_state(app)
 }

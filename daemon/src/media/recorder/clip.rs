@@ -203,6 +203,36 @@ fn read_at(file: &mut File, at: u64, len: usize) -> io::Result<Vec<u8>> {
 }
 
 impl ClipPlan {
+    /// A run of whole fragments with no init segment (an HLS media segment): the bytes
+    /// `offset..offset + len` of `path`, whose decode times are rebased from `from_90k` to
+    /// `to_90k`; `init` gives the tracks' timescales. Its wall times are left at 0.
+    pub fn fragments(
+        path: PathBuf,
+        init: &[u8],
+        offset: u64,
+        len: u64,
+        from_90k: u64,
+        to_90k: u64,
+    ) -> ClipPlan {
+        ClipPlan {
+            len,
+            pieces: vec![Piece::File {
+                path,
+                offset,
+                len,
+                from_90k,
+                to_90k,
+                trim: None,
+            }],
+            start_ms: 0,
+            end_ms: 0,
+            truncated: false,
+            timescales: scan::timescales(init),
+            duration_90k: 0,
+            mehd: None,
+        }
+    }
+
     /// Cuts the last piece at its first video fragment at or after the asked end, reading the
     /// `moof`s of its last GOP.
     pub fn trim_end(&mut self) -> io::Result<()> {

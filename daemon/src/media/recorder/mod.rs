@@ -8,7 +8,8 @@
 //! - [`index`]: the keyframe blob and the file names;
 //! - [`scan`]: reads the files back (box headers, `moof`s, `tfdt` rewriting);
 //! - [`recovery`]: run once at start-up, before any recorder, to make files and rows agree;
-//! - [`clip`]: plans and reads an MP4 of `[start, end)`, with Content-Length and Range.
+//! - [`clip`]: plans and reads an MP4 of `[start, end)`, with Content-Length and Range;
+//! - [`vod`]: an HLS VOD playlist of `[start, end)`, its media segments cut like clips.
 //!
 //! The API for the daemon:
 //! - [`recovery::run`]`(conn, root)` at start-up;
@@ -17,7 +18,8 @@
 //! - [`crate::store::recording::spans`] and [`crate::store::recording::segments_overlapping`]
 //!   for the listing and the clips (also as `Store::recording_spans` / `recording_segments`);
 //! - [`clip::plan`]`(root, segments, init, start_ms, end_ms)`, then [`clip::ClipPlan::trim_end`],
-//!   [`clip::parse_range`] and [`clip::ClipReader`] to send the bytes.
+//!   [`clip::parse_range`] and [`clip::ClipReader`] to send the bytes;
+//! - [`vod::plan`] and [`vod::playlist`] for a playlist, [`vod::media`] for one of its parts.
 //!
 //! Invariants: every segment file starts with its init segment and a video keyframe; a row
 //! never claims bytes its file does not durably hold; no segment is longer than
@@ -29,6 +31,7 @@ pub mod recovery;
 pub mod retention;
 pub mod scan;
 pub mod segmenter;
+pub mod vod;
 pub mod writer;
 
 #[cfg(test)]
@@ -73,6 +76,8 @@ pub struct Options {
     pub segment: Duration,
     /// The file is synced and its row updated after this much media. Default: 1 s.
     pub part: Duration,
+    /// Told when a write fails for lack of space, so retention runs at once. Default: none.
+    pub disk_full: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl Options {
@@ -82,6 +87,7 @@ impl Options {
             root: root.to_path_buf(),
             segment: Duration::from_secs(60),
             part: Duration::from_secs(1),
+            disk_full: None,
         }
     }
 
@@ -200,10 +206,18 @@ fn write(camera: &str, store_path: &Path, options: &Options, mut rx: mpsc::Recei
             Msg::Idle(ms) => segmenter.idle(ms),
         };
         for a in actions {
-            writer.apply(a);
+            if let Err(dropped) = writer.apply(a) {
+                segmenter.drop_segment();
+                if let Some(n) = options.disk_full.as_ref().filter(|_| dropped.full) {
+                    n.notify_one();
+                }
+                break;
+            }
         }
     }
     for a in segmenter.finish() {
-        writer.apply(a);
+        if writer.apply(a).is_err() {
+            break;
+        }
     }
 }
