@@ -85,6 +85,10 @@ pub struct Daemon {
     pub env: Vec<(String, String)>,
     /// The network namespace to run in, if any.
     pub netns: Option<String>,
+    /// A tmpfs of this many MiB mounted on this folder in a mount namespace of the daemon's own
+    /// (`unshare -m`: it vanishes with the process), e.g. a small recordings disk. Needs root;
+    /// the test sees it at [`Daemon::private_path`].
+    pub tmpfs: Option<(PathBuf, u32)>,
 }
 
 impl Daemon {
@@ -118,6 +122,7 @@ impl Daemon {
             args: args.iter().map(|s| s.to_string()).collect(),
             env: Vec::new(),
             netns: None,
+            tmpfs: None,
         }
     }
 
@@ -137,8 +142,17 @@ impl Daemon {
             }
             None => Command::new("sh"),
         };
+        let mut script = String::from("export WATCHDOG_PID=$$; exec \"$0\" \"$@\"");
+        if let Some((dir, mib)) = &self.tmpfs {
+            cmd = Command::new("unshare");
+            cmd.args(["-m", "--propagation", "private", "sh"]);
+            script = format!(
+                "mkdir -p '{0}' && mount -t tmpfs -o size={mib}m sited-test '{0}' && {script}",
+                dir.display()
+            );
+        }
         let child = cmd
-            .args(["-c", "export WATCHDOG_PID=$$; exec \"$0\" \"$@\""])
+            .args(["-c", &script])
             .arg(crate::sited())
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .args(["run", "--config"])
@@ -158,6 +172,12 @@ impl Daemon {
     /// The site file.
     pub fn config(&self) -> PathBuf {
         self.dir.join("etc/site.toml")
+    }
+
+    /// Where the test sees `path` as the daemon does, through its mount namespace.
+    pub fn private_path(&self, path: &std::path::Path) -> PathBuf {
+        let pid = self.child.as_ref().map_or(0, Child::id);
+        PathBuf::from(format!("/proc/{pid}/root")).join(path.strip_prefix("/").unwrap_or(path))
     }
 
     /// What the daemon logged so far.

@@ -7,6 +7,7 @@
 pub mod camera;
 pub mod daemon;
 pub mod expectations;
+pub mod media;
 pub mod netns;
 
 use std::path::{Path, PathBuf};

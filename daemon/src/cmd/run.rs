@@ -43,6 +43,12 @@ pub struct Args {
     /// How long the site file must be quiet before a change is reconciled, in milliseconds.
     #[arg(long, default_value_t = 100)]
     pub debounce_ms: u64,
+    /// The length recorded segments aim for, in seconds; tests and benchmarks shorten it.
+    #[arg(long, default_value_t = 60, hide = true)]
+    pub segment_secs: u64,
+    /// How often retention runs, in seconds; tests shorten it.
+    #[arg(long, default_value_t = crate::reconcile::RETENTION.as_secs(), hide = true)]
+    pub retention_secs: u64,
     /// Debug logging.
     #[arg(long, short)]
     pub verbose: bool,
@@ -95,6 +101,8 @@ pub fn run(args: &Args) -> ExitCode {
         boot_dir: args.boot_dir.clone(),
         port_offset,
         debounce: Duration::from_millis(args.debounce_ms),
+        segment: Duration::from_secs(args.segment_secs.max(1)),
+        retention: Duration::from_secs(args.retention_secs.max(1)),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

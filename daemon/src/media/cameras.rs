@@ -32,6 +32,8 @@ pub struct Ingest {
     recordings: std::path::PathBuf,
     /// Told by a recorder that ran out of space, so retention runs at once.
     pub disk_full: Arc<tokio::sync::Notify>,
+    /// The length recorded segments aim for.
+    pub segment: std::time::Duration,
 }
 
 impl Ingest {
@@ -49,6 +51,7 @@ impl Ingest {
             db,
             recordings,
             disk_full: Arc::default(),
+            segment: std::time::Duration::from_secs(60),
         }
     }
 
@@ -94,6 +97,7 @@ impl Ingest {
             let recorder = camera.record.then(|| {
                 let mut options = super::recorder::Options::new(&self.recordings);
                 options.disk_full = Some(self.disk_full.clone());
+                options.segment = self.segment;
                 super::recorder::Recorder::spawn(
                     name,
                     hub,

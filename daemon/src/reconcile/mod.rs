@@ -32,7 +32,7 @@ use crate::web::{self, App};
 use listeners::Listeners;
 use state::{FirewallStatus, LastReload, Shared, Status, Version};
 
-/// How often retention runs.
+/// How often retention runs by default.
 pub const RETENTION: Duration = Duration::from_secs(60);
 
 /// How often resolved licence-host addresses are refreshed.
@@ -66,6 +66,10 @@ pub struct RunConfig {
     pub port_offset: u16,
     /// How long the file must be quiet before a change is reconciled.
     pub debounce: Duration,
+    /// The length recorded segments aim for. Default: 60 s.
+    pub segment: Duration,
+    /// How often retention runs. Default: [`RETENTION`].
+    pub retention: Duration,
 }
 
 struct Running {
@@ -161,7 +165,8 @@ impl Daemon {
             hls: Default::default(),
             recordings: recordings.clone(),
         });
-        let ingest = crate::media::cameras::Ingest::new(hubs, cameras, db, recordings);
+        let mut ingest = crate::media::cameras::Ingest::new(hubs, cameras, db, recordings);
+        ingest.segment = cfg.segment;
         let firewall: Option<Arc<dyn Driver + Send + Sync>> = match cfg.firewall {
             FirewallMode::Nft => Some(Arc::new(Nft::default())),
             FirewallMode::None => None,
@@ -515,7 +520,7 @@ impl Daemon {
         let mut dog = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
         let mut license = tokio::time::interval(LICENSE_REFRESH);
         license.tick().await;
-        let mut retention = tokio::time::interval(RETENTION);
+        let mut retention = tokio::time::interval(self.cfg.retention);
         let disk_full = self.ingest.disk_full.clone();
         notify::ready(&self.status_line());
         loop {
