@@ -221,6 +221,12 @@ fn a_full_recordings_disk_hands_over_to_retention_and_live_streaming_goes_on() {
         (1..=3).contains(&errors),
         "the full disk is logged once per episode, not per frame: {errors}"
     );
+    for line in log
+        .lines()
+        .filter(|l| l.contains("write error") || l.contains("resumed") || l.contains("FreeSpace"))
+    {
+        eprintln!("{line}");
+    }
     assert!(!log.contains("panicked"), "{log}");
     assert_eq!(
         s.daemon.child.as_mut().unwrap().try_wait().unwrap(),

@@ -540,7 +540,7 @@ impl Daemon {
                 _ = license.tick() => self.refresh_license_hosts().await,
                 _ = retention.tick() => self.retention(),
                 () = disk_full.notified() => {
-                    tracing::warn!("a recorder ran out of space: retention runs now");
+                    tracing::debug!("a recorder ran out of space: retention runs now");
                     self.retention();
                 }
                 _ = term.recv() => break,
