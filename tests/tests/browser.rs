@@ -1,4 +1,5 @@
-//! The live page in headless Chromium: a frame is painted and `video.currentTime` advances.
+//! Headless Chromium plays sited's video: the live page (a frame is painted and
+//! `video.currentTime` advances) and a recorded clip (its duration is the clip's, and it plays).
 //!
 //! Skipped with a reason when Chromium, GStreamer's RTSP server or ffmpeg is missing (`make
 //! test` installs them as root). Chromium is driven over the DevTools protocol.
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt as _, StreamExt as _};
 use sited_tests::camera::FakeCameras;
 use sited_tests::daemon::{Daemon, free_port, get, post, titop_site};
+use sited_tests::media::setup;
 use sited_tests::require_media;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -63,15 +65,70 @@ fn devtools_list(port: u16) -> serde_json::Value {
         .unwrap_or_default()
 }
 
+/// Skips the calling test when Chromium is missing.
+macro_rules! require_chromium {
+    () => {
+        if !std::path::Path::new(CHROMIUM).exists() {
+            eprintln!(
+                "SKIPPED: the browser test needs Chromium ({CHROMIUM}); `make test` installs it as root"
+            );
+            return;
+        }
+    };
+}
+
+/// Headless Chromium showing `url`; returns it and the DevTools WebSocket of its page.
+fn chromium(url: &str) -> (Browser, String) {
+    let devtools = free_port();
+    let profile =
+        std::env::temp_dir().join(format!("sited-chromium-{}-{devtools}", std::process::id()));
+    let child = Command::new(CHROMIUM)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--mute-audio",
+            "--autoplay-policy=no-user-gesture-required",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--remote-debugging-port={devtools}"))
+        .arg(url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromium");
+    let browser = Browser(child, profile);
+    let mut page = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while page.is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(300));
+        let targets = devtools_list(devtools);
+        page = targets
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["type"] == "page")
+            .and_then(|t| t["webSocketDebuggerUrl"].as_str().map(String::from));
+    }
+    (browser, page.expect("Chromium's DevTools page target"))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 #[test]
 fn the_live_page_plays_in_chromium() {
     require_media!();
-    if !std::path::Path::new(CHROMIUM).exists() {
-        eprintln!(
-            "SKIPPED: the browser test needs Chromium ({CHROMIUM}); `make test` installs it as root"
-        );
-        return;
-    }
+    require_chromium!();
     let cams = FakeCameras::start(&["lobby"]);
     let (web, config) = (free_port(), free_port());
     let site = titop_site("browser", web, config)
@@ -91,47 +148,8 @@ fn the_live_page_plays_in_chromium() {
         .as_str()
         .unwrap()
         .to_string();
-
-    let devtools = free_port();
-    let profile = std::env::temp_dir().join(format!("sited-chromium-{}", std::process::id()));
-    let child = Command::new(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--mute-audio",
-            "--autoplay-policy=no-user-gesture-required",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("--remote-debugging-port={devtools}"))
-        .arg(format!("http://127.0.0.1:{web}/live?token={token}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chromium");
-    let _browser = Browser(child, profile);
-    let mut page = None;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while page.is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(300));
-        let targets = devtools_list(devtools);
-        page = targets
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|t| t["type"] == "page")
-            .and_then(|t| t["webSocketDebuggerUrl"].as_str().map(String::from));
-    }
-    let page = page.expect("Chromium's DevTools page target");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (_browser, page) = chromium(&format!("http://127.0.0.1:{web}/live?token={token}"));
+    let rt = runtime();
     let probe = "(() => { const v = document.querySelector('video'); return v ? [v.currentTime, v.videoWidth, v.readyState] : null; })()";
     let mut first: Option<f64> = None;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -150,6 +168,50 @@ fn the_live_page_plays_in_chromium() {
             Instant::now() < deadline,
             "video.currentTime did not advance: {v}; daemon log:\n{}",
             d.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn a_recorded_clip_plays_in_chromium_with_its_duration() {
+    require_media!();
+    require_chromium!();
+    let s = setup("browser-clip", &["hall"], &[], &["hall"]);
+    std::thread::sleep(Duration::from_secs(16));
+    let spans = get(s.web, "/api/v1/cameras/hall/recordings").json();
+    let start = humantime::parse_rfc3339_weak(spans[0]["start"].as_str().unwrap()).unwrap();
+    let at = |secs| humantime::format_rfc3339_millis(start + Duration::from_secs(secs));
+    let token = post(s.web, "/api/v1/tokens", "").json()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The clip.mp4 URL itself: Chromium shows it in a <video> of its own media page.
+    let (_browser, page) = chromium(&format!(
+        "http://127.0.0.1:{}/api/v1/cameras/hall/clip.mp4?start={}&end={}&token={token}",
+        s.web,
+        at(3),
+        at(13)
+    ));
+    let rt = runtime();
+    let probe = "(() => { const v = document.querySelector('video'); if (!v) return null; if (v.paused) v.play(); return [v.currentTime, v.duration, v.videoWidth, v.error ? v.error.code : 0]; })()";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = rt.block_on(evaluate(&page, probe));
+        let (t, duration) = (v[0].as_f64().unwrap_or(0.0), v[1].as_f64().unwrap_or(0.0));
+        assert_eq!(v[3], 0, "no media error: {v}");
+        if t > 2.0 {
+            assert!(
+                (duration - 10.0).abs() <= 1.05,
+                "the clip lasts 10 s within a GOP, Chromium says {duration}: {v}"
+            );
+            assert_eq!(v[2], 640, "a 640-pixel-wide frame was decoded: {v}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the clip did not play: {v}; daemon log:\n{}",
+            s.daemon.log()
         );
         std::thread::sleep(Duration::from_millis(250));
     }
