@@ -12,7 +12,7 @@ packages=(nftables iproute2 ca-certificates gcc pkg-config)
 case "$need" in
   run) ;;
   test) packages+=(nmap chromium curl) ;;
-  bench) packages+=(hyperfine nmap) ;;
+  bench) packages+=(hyperfine nmap strace) ;;
   *) echo "usage: $0 [run|test|bench]" >&2; exit 2 ;;
 esac
 
