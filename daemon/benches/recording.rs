@@ -76,7 +76,10 @@ fn index_bench(rows: i64) {
             let camera = format!("cam{}", k % cameras);
             let t = Instant::now();
             found += if spans {
-                store.recording_spans(&camera, start, start + window).expect("spans").len()
+                store
+                    .recording_spans(&camera, start, start + window)
+                    .expect("spans")
+                    .len()
             } else {
                 store
                     .recording_segments(&camera, start, start + window)

@@ -376,3 +376,55 @@ fn a_kill_9_loses_at_most_a_frame_or_so() {
     assert_eq!(kinds[..2], ["ftyp", "moov"]);
     assert!(tfdts.windows(2).all(|w| w[1] > w[0]));
 }
+
+/// Feeds frames `range` through a segmenter and writer as the recorder's thread does; returns
+/// how many writes failed.
+fn feed(seg: &mut Segmenter, w: &mut Writer<'_>, range: std::ops::Range<u64>) -> usize {
+    let mut failures = 0;
+    for i in range {
+        for a in seg.push(&synthetic(i), T0 + i as i64 * 40) {
+            if w.apply(a).is_err() {
+                seg.drop_segment();
+                failures += 1;
+                break;
+            }
+        }
+    }
+    failures
+}
+
+#[test]
+fn a_segment_that_cannot_be_written_leaves_no_trace_backs_off_and_recording_resumes() {
+    let dir = TempDir::new("unwritable");
+    let store = Store::open(&dir.0.join("sited.db")).unwrap();
+    let root = dir.0.join("recordings");
+    std::fs::create_dir_all(&root).unwrap();
+    // A file where the camera's directory belongs: no segment can be created.
+    std::fs::write(root.join("cam"), b"").unwrap();
+    let mut seg = Segmenter::new("cam", limits());
+    let mut w = Writer::new(store.conn(), &root, "cam");
+    let tracks = super::segmenter::tests::tracks(b"\0\0\0\x08avc1");
+    seg.push(&Item::Tracks(tracks), T0);
+    // Keyframes 0 and 25 fail: the first on the disk, the second refused while backing off.
+    assert_eq!(feed(&mut seg, &mut w, 0..50), 2);
+    assert!(
+        store
+            .recording_segments("cam", 0, i64::MAX / 2)
+            .unwrap()
+            .is_empty()
+    );
+    std::fs::remove_file(root.join("cam")).unwrap();
+    std::thread::sleep(super::writer::RETRY_AFTER);
+    // The next keyframe (frame 50) opens a segment; recording goes on as if nothing happened.
+    assert_eq!(feed(&mut seg, &mut w, 50..250), 0);
+    for a in seg.finish() {
+        w.apply(a).unwrap();
+    }
+    let segs = store.recording_segments("cam", 0, i64::MAX / 2).unwrap();
+    assert_eq!(
+        segs.iter()
+            .map(|s| (s.start_ms - T0, s.end_ms - T0, s.complete))
+            .collect::<Vec<_>>(),
+        [(2000, 6000, true), (6000, 10_000, true)]
+    );
+}

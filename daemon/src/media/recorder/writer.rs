@@ -112,7 +112,9 @@ impl<'a> Writer<'a> {
         };
         match result {
             Ok(()) => {
-                if let Some((_, full)) = self.failed.take().filter(|_| self.current.is_some()) {
+                if self.current.is_some()
+                    && let Some((_, full)) = self.failed.take()
+                {
                     tracing::info!(camera = %self.camera, after_full_disk = full, "recording resumed");
                 }
                 Ok(())
@@ -134,11 +136,6 @@ impl<'a> Writer<'a> {
                 Err(Dropped { full: f.full })
             }
         }
-    }
-
-    /// Whether the last failure was a full disk and recording is still suspended.
-    pub fn disk_full(&self) -> bool {
-        self.failed.is_some_and(|(_, full)| full)
     }
 
     /// Ends the open segment after an error, keeping what its row claims (durable by the
