@@ -30,7 +30,7 @@ fn index_bench(rows: i64) {
     let dir = std::env::temp_dir().join(format!("sited-bench-index-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let store = Store::open(&dir.join("sited.db")).expect("open");
-    let conn = store.conn();
+    let conn = &rusqlite::Connection::open(dir.join("sited.db")).expect("open");
     let init = recording::put_init(conn, b"init", "avc1").expect("init");
     let (cameras, per_camera) = (10, rows / 10);
     let t0 = 1_700_000_000_000i64;
@@ -105,6 +105,7 @@ fn rfc3339(ms: i64) -> String {
 
 fn hour(state: &Path, camera: &str) {
     let store = Store::open(&state.join("sited.db")).expect("open the state database");
+    let conn = rusqlite::Connection::open(state.join("sited.db")).expect("open");
     let root: PathBuf = state.join("recordings");
     let recorded: Vec<Segment> = store
         .recording_segments(camera, 0, i64::MAX / 2)
@@ -131,7 +132,7 @@ fn hour(state: &Path, camera: &str) {
             path,
             ..source.clone()
         };
-        recording::insert(store.conn(), &row).expect("insert");
+        recording::insert(&conn, &row).expect("insert");
         next = row.end_ms;
         made += 1;
     }

@@ -47,14 +47,13 @@ pub(crate) fn bad(message: String) -> Response {
 }
 
 /// The range asked for, UTC ms; `end` defaults to now, `start` to `default_span` before it.
-pub(crate) fn parse(range: &Range, default_span: Duration) -> Result<(i64, i64), Response> {
-    let at = |v: &Option<String>, name: &str| -> Result<Option<i64>, Response> {
+/// The error is the sentence for a 400 ([`bad`]).
+pub(crate) fn parse(range: &Range, default_span: Duration) -> Result<(i64, i64), String> {
+    let at = |v: &Option<String>, name: &str| -> Result<Option<i64>, String> {
         v.as_deref()
             .map(|s| {
                 humantime::parse_rfc3339_weak(s).map(ms).map_err(|e| {
-                    bad(format!(
-                        "`{name}` is not an RFC 3339 time ({e}): use e.g. 2026-11-21T10:00:00Z"
-                    ))
+                    format!("`{name}` is not an RFC 3339 time ({e}): use e.g. 2026-11-21T10:00:00Z")
                 })
             })
             .transpose()
@@ -62,7 +61,7 @@ pub(crate) fn parse(range: &Range, default_span: Duration) -> Result<(i64, i64),
     let end = at(&range.end, "end")?.unwrap_or_else(|| ms(SystemTime::now()));
     let start = at(&range.start, "start")?.unwrap_or(end - default_span.as_millis() as i64);
     if end <= start {
-        return Err(bad("`end` must come after `start`".into()));
+        return Err("`end` must come after `start`".into());
     }
     Ok((start, end))
 }
@@ -132,7 +131,7 @@ pub async fn recordings(
     }
     let (start, end) = match parse(&range, Duration::from_secs(24 * 3600)) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(e) => return bad(e),
     };
     let spans = app
         .store
@@ -182,7 +181,7 @@ pub async fn clip_mp4(
     }
     let (start, end) = match parse(&range, Duration::from_secs(60)) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(e) => return bad(e),
     };
     if (end - start) as u128 > MAX_CLIP.as_millis() {
         return bad(format!(
@@ -269,16 +268,15 @@ pub async fn clip_mp4(
     if let Ok(v) = (range.end - range.start).to_string().parse() {
         h.insert(header::CONTENT_LENGTH, v);
     }
-    if wanted.is_some() {
-        if let Ok(v) = format!(
+    if wanted.is_some()
+        && let Ok(v) = format!(
             "bytes {}-{}/{len}",
             range.start,
             range.end.saturating_sub(1)
         )
         .parse()
-        {
-            h.insert(header::CONTENT_RANGE, v);
-        }
+    {
+        h.insert(header::CONTENT_RANGE, v);
     }
     r
 }

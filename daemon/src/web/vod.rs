@@ -97,7 +97,7 @@ async fn index(app: Arc<App>, camera: String, range: &Range, query: &str) -> Res
     }
     let (start, end) = match parse(range, Duration::from_secs(3600)) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(e) => return bad(e),
     };
     if (end - start) as u128 > MAX_CLIP.as_millis() {
         return bad(format!(

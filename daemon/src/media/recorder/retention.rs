@@ -103,9 +103,7 @@ pub fn plan(
 
 /// Free bytes on the file system holding `path`.
 pub fn free_bytes(path: &Path) -> u64 {
-    nix::sys::statvfs::statvfs(path).map_or(u64::MAX, |s| {
-        s.blocks_available() as u64 * s.fragment_size() as u64
-    })
+    nix::sys::statvfs::statvfs(path).map_or(u64::MAX, |s| s.blocks_available() * s.fragment_size())
 }
 
 /// One retention pass over the database at `db` and the files under `root`; returns how many
