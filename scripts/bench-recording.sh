@@ -2,11 +2,13 @@
 # Recording benchmarks, each printed side by side:
 # 1. the index: 1,000,000 segments, p50/p99 of listing a camera's spans over a day and a month
 #    (daemon/benches/recording.rs index);
-# 2. N fake cameras (default 50; 2 Mbps H.264 640x360 25 fps each) pulled by one sited, first
+# 2. N fake cameras (default 50; H.264 at 2 Mb/s, 25 fps, 320x180 so that one core can encode
+#    all 50: recording's cost follows frames and bytes, not pixels) pulled by one sited, first
 #    with record = false, then (the same daemon, the same cameras) with record = true: sited's
-#    CPU per camera in each phase, so the cost of recording is the difference; then the
-#    write(2)-family calls and fsync/fdatasync calls per camera per minute, counted by strace -c
-#    attached to sited (and /proc/PID/io syscw, which also counts socket writes);
+#    CPU per camera in each phase, so the cost of recording is the difference, and the write
+#    syscalls per camera per minute from /proc/PID/io (syscw); then sited again, under
+#    strace -f --seccomp-bpf (only the traced calls stop it), counting write, writev, pwrite64,
+#    fsync and fdatasync per camera per minute over 30 s of steady recording;
 # 3. a clip of one hour: one camera's recording is extended to an hour by repeating its real
 #    segment files (hard links, rows copied; benches/recording.rs hour), then the time to the
 #    first byte and to the last of clip.mp4 for the hour, and of its HLS VOD playlist.
@@ -31,7 +33,7 @@ syscw() { awk '/^syscw/ {print $2}' "/proc/$1/io"; }
 dir=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 specs=()
-for i in $(seq "$cameras"); do specs+=(--camera "c$i:bitrate=2000"); done
+for i in $(seq "$cameras"); do specs+=(--camera "c$i:bitrate=2000:size=320x180"); done
 taskset -c 1 /usr/bin/python3 scripts/fake-camera.py --port "$port" "${specs[@]}" >"$dir/cams.log" 2>&1 &
 cams=$!
 pid=
@@ -64,18 +66,28 @@ SITE
     printf '[[cameras]]\nname = "c%s"\nurl = "rtsp://127.0.0.1:%s/c%s"\nrecord = %s\n' "$i" "$port" "$i" "$1"
   done
 }
-start_sited() {
-  taskset -c 0 "$sited" run --config "$dir/site.toml" --node n --state-dir "$dir/state" --boot-dir "$dir/boot" \
+start_sited() { # $@: a command to run sited under
+  taskset -c 0 "$@" "$sited" run --config "$dir/site.toml" --node n --state-dir "$dir/state" --boot-dir "$dir/boot" \
     --firewall none --force-port-offset --port-offset 30000 >>"$dir/log" 2>&1 &
   pid=$!
 }
 api() { curl -s -u bench:bench "http://127.0.0.1:$web$1"; }
-streaming() { api /api/v1/cameras | python3 -c 'import json,sys; c=json.load(sys.stdin); print(sum(x.get("state")=="streaming" for x in c), round(sum(x.get("fps") or 0 for x in c)/max(len(c),1),1))'; }
+streaming() { # "<cameras streaming> <their mean fps>"
+  api /api/v1/cameras | python3 -c '
+import json, sys
+try: c = json.load(sys.stdin)
+except ValueError: c = []
+print(sum(x.get("state") == "streaming" for x in c), round(sum(x.get("fps") or 0 for x in c) / max(len(c), 1), 1))'
+}
+settle() { # waits (up to 60 s) until every camera streams, then 5 s more
+  for _ in $(seq 60); do [ "$(streaming | cut -d' ' -f1)" = "$cameras" ] && break; sleep 1; done
+  sleep 5
+}
 sleep 3
 site false > "$dir/site.toml"
 start_sited
 sleep 15
-echo "== recording: $cameras cameras, 2 Mbps H.264 640x360 25 fps each (sited on core 0, cameras on core 1)"
+echo "== recording: $cameras cameras, 2 Mb/s H.264 320x180 25 fps each (sited on core 0, cameras on core 1)"
 measure() { # $1: label; prints CPU per camera over 30 s
   local a b w1 w2 s
   s=$(streaming)
@@ -86,16 +98,21 @@ measure() { # $1: label; prints CPU per camera over 30 s
 }
 measure "record=false"
 site true > "$dir/site.toml"
-sleep 12
+sleep 2
+settle
 measure "record=true"
 read -r a0 b0 < "$dir/cpu-record=false"; read -r a1 b1 < "$dir/cpu-record=true"
 awk -v a0="$a0" -v b0="$b0" -v a1="$a1" -v b1="$b1" -v m="$cameras" \
   'BEGIN { printf "  recording costs %.3f%% of a core per camera\n", ((b1-a1)-(b0-a0))/30*100/m }'
-timeout -s INT 20 strace -c -f -p "$pid" -e trace=write,writev,pwrite64,fsync,fdatasync -o "$dir/strace" >/dev/null 2>&1 || true
-awk -v m="$cameras" '$NF ~ /^(write|writev|pwrite64|fsync|fdatasync)$/ { printf "  %-10s %8d calls in 20 s: %7.1f per camera per minute\n", $NF, $4, $4 / m * 3 }' "$dir/strace"
-
-echo "== recording: a clip of one hour (camera c1, its segments repeated to an hour)"
 kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+start_sited strace -f --seccomp-bpf -ttt -s 0 -e trace=write,writev,pwrite64,fsync,fdatasync -o "$dir/strace"
+settle
+t0=$(date +%s.%N); sleep 30; t1=$(date +%s.%N)
+awk -v t0="$t0" -v t1="$t1" -v m="$cameras" '
+  $2 >= t0 && $2 < t1 && $3 !~ /^</ { n[substr($3, 1, index($3, "(") - 1)]++ }
+  END { for (k in n) printf "  %-10s %8d calls in 30 s under strace: %7.1f per camera per minute\n", k, n[k], n[k] / m * 2 }' "$dir/strace" | sort
+echo "== recording: a clip of one hour (camera c1, its segments repeated to an hour)"
+kill -TERM "$(pgrep -P "$pid")"; wait "$pid" 2>/dev/null || true
 kill "$cams"; wait "$cams" 2>/dev/null || true
 read -r from to < <("$bench" hour "$dir/state" c1)
 site false > "$dir/site.toml"
@@ -107,6 +124,6 @@ for what in clip vod; do
     vod) path="/vod/c1/index.m3u8?start=$from&end=$to" ;;
   esac
   for run in 1 2 3; do
-    curl -s -o /dev/null -u bench:bench -w "%{time_starttransfer} %{time_total} %{size_download}\n" "http://127.0.0.1:$web$path"
-  done | awk -v w="$what" '{ printf "  %-4s run %d: first byte %7.1f ms, all %8.1f ms, %6.1f MB\n", w, NR, $1*1000, $2*1000, $3/1e6 }'
+    curl -s -o /dev/null -u bench:bench -w "%{http_code} %{time_starttransfer} %{time_total} %{size_download}\n" "http://127.0.0.1:$web$path"
+  done | awk -v w="$what" '{ printf "  %-4s run %d: HTTP %s, first byte %7.1f ms, all %8.1f ms, %9.1f kB\n", w, NR, $1, $2*1000, $3*1000, $4/1e3 }'
 done
