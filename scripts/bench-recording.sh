@@ -86,7 +86,8 @@ settle() { # waits (up to 60 s) until every camera streams, then 5 s more
 sleep 3
 site false > "$dir/site.toml"
 start_sited
-sleep 15
+sleep 2
+settle
 echo "== recording: $cameras cameras, 2 Mb/s H.264 320x180 25 fps each (sited on core 0, cameras on core 1)"
 measure() { # $1: label; prints CPU per camera over 30 s
   local a b w1 w2 s
@@ -104,6 +105,7 @@ measure "record=true"
 read -r a0 b0 < "$dir/cpu-record=false"; read -r a1 b1 < "$dir/cpu-record=true"
 awk -v a0="$a0" -v b0="$b0" -v a1="$a1" -v b1="$b1" -v m="$cameras" \
   'BEGIN { printf "  recording costs %.3f%% of a core per camera\n", ((b1-a1)-(b0-a0))/30*100/m }'
+echo "  (recorders that fell behind and skipped to a keyframe: $(grep -c 'recording fell behind' "$dir/log" || true); load average $(cut -d' ' -f1-3 /proc/loadavg))"
 kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
 start_sited strace -f --seccomp-bpf -ttt -s 0 -e trace=write,writev,pwrite64,fsync,fdatasync -o "$dir/strace"
 settle
