@@ -78,9 +78,9 @@ impl<'a> Writer<'a> {
         }
     }
 
-    /// Applies an action. On an error the open segment is closed at its last durable part and
-    /// `Err` says so: the segmenter must drop its segment ([`super::segmenter::Segmenter::drop_segment`]).
-    /// Actions for no open segment are ignored.
+    /// Applies an action. On an error the open segment is closed at its last durable part,
+    /// and `Err` says so: the segmenter must drop its segment
+    /// ([`super::segmenter::Segmenter::drop_segment`]). Actions for no open segment are ignored.
     pub fn apply(&mut self, action: Action) -> Result<(), Dropped> {
         let result = match action {
             Action::Open {
@@ -126,7 +126,7 @@ impl<'a> Writer<'a> {
                 let hint = if f.full {
                     "the recordings' disk is full: retention frees space; recording resumes when it can write again"
                 } else {
-                    "recording resumes at the next keyframe"
+                    "recording retries at a keyframe every 2 s"
                 };
                 if repeated {
                     tracing::debug!(camera = %self.camera, error = %f.error, "recording still suspended");
