@@ -453,3 +453,5 @@ async fn connection<I>(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod vod_tests;

@@ -11,13 +11,15 @@ use crate::reconcile::state::Status;
 
 const SITE: &str = "[site]\nname = \"harbour\"\nlayout = \"valt\"\n[networks]\nclients = [\"192.0.2.0/24\"]\n[[nodes]]\nname = \"app\"\naddress = \"192.0.2.1\"\nroles = [\"application\", \"media\"]\n[[cameras]]\nname = \"quay\"\nurl = \"rtsp://198.51.100.1/s\"\n";
 
-struct Server {
-    addr: std::net::SocketAddr,
-    stop: CancellationToken,
-    app: Arc<App>,
+/// A web service on `127.0.0.1:0` for the VALT site [`SITE`], its users `ann` (admin) and `vic`.
+pub(super) struct Server {
+    pub(super) addr: std::net::SocketAddr,
+    pub(super) stop: CancellationToken,
+    pub(super) app: Arc<App>,
 }
 
-async fn server() -> Server {
+/// Starts a [`Server`].
+pub(super) async fn server() -> Server {
     let mut text = SITE.to_string();
     for (name, role, password) in [("ann", "admin", "ann-pw"), ("vic", "viewer", "vic-pw")] {
         let hash = crate::cmd::hash_password::hash(password).unwrap();
@@ -58,7 +60,11 @@ async fn server() -> Server {
 }
 
 /// One request on a fresh connection; returns the status code, headers and body.
-async fn request(addr: std::net::SocketAddr, head: &str, body: &str) -> (u16, String, String) {
+pub(super) async fn request(
+    addr: std::net::SocketAddr,
+    head: &str,
+    body: &str,
+) -> (u16, String, String) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let text = format!(
         "{head}\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
@@ -76,7 +82,8 @@ async fn request(addr: std::net::SocketAddr, head: &str, body: &str) -> (u16, St
     (code, headers.to_string(), body.to_string())
 }
 
-fn basic(user: &str, password: &str) -> String {
+/// The header of an HTTP Basic login.
+pub(super) fn basic(user: &str, password: &str) -> String {
     use base64::Engine as _;
     format!(
         "Authorization: Basic {}",
