@@ -563,29 +563,29 @@ fn a_killed_daemon_leaves_a_consistent_index_and_a_recorded_gap() {
     );
 }
 
-#[test]
-fn a_mobile_device_publishes_over_rtmp_on_the_live_port_and_viewers_read_it() {
-    require_media!();
-    let (web, live, downloads) = (free_port(), free_port(), free_port());
-    let d = Daemon::unstarted(
-        "rtmp",
+/// A VALT site with one mobile device, `ipad`, whose key is `s3cret-key`, started with `ssl`
+/// ("enabled" or "disabled") and the `[ports]` table `ports`.
+fn mobile_site(name: &str, ssl: &str, ports: &str) -> Daemon {
+    let mut d = Daemon::unstarted(
+        name,
         &["--firewall", "none", "--node", "app", "--force-port-offset"],
     );
     let key = d.dir.join("ipad.key");
     std::fs::write(&key, "s3cret-key\n").unwrap();
     let site = format!(
-        "[site]\nname = \"beam\"\nlayout = \"valt\"\n\n[networks]\nclients = [\"192.0.2.0/24\"]\nmobile = [\"203.0.113.0/24\"]\n\n[features]\nmobile = true\n\n[[nodes]]\nname = \"app\"\naddress = \"192.0.2.1\"\nroles = [\"application\", \"media\"]\n\n[[mobile_devices]]\nname = \"ipad\"\nkey_file = \"{}\"\n\n[[users]]\nname = \"{}\"\nrole = \"admin\"\npassword_hash = \"{}\"\n\n[ports]\nweb = {web}\nlive = {live}\ndownloads = {downloads}\n",
+        "[site]\nname = \"beam\"\nlayout = \"valt\"\nssl = \"{ssl}\"\n\n[networks]\nclients = [\"192.0.2.0/24\"]\nmobile = [\"203.0.113.0/24\"]\n\n[features]\nmobile = true\n\n[[nodes]]\nname = \"app\"\naddress = \"192.0.2.1\"\nroles = [\"application\", \"media\"]\n\n[[mobile_devices]]\nname = \"ipad\"\nkey_file = \"{}\"\n\n[[users]]\nname = \"{}\"\nrole = \"admin\"\npassword_hash = \"{}\"\n\n{ports}",
         key.display(),
         ADMIN.0,
         sited_tests::daemon::admin_hash()
     );
     std::fs::write(d.config(), site).unwrap();
-    let mut d = d;
     d.spawn();
-    d.wait_for("the web service", T, || {
-        get(web, "/api/v1/health").code == 200
-    });
-    let mut publisher = std::process::Command::new("ffmpeg")
+    d
+}
+
+/// ffmpeg publishing 12 s of 640x360 H.264 and AAC to `url`, in real time.
+fn publish(url: &str) -> std::process::Child {
+    std::process::Command::new("ffmpeg")
         .args([
             "-v",
             "error",
@@ -611,9 +611,64 @@ fn a_mobile_device_publishes_over_rtmp_on_the_live_port_and_viewers_read_it() {
             "-f",
             "flv",
         ])
-        .arg(format!("rtmp://127.0.0.1:{live}/live/s3cret-key"))
+        .arg(url)
         .spawn()
-        .expect("ffmpeg");
+        .expect("ffmpeg")
+}
+
+#[test]
+fn a_mobile_device_publishes_over_rtmps_on_444_beside_https() {
+    require_media!();
+    let ports = [
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    ];
+    let [web, web_tls, live, live_tls, downloads] = ports;
+    let d = mobile_site(
+        "rtmps",
+        "enabled",
+        &format!(
+            "[ports]\nweb = {web}\nweb_tls = {web_tls}\nlive = {live}\nlive_tls = {live_tls}\ndownloads = {downloads}\n"
+        ),
+    );
+    // With SSL, every listener is TLS: wait for the daemon to say it is ready.
+    d.wait_for("the daemon to be ready", T, || d.log().contains("READY"));
+    // RTMPS: the RTMP handshake arrives after TLS on the port that also serves WSS and HTTPS.
+    let mut publisher = publish(&format!("rtmps://127.0.0.1:{live_tls}/live/s3cret-key"));
+    std::thread::sleep(Duration::from_secs(3));
+    let flv = probe(
+        &format!(
+            "https://{}:{}@127.0.0.1:{live_tls}/live/ipad.flv",
+            ADMIN.0, ADMIN.1
+        ),
+        3,
+    );
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+    assert!(
+        flv.get("h264 640x360")
+            .is_some_and(|(n, mono, _)| *n >= 40 && *mono),
+        "HTTP-FLV over TLS of the device published over RTMPS: {flv:?}\n{}",
+        d.log()
+    );
+}
+
+#[test]
+fn a_mobile_device_publishes_over_rtmp_on_the_live_port_and_viewers_read_it() {
+    require_media!();
+    let (web, live, downloads) = (free_port(), free_port(), free_port());
+    let d = mobile_site(
+        "rtmp",
+        "disabled",
+        &format!("[ports]\nweb = {web}\nlive = {live}\ndownloads = {downloads}\n"),
+    );
+    d.wait_for("the web service", T, || {
+        get(web, "/api/v1/health").code == 200
+    });
+    let mut publisher = publish(&format!("rtmp://127.0.0.1:{live}/live/s3cret-key"));
     std::thread::sleep(Duration::from_secs(3));
     // HTTP-FLV on the same port: the listener tells RTMP (0x03) from HTTP.
     let flv = probe(

@@ -606,9 +606,7 @@ pub async fn serve(
     crate::web::accept_each(
         sockets,
         stop,
-        Arc::new(move |stream, peer| {
-            tokio::spawn(connection(stream, peer, app.clone()));
-        }),
+        Arc::new(move |stream, peer| Box::pin(connection(stream, peer, app.clone()))),
     )
     .await
 }
