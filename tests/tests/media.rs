@@ -583,8 +583,9 @@ fn mobile_site(name: &str, ssl: &str, ports: &str) -> Daemon {
     d
 }
 
-/// ffmpeg publishing 12 s of 640x360 H.264 and AAC to `url`, in real time.
-fn publish(url: &str) -> std::process::Child {
+/// ffmpeg publishing 12 s of 640x360 H.264 and AAC to `url`, in real time; `x264` adds
+/// encoder options (`-bf 2` for B-frames).
+fn publish(url: &str, x264: &[&str]) -> std::process::Child {
     std::process::Command::new("ffmpeg")
         .args([
             "-v",
@@ -611,9 +612,95 @@ fn publish(url: &str) -> std::process::Child {
             "-f",
             "flv",
         ])
+        .args(x264)
         .arg(url)
         .spawn()
         .expect("ffmpeg")
+}
+
+/// The video packets of `input` over `seconds`: (packets, packets shown before the one decoded
+/// just ahead of them, whether every packet is shown no earlier than decoded, whether no two
+/// share a presentation time).
+fn reordering(input: &str, seconds: u32) -> (usize, usize, bool, bool) {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v", "-read_intervals"])
+        .arg(format!("%+{seconds}"))
+        .args([
+            "-show_entries",
+            "packet=pts_time,dts_time",
+            "-of",
+            "csv=p=0",
+            input,
+        ])
+        .output()
+        .expect("ffprobe");
+    let times: Vec<(f64, f64)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (pts, dts) = l.split_once(',')?;
+            Some((pts.parse().ok()?, dts.trim_end_matches(',').parse().ok()?))
+        })
+        .collect();
+    let reordered = times.windows(2).filter(|w| w[1].0 < w[0].0).count();
+    let causal = times.iter().all(|(pts, dts)| pts >= dts);
+    let mut shown: Vec<i64> = times
+        .iter()
+        .map(|(pts, _)| (pts * 1000.0).round() as i64)
+        .collect();
+    shown.sort_unstable();
+    shown.dedup();
+    (times.len(), reordered, causal, shown.len() == times.len())
+}
+
+#[test]
+fn a_publisher_with_b_frames_keeps_its_display_order_on_every_output() {
+    require_media!();
+    let (web, live, downloads) = (free_port(), free_port(), free_port());
+    let d = mobile_site(
+        "bframes",
+        "disabled",
+        &format!("[ports]\nweb = {web}\nlive = {live}\ndownloads = {downloads}\n"),
+    );
+    d.wait_for("the web service", T, || {
+        get(web, "/api/v1/health").code == 200
+    });
+    // x264's B-frames: the encoder sends frames in decode order with composition times.
+    let mut publisher = publish(
+        &format!("rtmp://127.0.0.1:{live}/live/s3cret-key"),
+        &["-bf", "2", "-x264-params", "b-adapt=0"],
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let token = sited_tests::daemon::post(web, "/api/v1/tokens", "").json()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let flv = reordering(
+        &format!("http://127.0.0.1:{live}/live/ipad.flv?token={token}"),
+        3,
+    );
+    let rtmp = reordering(
+        &format!("rtmp://127.0.0.1:{live}/live/ipad?token={token}"),
+        3,
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (_, file) = rt.block_on(websocket(live, "ipad", 200));
+    let path = d.dir.join("ipad.mp4");
+    std::fs::write(&path, file).unwrap();
+    let fmp4 = reordering(path.to_str().unwrap(), 100);
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+    for (output, (packets, reordered, causal, distinct)) in
+        [("HTTP-FLV", flv), ("RTMP", rtmp), ("WebSocket fMP4", fmp4)]
+    {
+        assert!(
+            packets >= 40 && reordered >= packets / 6 && causal && distinct,
+            "{output}: {packets} packets, {reordered} shown before the one decoded ahead, \
+             shown no earlier than decoded: {causal}, distinct display times: {distinct}"
+        );
+    }
 }
 
 #[test]
@@ -637,7 +724,10 @@ fn a_mobile_device_publishes_over_rtmps_on_444_beside_https() {
     // With SSL, every listener is TLS: wait for the daemon to say it is ready.
     d.wait_for("the daemon to be ready", T, || d.log().contains("READY"));
     // RTMPS: the RTMP handshake arrives after TLS on the port that also serves WSS and HTTPS.
-    let mut publisher = publish(&format!("rtmps://127.0.0.1:{live_tls}/live/s3cret-key"));
+    let mut publisher = publish(
+        &format!("rtmps://127.0.0.1:{live_tls}/live/s3cret-key"),
+        &[],
+    );
     std::thread::sleep(Duration::from_secs(3));
     let flv = probe(
         &format!(
@@ -668,7 +758,7 @@ fn a_mobile_device_publishes_over_rtmp_on_the_live_port_and_viewers_read_it() {
     d.wait_for("the web service", T, || {
         get(web, "/api/v1/health").code == 200
     });
-    let mut publisher = publish(&format!("rtmp://127.0.0.1:{live}/live/s3cret-key"));
+    let mut publisher = publish(&format!("rtmp://127.0.0.1:{live}/live/s3cret-key"), &[]);
     std::thread::sleep(Duration::from_secs(3));
     // HTTP-FLV on the same port: the listener tells RTMP (0x03) from HTTP.
     let flv = probe(

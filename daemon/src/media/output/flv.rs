@@ -85,18 +85,18 @@ impl Muxer {
     }
 
     fn ms(&mut self, frame: &Frame) -> u32 {
-        self.origin.get_or_insert((frame.kind, frame.pts));
+        self.origin.get_or_insert((frame.kind, frame.dts));
         let (origin, scale) = match frame.kind {
             Kind::Video => (
-                *self.video_origin.get_or_insert(frame.pts),
+                *self.video_origin.get_or_insert(frame.dts),
                 self.video_scale,
             ),
             Kind::Audio => (
-                *self.audio_origin.get_or_insert(frame.pts),
+                *self.audio_origin.get_or_insert(frame.dts),
                 self.audio_scale,
             ),
         };
-        let ms = ((frame.pts - origin).max(0) as u64 * 1000 / u64::from(scale.max(1))) as u32;
+        let ms = ((frame.dts - origin).max(0) as u64 * 1000 / u64::from(scale.max(1))) as u32;
         // Tags must not go back in time across tracks; a small reorder is clamped.
         self.last_ms = ms.max(self.last_ms.saturating_sub(1000));
         ms
@@ -105,24 +105,35 @@ impl Muxer {
     /// The tag of a frame.
     pub fn tag(&mut self, frame: &Frame) -> Bytes {
         let ms = self.ms(frame);
+        let cts = composition_ms(frame, self.video_scale);
         match frame.kind {
             Kind::Video if self.h265 => {
-                let head = [
-                    if frame.keyframe { 0x93 } else { 0xa3 },
-                    b'h',
-                    b'v',
-                    b'c',
-                    b'1',
-                ];
-                tag(VIDEO, ms, &head, &frame.data)
+                let frame_type = if frame.keyframe { 0x10 } else { 0x20 };
+                if cts == 0 {
+                    // CodedFramesX: no composition time.
+                    let head = [0x83 | frame_type, b'h', b'v', b'c', b'1'];
+                    tag(VIDEO, ms, &head, &frame.data)
+                } else {
+                    // CodedFrames: a 3-byte composition time.
+                    let [_, c0, c1, c2] = cts.to_be_bytes();
+                    let head = [0x81 | frame_type, b'h', b'v', b'c', b'1', c0, c1, c2];
+                    tag(VIDEO, ms, &head, &frame.data)
+                }
             }
             Kind::Video => {
-                let head = [if frame.keyframe { 0x17 } else { 0x27 }, 1, 0, 0, 0];
+                let [_, c0, c1, c2] = cts.to_be_bytes();
+                let head = [if frame.keyframe { 0x17 } else { 0x27 }, 1, c0, c1, c2];
                 tag(VIDEO, ms, &head, &frame.data)
             }
             Kind::Audio => tag(AUDIO, ms, &[0xaf, 0x01], &frame.data),
         }
     }
+}
+
+/// A video frame's composition time in milliseconds, as FLV's signed 24-bit field holds it.
+fn composition_ms(frame: &Frame, scale: u32) -> i32 {
+    let ms = i64::from(frame.composition) * 1000 / i64::from(scale.max(1));
+    ms.clamp(-(1 << 23), (1 << 23) - 1) as i32
 }
 
 #[cfg(test)]

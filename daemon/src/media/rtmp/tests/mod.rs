@@ -322,7 +322,7 @@ async fn enhanced_rtmp_hevc() {
     assert_eq!(audios, 9);
     for (i, f) in videos.iter().enumerate() {
         assert_eq!(f.data, sent_video[i], "frame {i} intact");
-        assert_eq!((f.pts, f.keyframe), (40 * 90 * i as i64, i % 2 == 0));
+        assert_eq!((f.dts, f.keyframe), (40 * 90 * i as i64, i % 2 == 0));
     }
 
     // A viewer without a token is refused; one with it gets the metadata, the hvc1 sequence
