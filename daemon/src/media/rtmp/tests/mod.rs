@@ -362,11 +362,11 @@ async fn enhanced_rtmp_hevc() {
         "AAC sequence header"
     );
     assert_eq!(
-        &got[4].data[..5],
-        b"\x93hvc1",
-        "the last keyframe, from the GOP cache"
+        &got[4].data[..8],
+        b"\x91hvc1\x00\x00\x28",
+        "the last keyframe, from the GOP cache, with its 40 ms composition time"
     );
-    assert_eq!(&got[4].data[5..], &sent_video[8][..]);
+    assert_eq!(&got[4].data[8..], &sent_video[8][..]);
     assert_eq!(got[4].header.timestamp, 320);
 
     // The publisher leaves: its source is gone and the viewer is told.
