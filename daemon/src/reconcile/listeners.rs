@@ -277,10 +277,10 @@ pub async fn bind(bind: Bind, port: u16) -> std::io::Result<Vec<TcpListener>> {
 }
 
 fn set(status: &Shared, key: Key, state: ListenerState) {
-    if let Ok(mut s) = status.write() {
-        if let Some(e) = s.listeners.get_mut(&key) {
-            e.state = state;
-        }
+    if let Ok(mut s) = status.write()
+        && let Some(e) = s.listeners.get_mut(&key)
+    {
+        e.state = state;
     }
 }
 

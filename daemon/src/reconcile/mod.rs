@@ -205,10 +205,10 @@ impl Daemon {
         summary: &str,
     ) {
         let at = system::now_rfc3339();
-        if let Ok(store) = self.store.lock() {
-            if let Err(e) = store.record(&at, trigger, sha, outcome, diagnostics, summary) {
-                tracing::error!(error = %e, "cannot record the reload in the config history");
-            }
+        if let Ok(store) = self.store.lock()
+            && let Err(e) = store.record(&at, trigger, sha, outcome, diagnostics, summary)
+        {
+            tracing::error!(error = %e, "cannot record the reload in the config history");
         }
         if let Ok(mut s) = self.status.write() {
             s.reloads += 1;
@@ -517,12 +517,9 @@ impl Daemon {
             tokio::select! {
                 Some(()) = rx.recv() => {
                     // Debounce: wait until the file has been quiet for a moment.
-                    loop {
-                        match tokio::time::timeout(self.cfg.debounce, rx.recv()).await {
-                            Ok(Some(())) => continue,
-                            _ => break,
-                        }
-                    }
+                    while let Ok(Some(())) =
+                        tokio::time::timeout(self.cfg.debounce, rx.recv()).await
+                    {}
                     self.reload(Trigger::FileChange).await;
                 }
                 _ = hup.recv() => self.reload(Trigger::Sighup).await,

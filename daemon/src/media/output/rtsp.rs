@@ -263,10 +263,10 @@ fn audio(out: &mut BytesMut, rtp: &mut Rtp, frame: &Frame) {
 
 fn authorized(app: &App, req: &Request, query: &str, peer: SocketAddr) -> bool {
     let users = app.users();
-    if let Some(token) = query.split('&').find_map(|kv| kv.strip_prefix("token=")) {
-        if app.auth.lookup(&users, token).is_some() {
-            return true;
-        }
+    if let Some(token) = query.split('&').find_map(|kv| kv.strip_prefix("token="))
+        && app.auth.lookup(&users, token).is_some()
+    {
+        return true;
     }
     let Some(basic) = req
         .headers
@@ -535,6 +535,20 @@ async fn play(
     }
 }
 
+/// Serves RTSP on bound sockets until `stop`.
+pub async fn serve(
+    sockets: Vec<tokio::net::TcpListener>,
+    app: Arc<App>,
+    stop: tokio_util::sync::CancellationToken,
+) -> std::io::Result<()> {
+    crate::web::accept_each(
+        sockets,
+        stop,
+        Arc::new(move |stream, peer| Box::pin(connection(stream, peer, app.clone()))),
+    )
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -597,18 +611,4 @@ mod tests {
         assert_eq!(out[last + 5] & 0x80, 0x80);
         assert_eq!(out[last + 17] & 0x40, 0x40);
     }
-}
-
-/// Serves RTSP on bound sockets until `stop`.
-pub async fn serve(
-    sockets: Vec<tokio::net::TcpListener>,
-    app: Arc<App>,
-    stop: tokio_util::sync::CancellationToken,
-) -> std::io::Result<()> {
-    crate::web::accept_each(
-        sockets,
-        stop,
-        Arc::new(move |stream, peer| Box::pin(connection(stream, peer, app.clone()))),
-    )
-    .await
 }
