@@ -198,10 +198,7 @@ fn every_output_decodes_in_real_players() {
     assert!(flv.values().all(|(n, mono, _)| *n > 20 && *mono), "{flv:?}");
 
     // HLS with fMP4 segments, with a token instead of a password (the playlist carries it on).
-    let token = sited_tests::daemon::post(s.web, "/api/v1/tokens", "").json()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = token(s.web);
     let hls = probe(
         &format!(
             "http://127.0.0.1:{}/live/talk/index.m3u8?token={token}",
@@ -583,6 +580,29 @@ fn mobile_site(name: &str, ssl: &str, ports: &str) -> Daemon {
     d
 }
 
+/// [`mobile_site`] without TLS, on free ports, once its web service answers: (daemon, web
+/// port, live port).
+fn plain_mobile_site(name: &str) -> (Daemon, u16, u16) {
+    let (web, live, downloads) = (free_port(), free_port(), free_port());
+    let d = mobile_site(
+        name,
+        "disabled",
+        &format!("[ports]\nweb = {web}\nlive = {live}\ndownloads = {downloads}\n"),
+    );
+    d.wait_for("the web service", T, || {
+        get(web, "/api/v1/health").code == 200
+    });
+    (d, web, live)
+}
+
+/// A viewer token for the admin, from `POST /api/v1/tokens` on the web port.
+fn token(web: u16) -> String {
+    sited_tests::daemon::post(web, "/api/v1/tokens", "").json()["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// ffmpeg publishing 12 s of 640x360 H.264 and AAC to `url`, in real time; `x264` adds
 /// encoder options (`-bf 2` for B-frames).
 fn publish(url: &str, x264: &[&str]) -> std::process::Child {
@@ -655,25 +675,14 @@ fn reordering(input: &str, seconds: u32) -> (usize, usize, bool, bool) {
 #[test]
 fn a_publisher_with_b_frames_keeps_its_display_order_on_every_output() {
     require_media!();
-    let (web, live, downloads) = (free_port(), free_port(), free_port());
-    let d = mobile_site(
-        "bframes",
-        "disabled",
-        &format!("[ports]\nweb = {web}\nlive = {live}\ndownloads = {downloads}\n"),
-    );
-    d.wait_for("the web service", T, || {
-        get(web, "/api/v1/health").code == 200
-    });
+    let (d, web, live) = plain_mobile_site("bframes");
     // x264's B-frames: the encoder sends frames in decode order with composition times.
     let mut publisher = publish(
         &format!("rtmp://127.0.0.1:{live}/live/s3cret-key"),
         &["-bf", "2", "-x264-params", "b-adapt=0"],
     );
     std::thread::sleep(Duration::from_secs(3));
-    let token = sited_tests::daemon::post(web, "/api/v1/tokens", "").json()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = token(web);
     let flv = reordering(
         &format!("http://127.0.0.1:{live}/live/ipad.flv?token={token}"),
         3,
@@ -749,15 +758,7 @@ fn a_mobile_device_publishes_over_rtmps_on_444_beside_https() {
 #[test]
 fn a_mobile_device_publishes_over_rtmp_on_the_live_port_and_viewers_read_it() {
     require_media!();
-    let (web, live, downloads) = (free_port(), free_port(), free_port());
-    let d = mobile_site(
-        "rtmp",
-        "disabled",
-        &format!("[ports]\nweb = {web}\nlive = {live}\ndownloads = {downloads}\n"),
-    );
-    d.wait_for("the web service", T, || {
-        get(web, "/api/v1/health").code == 200
-    });
+    let (_daemon, web, live) = plain_mobile_site("rtmp");
     let mut publisher = publish(&format!("rtmp://127.0.0.1:{live}/live/s3cret-key"), &[]);
     std::thread::sleep(Duration::from_secs(3));
     // HTTP-FLV on the same port: the listener tells RTMP (0x03) from HTTP.
@@ -774,10 +775,7 @@ fn a_mobile_device_publishes_over_rtmp_on_the_live_port_and_viewers_read_it() {
         "HTTP-FLV of the device: {flv:?}"
     );
     // RTMP play with a token.
-    let token = sited_tests::daemon::post(web, "/api/v1/tokens", "").json()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = token(web);
     let rtmp = probe(
         &format!("rtmp://127.0.0.1:{live}/live/ipad?token={token}"),
         2,
