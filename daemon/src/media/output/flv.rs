@@ -1,4 +1,4 @@
-//! FLV for HTTP-FLV (and later RTMP): a header, sequence headers, then one tag per frame.
+//! FLV for HTTP-FLV and RTMP play: a header, sequence headers, then one tag per frame.
 //!
 //! H.264 uses the classic AVC tags; H.265 uses Enhanced RTMP's `hvc1` FourCC tags, which ffmpeg
 //! 6.1+, OBS 30+ and flv.js read. Frames are already AVCC / raw AAC (the hub's MP4 form), so a
@@ -151,5 +151,75 @@ mod tests {
             "24 low bits, then the extension byte"
         );
         assert_eq!(u32::from_be_bytes(t[t.len() - 4..].try_into().unwrap()), 19);
+    }
+
+    fn tracks(codec: Codec) -> Tracks {
+        let track = crate::media::frame::Track {
+            codec,
+            timescale: 90_000,
+            extra_data: Bytes::from_static(b"config"),
+            sample_entry: Bytes::new(),
+            rfc6381: String::new(),
+            dimensions: (640, 360),
+            channels: 0,
+        };
+        Tracks {
+            video: Some(std::sync::Arc::new(track)),
+            audio: None,
+        }
+    }
+
+    /// What the RTMP publisher's parser (Enhanced RTMP included) reads from a tag's body.
+    fn read_back(tag: &Bytes) -> crate::media::rtmp::tag::Video {
+        crate::media::rtmp::tag::video(&tag.slice(11..tag.len() - 4)).unwrap()
+    }
+
+    #[test]
+    fn h264_and_h265_tags_read_back_with_their_key_flag_and_composition_time() {
+        use crate::media::rtmp::tag::Video;
+        for codec in [Codec::H264, Codec::H265] {
+            let tracks = tracks(codec);
+            match read_back(&sequence_headers(&tracks)[0]) {
+                Video::Config { codec: c, record } => {
+                    assert_eq!((c, &record[..]), (codec, &b"config"[..]))
+                }
+                other => panic!("{codec:?}: {other:?}"),
+            }
+            let mut muxer = Muxer::new(&tracks);
+            // A keyframe shown 80 ms after it is decoded (B-frames follow), then a B-frame.
+            for (dts, composition, keyframe, cts_ms) in [
+                (0, 7200, true, 80),
+                (3600, -3600, false, -40),
+                (7200, 0, false, 0),
+            ] {
+                let frame = Frame {
+                    kind: Kind::Video,
+                    seq: 1,
+                    dts,
+                    composition,
+                    keyframe,
+                    data: Bytes::from_static(b"\0\0\0\x01x"),
+                };
+                let tag = muxer.tag(&frame);
+                let ms = u32::from_be_bytes([tag[7], tag[4], tag[5], tag[6]]);
+                assert_eq!(
+                    i64::from(ms),
+                    dts / 90,
+                    "{codec:?}: the tag time is decode time"
+                );
+                match read_back(&tag) {
+                    Video::Frame {
+                        codec: c,
+                        keyframe: k,
+                        composition_ms,
+                        data,
+                    } => assert_eq!(
+                        (c, k, composition_ms, &data[..]),
+                        (codec, keyframe, cts_ms, &b"\0\0\0\x01x"[..]),
+                    ),
+                    other => panic!("{codec:?}: {other:?}"),
+                }
+            }
+        }
     }
 }
