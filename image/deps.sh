@@ -11,6 +11,7 @@ pkgs=(
   fdisk                  # sfdisk on a plain file
   qemu-utils             # qemu-img: the .qcow2 and the test overlay
   zstd                   # the compressed-size report
+  binutils               # strip: the daemon goes in without its debug line tables
   qemu-system-x86 ovmf   # the boot test: TCG with UEFI firmware
   openssh-client curl    # the boot test's probes through hostfwd
 )

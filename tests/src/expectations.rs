@@ -101,8 +101,18 @@ pub const INTERPRETATIONS: &[(&str, &str, &str, &str, &str)] = &[
     ),
 ];
 
-/// Inbound flows sited adds where a document is silent: (layout, port, proto, from, to, conditions).
-pub const DECISIONS: &[(&str, &str, &str, &str, &str, &[&str])] = &[
+/// One inbound flow: (layout, port, proto, from, to, conditions).
+pub type Flow = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+);
+
+/// Inbound flows sited adds where a document is silent.
+pub const DECISIONS: &[Flow] = &[
     ("titop", "1935", "tcp", "mobile", "media", &["mobile"]),
     (
         "titop",

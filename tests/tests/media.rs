@@ -79,10 +79,7 @@ fn every_output_decodes_in_real_players() {
     assert!(flv.values().all(|(n, mono, _)| *n > 20 && *mono), "{flv:?}");
 
     // HLS with fMP4 segments, with a token instead of a password (the playlist carries it on).
-    let token = sited_tests::daemon::post(s.web, "/api/v1/tokens", "").json()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = token(s.web);
     let hls = probe(
         &format!(
             "http://127.0.0.1:{}/live/talk/index.m3u8?token={token}",
@@ -444,29 +441,53 @@ fn a_killed_daemon_leaves_a_consistent_index_and_a_recorded_gap() {
     );
 }
 
-#[test]
-fn a_mobile_device_publishes_over_rtmp_on_the_live_port_and_viewers_read_it() {
-    require_media!();
-    let (web, live, downloads) = (free_port(), free_port(), free_port());
-    let d = Daemon::unstarted(
-        "rtmp",
+/// A VALT site with one mobile device, `ipad`, whose key is `s3cret-key`, started with `ssl`
+/// ("enabled" or "disabled") and the `[ports]` table `ports`.
+fn mobile_site(name: &str, ssl: &str, ports: &str) -> Daemon {
+    let mut d = Daemon::unstarted(
+        name,
         &["--firewall", "none", "--node", "app", "--force-port-offset"],
     );
     let key = d.dir.join("ipad.key");
     std::fs::write(&key, "s3cret-key\n").unwrap();
     let site = format!(
-        "[site]\nname = \"beam\"\nlayout = \"valt\"\n\n[networks]\nclients = [\"192.0.2.0/24\"]\nmobile = [\"203.0.113.0/24\"]\n\n[features]\nmobile = true\n\n[[nodes]]\nname = \"app\"\naddress = \"192.0.2.1\"\nroles = [\"application\", \"media\"]\n\n[[mobile_devices]]\nname = \"ipad\"\nkey_file = \"{}\"\n\n[[users]]\nname = \"{}\"\nrole = \"admin\"\npassword_hash = \"{}\"\n\n[ports]\nweb = {web}\nlive = {live}\ndownloads = {downloads}\n",
+        "[site]\nname = \"beam\"\nlayout = \"valt\"\nssl = \"{ssl}\"\n\n[networks]\nclients = [\"192.0.2.0/24\"]\nmobile = [\"203.0.113.0/24\"]\n\n[features]\nmobile = true\n\n[[nodes]]\nname = \"app\"\naddress = \"192.0.2.1\"\nroles = [\"application\", \"media\"]\n\n[[mobile_devices]]\nname = \"ipad\"\nkey_file = \"{}\"\n\n[[users]]\nname = \"{}\"\nrole = \"admin\"\npassword_hash = \"{}\"\n\n{ports}",
         key.display(),
         ADMIN.0,
         sited_tests::daemon::admin_hash()
     );
     std::fs::write(d.config(), site).unwrap();
-    let mut d = d;
     d.spawn();
+    d
+}
+
+/// [`mobile_site`] without TLS, on free ports, once its web service answers: (daemon, web
+/// port, live port).
+fn plain_mobile_site(name: &str) -> (Daemon, u16, u16) {
+    let (web, live, downloads) = (free_port(), free_port(), free_port());
+    let d = mobile_site(
+        name,
+        "disabled",
+        &format!("[ports]\nweb = {web}\nlive = {live}\ndownloads = {downloads}\n"),
+    );
     d.wait_for("the web service", T, || {
         get(web, "/api/v1/health").code == 200
     });
-    let mut publisher = std::process::Command::new("ffmpeg")
+    (d, web, live)
+}
+
+/// A viewer token for the admin, from `POST /api/v1/tokens` on the web port.
+fn token(web: u16) -> String {
+    sited_tests::daemon::post(web, "/api/v1/tokens", "").json()["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// ffmpeg publishing 12 s of 640x360 H.264 and AAC to `url`, in real time; `x264` adds
+/// encoder options (`-bf 2` for B-frames).
+fn publish(url: &str, x264: &[&str]) -> std::process::Child {
+    std::process::Command::new("ffmpeg")
         .args([
             "-v",
             "error",
@@ -492,9 +513,134 @@ fn a_mobile_device_publishes_over_rtmp_on_the_live_port_and_viewers_read_it() {
             "-f",
             "flv",
         ])
-        .arg(format!("rtmp://127.0.0.1:{live}/live/s3cret-key"))
+        .args(x264)
+        .arg(url)
         .spawn()
-        .expect("ffmpeg");
+        .expect("ffmpeg")
+}
+
+/// The video packets of `input` over `seconds`: (packets, packets shown before the one decoded
+/// just ahead of them, whether every packet is shown no earlier than decoded, whether no two
+/// share a presentation time).
+fn reordering(input: &str, seconds: u32) -> (usize, usize, bool, bool) {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v", "-read_intervals"])
+        .arg(format!("%+{seconds}"))
+        .args([
+            "-show_entries",
+            "packet=pts_time,dts_time",
+            "-of",
+            "csv=p=0",
+            input,
+        ])
+        .output()
+        .expect("ffprobe");
+    let times: Vec<(f64, f64)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (pts, dts) = l.split_once(',')?;
+            Some((pts.parse().ok()?, dts.trim_end_matches(',').parse().ok()?))
+        })
+        .collect();
+    let reordered = times.windows(2).filter(|w| w[1].0 < w[0].0).count();
+    let causal = times.iter().all(|(pts, dts)| pts >= dts);
+    let mut shown: Vec<i64> = times
+        .iter()
+        .map(|(pts, _)| (pts * 1000.0).round() as i64)
+        .collect();
+    shown.sort_unstable();
+    shown.dedup();
+    (times.len(), reordered, causal, shown.len() == times.len())
+}
+
+#[test]
+fn a_publisher_with_b_frames_keeps_its_display_order_on_every_output() {
+    require_media!();
+    let (d, web, live) = plain_mobile_site("bframes");
+    // x264's B-frames: the encoder sends frames in decode order with composition times.
+    let mut publisher = publish(
+        &format!("rtmp://127.0.0.1:{live}/live/s3cret-key"),
+        &["-bf", "2", "-x264-params", "b-adapt=0"],
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let token = token(web);
+    let flv = reordering(
+        &format!("http://127.0.0.1:{live}/live/ipad.flv?token={token}"),
+        3,
+    );
+    let rtmp = reordering(
+        &format!("rtmp://127.0.0.1:{live}/live/ipad?token={token}"),
+        3,
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (_, file) = rt.block_on(websocket(live, "ipad", 200));
+    let path = d.dir.join("ipad.mp4");
+    std::fs::write(&path, file).unwrap();
+    let fmp4 = reordering(path.to_str().unwrap(), 100);
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+    for (output, (packets, reordered, causal, distinct)) in
+        [("HTTP-FLV", flv), ("RTMP", rtmp), ("WebSocket fMP4", fmp4)]
+    {
+        assert!(
+            packets >= 40 && reordered >= packets / 6 && causal && distinct,
+            "{output}: {packets} packets, {reordered} shown before the one decoded ahead, \
+             shown no earlier than decoded: {causal}, distinct display times: {distinct}"
+        );
+    }
+}
+
+#[test]
+fn a_mobile_device_publishes_over_rtmps_on_444_beside_https() {
+    require_media!();
+    let ports = [
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    ];
+    let [web, web_tls, live, live_tls, downloads] = ports;
+    let d = mobile_site(
+        "rtmps",
+        "enabled",
+        &format!(
+            "[ports]\nweb = {web}\nweb_tls = {web_tls}\nlive = {live}\nlive_tls = {live_tls}\ndownloads = {downloads}\n"
+        ),
+    );
+    // With SSL, every listener is TLS: wait for the daemon to say it is ready.
+    d.wait_for("the daemon to be ready", T, || d.log().contains("READY"));
+    // RTMPS: the RTMP handshake arrives after TLS on the port that also serves WSS and HTTPS.
+    let mut publisher = publish(
+        &format!("rtmps://127.0.0.1:{live_tls}/live/s3cret-key"),
+        &[],
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let flv = probe(
+        &format!(
+            "https://{}:{}@127.0.0.1:{live_tls}/live/ipad.flv",
+            ADMIN.0, ADMIN.1
+        ),
+        3,
+    );
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+    assert!(
+        flv.get("h264 640x360")
+            .is_some_and(|(n, mono, _)| *n >= 40 && *mono),
+        "HTTP-FLV over TLS of the device published over RTMPS: {flv:?}\n{}",
+        d.log()
+    );
+}
+
+#[test]
+fn a_mobile_device_publishes_over_rtmp_on_the_live_port_and_viewers_read_it() {
+    require_media!();
+    let (_daemon, web, live) = plain_mobile_site("rtmp");
+    let mut publisher = publish(&format!("rtmp://127.0.0.1:{live}/live/s3cret-key"), &[]);
     std::thread::sleep(Duration::from_secs(3));
     // HTTP-FLV on the same port: the listener tells RTMP (0x03) from HTTP.
     let flv = probe(
@@ -510,10 +656,7 @@ fn a_mobile_device_publishes_over_rtmp_on_the_live_port_and_viewers_read_it() {
         "HTTP-FLV of the device: {flv:?}"
     );
     // RTMP play with a token.
-    let token = sited_tests::daemon::post(web, "/api/v1/tokens", "").json()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = token(web);
     let rtmp = probe(
         &format!("rtmp://127.0.0.1:{live}/live/ipad?token={token}"),
         2,

@@ -49,13 +49,13 @@ pub fn check_all(
         }
         let url = check_url(entry, at.value(&path("url")), found);
         let node = assign(entry, nodes, &media, at, &path, found);
-        if options.on_node {
-            if let Some(file) = &entry.password_file {
-                found.extend(missing_file(
-                    file.as_ref(),
-                    at.value(&path("password_file")),
-                ));
-            }
+        if options.on_node
+            && let Some(file) = &entry.password_file
+        {
+            found.extend(missing_file(
+                file.as_ref(),
+                at.value(&path("password_file")),
+            ));
         }
         if let (Some((host, port)), Some(node)) = (url, node) {
             cameras.push(Camera {

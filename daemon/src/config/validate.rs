@@ -381,7 +381,7 @@ impl Validator<'_, '_, '_> {
                 };
                 self.push(
                     Diagnostic::error(Code::TlsIncomplete, self.at.entry(&[Seg::Key("tls"), Seg::Key(has)]), format!("[tls] gives a {has} but no {lacks}"))
-                        .help(format!("give both `certificate` and `key`, or neither to have each node generate a self-signed certificate")),
+                        .help("give both `certificate` and `key`, or neither to have each node generate a self-signed certificate".to_string()),
                 );
                 None
             }

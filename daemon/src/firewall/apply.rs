@@ -128,11 +128,16 @@ impl Nft {
         }
     }
 
-    fn table_exists(&self) -> Result<bool, String> {
-        let tables = self.nft(&["list", "tables", FAMILY], None)?;
-        Ok(tables
-            .lines()
-            .any(|l| l.trim() == format!("table {FAMILY} {TABLE}")))
+    /// `nft list table` with `args`; `None` when the table does not exist (one process, not
+    /// a `list tables` first: each nft run costs a process start and a netlink dump).
+    fn list_table(&self, args: &[&str]) -> Result<Option<String>, String> {
+        let mut all = args.to_vec();
+        all.extend(["list", "table", FAMILY, TABLE]);
+        match self.nft(&all, None) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.contains("No such file or directory") => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -146,17 +151,13 @@ impl Driver for Nft {
     }
 
     fn live_text(&self) -> Result<Option<String>, String> {
-        if !self.table_exists()? {
-            return Ok(None);
-        }
-        self.nft(&["list", "table", FAMILY, TABLE], None).map(Some)
+        self.list_table(&[])
     }
 
     fn live_json(&self) -> Result<Option<Value>, String> {
-        if !self.table_exists()? {
+        let Some(text) = self.list_table(&["-j"])? else {
             return Ok(None);
-        }
-        let text = self.nft(&["-j", "list", "table", FAMILY, TABLE], None)?;
+        };
         serde_json::from_str(&text)
             .map(Some)
             .map_err(|e| format!("nft -j output: {e}"))

@@ -161,6 +161,8 @@ pub struct Sample {
     pub duration: u32,
     /// Whether it is a sync sample.
     pub keyframe: bool,
+    /// Presentation time minus decode time (B-frames), in the track's timescale.
+    pub composition: i32,
     /// Its data.
     pub data: Bytes,
 }
@@ -175,16 +177,28 @@ pub fn fragment(sequence: u32, track: u32, decode_time: u64, samples: &[Sample])
         boxed(o, b"traf", |o| {
             full(o, b"tfhd", 0, 0x02_0000, |o| o.put_u32(track));
             full(o, b"tfdt", 1, 0, |o| o.put_u64(decode_time));
-            full(o, b"trun", 0, 0x0001 | 0x0100 | 0x0200 | 0x0400, |o| {
-                o.put_u32(samples.len() as u32);
-                offset_at = o.len();
-                o.put_u32(0);
-                for s in samples {
-                    o.put_u32(s.duration);
-                    o.put_u32(s.data.len() as u32);
-                    o.put_u32(if s.keyframe { 0x0200_0000 } else { 0x0101_0000 });
-                }
-            });
+            // Version 1 (signed composition offsets) only when a sample has one.
+            let reordered = samples.iter().any(|s| s.composition != 0);
+            let (version, offsets) = if reordered { (1, 0x0800) } else { (0, 0) };
+            full(
+                o,
+                b"trun",
+                version,
+                0x0001 | 0x0100 | 0x0200 | 0x0400 | offsets,
+                |o| {
+                    o.put_u32(samples.len() as u32);
+                    offset_at = o.len();
+                    o.put_u32(0);
+                    for s in samples {
+                        o.put_u32(s.duration);
+                        o.put_u32(s.data.len() as u32);
+                        o.put_u32(if s.keyframe { 0x0200_0000 } else { 0x0101_0000 });
+                        if reordered {
+                            o.put_i32(s.composition);
+                        }
+                    }
+                },
+            );
         });
     });
     let data_offset = (out.len() + 8) as u32;
@@ -230,12 +244,12 @@ impl Muxer {
         let mut out = Vec::new();
         match frame.kind {
             Kind::Video if self.tracks.video.is_some() => {
-                let origin = *self.video_origin.get_or_insert(frame.pts);
+                let origin = *self.video_origin.get_or_insert(frame.dts);
                 if let Some(prev) = self.held.take() {
                     // Never a zero or negative duration, whatever the camera's clock does.
-                    let duration = (frame.pts - prev.pts).clamp(1, 90_000 * 10) as u32;
+                    let duration = (frame.dts - prev.dts).clamp(1, 90_000 * 10) as u32;
                     self.sequence += 1;
-                    let decode = (prev.pts - origin).max(0) as u64;
+                    let decode = (prev.dts - origin).max(0) as u64;
                     out.push(fragment(
                         self.sequence,
                         VIDEO_ID,
@@ -243,6 +257,7 @@ impl Muxer {
                         &[Sample {
                             duration,
                             keyframe: prev.keyframe,
+                            composition: prev.composition,
                             data: prev.data.clone(),
                         }],
                     ));
@@ -250,8 +265,8 @@ impl Muxer {
                 self.held = Some(frame);
             }
             Kind::Audio if self.tracks.audio.is_some() => {
-                let origin = *self.audio_origin.get_or_insert(frame.pts);
-                let decode = ((frame.pts - origin).max(0) as u64).max(self.audio_time);
+                let origin = *self.audio_origin.get_or_insert(frame.dts);
+                let decode = ((frame.dts - origin).max(0) as u64).max(self.audio_time);
                 self.audio_time = decode + u64::from(AAC_FRAME);
                 self.sequence += 1;
                 out.push(fragment(
@@ -261,6 +276,7 @@ impl Muxer {
                     &[Sample {
                         duration: AAC_FRAME,
                         keyframe: true,
+                        composition: 0,
                         data: frame.data.clone(),
                     }],
                 ));
@@ -320,7 +336,8 @@ mod tests {
             Arc::new(Frame {
                 kind: Kind::Video,
                 seq,
-                pts,
+                dts: pts,
+                composition: 0,
                 keyframe,
                 data: Bytes::from_static(b"abcd"),
             })

@@ -68,6 +68,13 @@ pub enum Kind {
     Audio,
 }
 
+impl Frame {
+    /// Presentation time, in the track's timescale.
+    pub fn pts(&self) -> i64 {
+        self.dts + i64::from(self.composition)
+    }
+}
+
 /// One frame (access unit) of one track.
 #[derive(Debug, Clone)]
 pub struct Frame {
@@ -75,8 +82,13 @@ pub struct Frame {
     pub kind: Kind,
     /// A number increasing by one per frame of the stream, across tracks.
     pub seq: u64,
-    /// Presentation time, in the track's timescale, from the stream's start.
-    pub pts: i64,
+    /// Decode time, in the track's timescale, from the stream's start. Frames come in decode
+    /// order, so it never goes back within an epoch.
+    pub dts: i64,
+    /// Presentation time minus decode time, in the track's timescale: positive for the frames
+    /// that B-frames make the decoder hold back; 0 when decode order is display order (audio,
+    /// streams without B-frames, and RTSP cameras, whose RTP clock carries presentation time).
+    pub composition: i32,
     /// Whether a decoder can start here (video keyframes; every audio frame).
     pub keyframe: bool,
     /// The payload, in MP4 form.

@@ -98,7 +98,7 @@ impl Hub {
     }
 
     /// The source pushes a frame; `seq` is assigned here.
-    pub fn push(&self, kind: Kind, pts: i64, keyframe: bool, data: bytes::Bytes) {
+    pub fn push(&self, kind: Kind, dts: i64, composition: i32, keyframe: bool, data: bytes::Bytes) {
         let len = data.len() as u64;
         let frame = {
             let Ok(mut c) = self.cache.lock() else { return };
@@ -106,7 +106,8 @@ impl Hub {
             let frame = Arc::new(Frame {
                 kind,
                 seq: c.seq,
-                pts,
+                dts,
+                composition,
                 keyframe,
                 data,
             });
@@ -280,7 +281,7 @@ mod tests {
     use bytes::Bytes;
 
     fn frame(hub: &Hub, key: bool) {
-        hub.push(Kind::Video, 0, key, Bytes::from_static(b"x"));
+        hub.push(Kind::Video, 0, 0, key, Bytes::from_static(b"x"));
     }
 
     #[tokio::test]

@@ -315,7 +315,7 @@ async fn session(
             hub.set_tracks(tracks.clone());
             announced = Some(tracks);
         }
-        hub.push(kind, pts, key, data);
+        hub.push(kind, pts, 0, key, data);
         if !streamed {
             streamed = true;
             tracing::info!(camera = %camera.name, "camera streaming");

@@ -150,17 +150,16 @@ pub fn diff(old: &Plan, new: &Plan) -> Change {
     // A service that moved port shows as one change, not a removal and an addition.
     let mut merged: Vec<Edit<Listener>> = Vec::new();
     for e in listeners.drain(..) {
-        if let Edit::Added(n) = &e {
-            if let Some(pos) = merged
+        if let Edit::Added(n) = &e
+            && let Some(pos) = merged
                 .iter()
                 .position(|m| matches!(m, Edit::Removed(o) if o.service == n.service))
-            {
-                let Edit::Removed(o) = merged.remove(pos) else {
-                    continue;
-                };
-                merged.push(Edit::Changed(o, n.clone()));
+        {
+            let Edit::Removed(o) = merged.remove(pos) else {
                 continue;
-            }
+            };
+            merged.push(Edit::Changed(o, n.clone()));
+            continue;
         }
         merged.push(e);
     }

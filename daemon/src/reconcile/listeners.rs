@@ -30,7 +30,8 @@ pub type RtmpHandle = Arc<std::sync::RwLock<Arc<crate::media::rtmp::RtmpContext>
 pub enum Server {
     /// An HTTP router (the web service, the live outputs).
     Http(Router),
-    /// The live router, with RTMP sniffed on the same port (VALT 1935: first byte 0x03).
+    /// The live router, with RTMP sniffed on the same port: VALT 1935 (first byte 0x03), and
+    /// RTMPS beside WSS on VALT 444 (the first byte after TLS).
     Live(Router, RtmpHandle),
     /// The RTSP server.
     Rtsp(Arc<crate::web::App>),
@@ -38,14 +39,23 @@ pub enum Server {
     Rtmp(RtmpHandle),
 }
 
-fn rtmp_handler(handle: &RtmpHandle) -> crate::web::Sniffed {
+/// Hands a connection to the RTMP server of the site's current devices.
+fn rtmp_takeover(handle: &RtmpHandle) -> crate::web::Takeover {
     let handle = handle.clone();
     Arc::new(move |stream, peer| {
-        let ctx = handle.read().map(|c| c.clone());
-        if let Ok(ctx) = ctx {
-            tokio::spawn(crate::media::rtmp::serve(stream, peer, ctx));
-        }
+        let ctx = handle.read().ok().map(|c| c.clone());
+        Box::pin(async move {
+            if let Some(ctx) = ctx {
+                crate::media::rtmp::serve(stream, peer, ctx).await;
+            }
+        })
     })
+}
+
+/// The RTMP server alone on a plain TCP listener.
+fn rtmp_handler(handle: &RtmpHandle) -> crate::web::Handler {
+    let takeover = rtmp_takeover(handle);
+    Arc::new(move |stream, peer| takeover(Box::new(stream), peer))
 }
 
 /// The servers of the node's listeners: the web service, the live outputs, RTSP.
@@ -70,12 +80,10 @@ impl Routers {
     pub fn serving(&self, service: Service) -> Option<Server> {
         match (service.component(), service) {
             (Component::Web, _) => Some(Server::Http(self.web.clone())),
-            (Component::Media, Service::Live) => {
+            (Component::Media, Service::Live | Service::LiveTls) => {
                 Some(Server::Live(self.live.clone(), self.rtmp.clone()))
             }
-            (Component::Media, Service::LiveTls | Service::HttpLive) => {
-                Some(Server::Http(self.live.clone()))
-            }
+            (Component::Media, Service::HttpLive) => Some(Server::Http(self.live.clone())),
             (Component::Media, Service::Rtmp) => Some(Server::Rtmp(self.rtmp.clone())),
             (Component::Media, Service::Rtsp) => Some(Server::Rtsp(self.app.clone())),
             (Component::Recorder, Service::Downloads) => Some(Server::Http(self.downloads.clone())),
@@ -314,7 +322,7 @@ async fn supervise(
                             router.clone(),
                             stop.clone(),
                             shutdown.clone(),
-                            Some(rtmp_handler(rtmp)),
+                            Some(rtmp_takeover(rtmp)),
                         )
                         .await
                     }

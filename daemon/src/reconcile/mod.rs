@@ -527,7 +527,9 @@ impl Daemon {
             tokio::select! {
                 Some(()) = rx.recv() => {
                     // Debounce: wait until the file has been quiet for a moment.
-                    while let Ok(Some(())) = tokio::time::timeout(self.cfg.debounce, rx.recv()).await {}
+                    while let Ok(Some(())) =
+                        tokio::time::timeout(self.cfg.debounce, rx.recv()).await
+                    {}
                     self.reload(Trigger::FileChange).await;
                 }
                 _ = hup.recv() => self.reload(Trigger::Sighup).await,

@@ -106,10 +106,9 @@ impl Auth {
             b.get(&key)
                 .filter(|g| g.expires > Instant::now())
                 .map(|g| g.principal.clone())
-        }) {
-            if users.iter().any(|u| u.name == g.name && u.role == g.role) {
-                return Ok(g);
-            }
+        }) && users.iter().any(|u| u.name == g.name && u.role == g.role)
+        {
+            return Ok(g);
         }
         let user = users.iter().find(|u| u.name == name);
         let ok = user.is_some_and(|u| {

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod listen;
 pub mod metrics;
 pub mod openapi;
 pub mod page;
@@ -25,7 +26,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -34,6 +34,7 @@ use crate::config::site::{User, UserRole};
 use crate::reconcile::state::Shared;
 use crate::store::Store;
 use auth::{Auth, Principal, Refusal};
+pub use listen::{Conn, Handler, Takeover, accept_each, serve_with};
 
 /// Connections one listener serves at once; more wait for a free slot.
 pub const MAX_CONNECTIONS: usize = 1024;
@@ -276,45 +277,6 @@ pub fn vod_router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-/// Accepts connections on bound sockets until `stop`, handing each to `handle` (RTSP, RTMP).
-pub async fn accept_each(
-    sockets: Vec<TcpListener>,
-    stop: CancellationToken,
-    handle: Sniffed,
-) -> std::io::Result<()> {
-    let mut accepts = tokio::task::JoinSet::new();
-    for socket in sockets {
-        let (stop, handle) = (stop.clone(), handle.clone());
-        accepts.spawn(async move {
-            loop {
-                let (stream, peer) = tokio::select! {
-                    _ = stop.cancelled() => return Ok::<(), std::io::Error>(()),
-                    a = socket.accept() => match a {
-                        Ok(a) => a,
-                        Err(e) if is_transient(&e) => {
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                        Err(e) => return Err(e),
-                    },
-                };
-                let _ = stream.set_nodelay(true);
-                handle(stream, peer);
-            }
-        });
-    }
-    let result = match accepts.join_next().await {
-        Some(Ok(r)) => r,
-        Some(Err(e)) => Err(std::io::Error::other(e)),
-        None => Ok(()),
-    };
-    accepts.abort_all();
-    result
-}
-
-/// Takes over a plain TCP connection whose first byte is not HTTP (VALT's 1935: RTMP, 0x03).
-pub type Sniffed = Arc<dyn Fn(tokio::net::TcpStream, SocketAddr) + Send + Sync>;
-
 /// Serves `router` on bound sockets until `stop` (stop accepting) or `shutdown` (close
 /// connections too). Returns the accept error that ended it, if any.
 pub async fn serve(
@@ -325,130 +287,6 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     serve_with(sockets, tls, router, stop, shutdown, None).await
-}
-
-/// [`serve`], handing plain connections that start with byte 0x03 (an RTMP handshake) to
-/// `rtmp` instead of HTTP.
-pub async fn serve_with(
-    sockets: Vec<TcpListener>,
-    tls: Option<TlsAcceptor>,
-    router: Router,
-    stop: CancellationToken,
-    shutdown: CancellationToken,
-    rtmp: Option<Sniffed>,
-) -> std::io::Result<()> {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    let mut accepts = tokio::task::JoinSet::new();
-    for socket in sockets {
-        let rtmp = rtmp.clone();
-        let (tls, router, stop, shutdown, slots) = (
-            tls.clone(),
-            router.clone(),
-            stop.clone(),
-            shutdown.clone(),
-            slots.clone(),
-        );
-        accepts.spawn(async move {
-            loop {
-                let permit = tokio::select! {
-                    _ = stop.cancelled() => return Ok(()),
-                    p = slots.clone().acquire_owned() => p.map_err(std::io::Error::other)?,
-                };
-                let (stream, addr) = tokio::select! {
-                    _ = stop.cancelled() => return Ok(()),
-                    a = socket.accept() => match a {
-                        Ok(a) => a,
-                        // Out of file descriptors, or a peer that vanished: not fatal.
-                        Err(e) if is_transient(&e) => {
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                        Err(e) => return Err(e),
-                    },
-                };
-                let _ = stream.set_nodelay(true);
-                let (tls, router, shutdown, rtmp) = (tls.clone(), router.clone(), shutdown.clone(), rtmp.clone());
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    if let (None, Some(rtmp)) = (&tls, rtmp) {
-                        let mut first = [0u8; 1];
-                        let peeked = tokio::time::timeout(HEADER_TIMEOUT, stream.peek(&mut first)).await;
-                        if matches!(peeked, Ok(Ok(1))) && first[0] == 0x03 {
-                            rtmp(stream, addr);
-                            return;
-                        }
-                    }
-                    match tls {
-                        Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                            Ok(Ok(stream)) => connection(TokioIo::new(stream), addr, true, router, shutdown).await,
-                            _ => tracing::debug!(peer = %addr, "TLS handshake failed or timed out"),
-                        },
-                        None => connection(TokioIo::new(stream), addr, false, router, shutdown).await,
-                    }
-                });
-            }
-        });
-    }
-    let result = match accepts.join_next().await {
-        Some(Ok(r)) => r,
-        Some(Err(e)) => Err(std::io::Error::other(e)),
-        None => Ok(()),
-    };
-    accepts.abort_all();
-    result
-}
-
-fn is_transient(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind as K;
-    matches!(
-        e.kind(),
-        K::ConnectionAborted | K::ConnectionReset | K::Interrupted | K::WouldBlock
-    ) || matches!(
-        e.raw_os_error(),
-        Some(libc_errno::EMFILE | libc_errno::ENFILE | libc_errno::ENOBUFS | libc_errno::ENOMEM)
-    )
-}
-
-/// The errno values `accept` can recover from.
-mod libc_errno {
-    pub const EMFILE: i32 = nix::errno::Errno::EMFILE as i32;
-    pub const ENFILE: i32 = nix::errno::Errno::ENFILE as i32;
-    pub const ENOBUFS: i32 = nix::errno::Errno::ENOBUFS as i32;
-    pub const ENOMEM: i32 = nix::errno::Errno::ENOMEM as i32;
-}
-
-async fn connection<I>(
-    io: TokioIo<I>,
-    addr: SocketAddr,
-    secure: bool,
-    router: Router,
-    shutdown: CancellationToken,
-) where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    use tower::ServiceExt as _;
-    let service =
-        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(Peer(addr));
-            if secure {
-                req.extensions_mut().insert(tls::Secure);
-            }
-            router.clone().oneshot(req.map(axum::body::Body::new))
-        });
-    let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
-        .keep_alive(true)
-        .serve_connection(io, service)
-        .with_upgrades();
-    tokio::pin!(conn);
-    tokio::select! {
-        r = conn.as_mut() => if let Err(e) = r { tracing::debug!(peer = %addr, error = %e, "connection ended") },
-        _ = shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
-        }
-    }
 }
 
 #[cfg(test)]

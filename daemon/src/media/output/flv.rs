@@ -1,4 +1,4 @@
-//! FLV for HTTP-FLV (and later RTMP): a header, sequence headers, then one tag per frame.
+//! FLV for HTTP-FLV and RTMP play: a header, sequence headers, then one tag per frame.
 //!
 //! H.264 uses the classic AVC tags; H.265 uses Enhanced RTMP's `hvc1` FourCC tags, which ffmpeg
 //! 6.1+, OBS 30+ and flv.js read. Frames are already AVCC / raw AAC (the hub's MP4 form), so a
@@ -85,18 +85,18 @@ impl Muxer {
     }
 
     fn ms(&mut self, frame: &Frame) -> u32 {
-        self.origin.get_or_insert((frame.kind, frame.pts));
+        self.origin.get_or_insert((frame.kind, frame.dts));
         let (origin, scale) = match frame.kind {
             Kind::Video => (
-                *self.video_origin.get_or_insert(frame.pts),
+                *self.video_origin.get_or_insert(frame.dts),
                 self.video_scale,
             ),
             Kind::Audio => (
-                *self.audio_origin.get_or_insert(frame.pts),
+                *self.audio_origin.get_or_insert(frame.dts),
                 self.audio_scale,
             ),
         };
-        let ms = ((frame.pts - origin).max(0) as u64 * 1000 / u64::from(scale.max(1))) as u32;
+        let ms = ((frame.dts - origin).max(0) as u64 * 1000 / u64::from(scale.max(1))) as u32;
         // Tags must not go back in time across tracks; a small reorder is clamped.
         self.last_ms = ms.max(self.last_ms.saturating_sub(1000));
         ms
@@ -105,24 +105,35 @@ impl Muxer {
     /// The tag of a frame.
     pub fn tag(&mut self, frame: &Frame) -> Bytes {
         let ms = self.ms(frame);
+        let cts = composition_ms(frame, self.video_scale);
         match frame.kind {
             Kind::Video if self.h265 => {
-                let head = [
-                    if frame.keyframe { 0x93 } else { 0xa3 },
-                    b'h',
-                    b'v',
-                    b'c',
-                    b'1',
-                ];
-                tag(VIDEO, ms, &head, &frame.data)
+                let frame_type = if frame.keyframe { 0x10 } else { 0x20 };
+                if cts == 0 {
+                    // CodedFramesX: no composition time.
+                    let head = [0x83 | frame_type, b'h', b'v', b'c', b'1'];
+                    tag(VIDEO, ms, &head, &frame.data)
+                } else {
+                    // CodedFrames: a 3-byte composition time.
+                    let [_, c0, c1, c2] = cts.to_be_bytes();
+                    let head = [0x81 | frame_type, b'h', b'v', b'c', b'1', c0, c1, c2];
+                    tag(VIDEO, ms, &head, &frame.data)
+                }
             }
             Kind::Video => {
-                let head = [if frame.keyframe { 0x17 } else { 0x27 }, 1, 0, 0, 0];
+                let [_, c0, c1, c2] = cts.to_be_bytes();
+                let head = [if frame.keyframe { 0x17 } else { 0x27 }, 1, c0, c1, c2];
                 tag(VIDEO, ms, &head, &frame.data)
             }
             Kind::Audio => tag(AUDIO, ms, &[0xaf, 0x01], &frame.data),
         }
     }
+}
+
+/// A video frame's composition time in milliseconds, as FLV's signed 24-bit field holds it.
+fn composition_ms(frame: &Frame, scale: u32) -> i32 {
+    let ms = i64::from(frame.composition) * 1000 / i64::from(scale.max(1));
+    ms.clamp(-(1 << 23), (1 << 23) - 1) as i32
 }
 
 #[cfg(test)]
@@ -140,5 +151,75 @@ mod tests {
             "24 low bits, then the extension byte"
         );
         assert_eq!(u32::from_be_bytes(t[t.len() - 4..].try_into().unwrap()), 19);
+    }
+
+    fn tracks(codec: Codec) -> Tracks {
+        let track = crate::media::frame::Track {
+            codec,
+            timescale: 90_000,
+            extra_data: Bytes::from_static(b"config"),
+            sample_entry: Bytes::new(),
+            rfc6381: String::new(),
+            dimensions: (640, 360),
+            channels: 0,
+        };
+        Tracks {
+            video: Some(std::sync::Arc::new(track)),
+            audio: None,
+        }
+    }
+
+    /// What the RTMP publisher's parser (Enhanced RTMP included) reads from a tag's body.
+    fn read_back(tag: &Bytes) -> crate::media::rtmp::tag::Video {
+        crate::media::rtmp::tag::video(&tag.slice(11..tag.len() - 4)).unwrap()
+    }
+
+    #[test]
+    fn h264_and_h265_tags_read_back_with_their_key_flag_and_composition_time() {
+        use crate::media::rtmp::tag::Video;
+        for codec in [Codec::H264, Codec::H265] {
+            let tracks = tracks(codec);
+            match read_back(&sequence_headers(&tracks)[0]) {
+                Video::Config { codec: c, record } => {
+                    assert_eq!((c, &record[..]), (codec, &b"config"[..]))
+                }
+                other => panic!("{codec:?}: {other:?}"),
+            }
+            let mut muxer = Muxer::new(&tracks);
+            // A keyframe shown 80 ms after it is decoded (B-frames follow), then a B-frame.
+            for (dts, composition, keyframe, cts_ms) in [
+                (0, 7200, true, 80),
+                (3600, -3600, false, -40),
+                (7200, 0, false, 0),
+            ] {
+                let frame = Frame {
+                    kind: Kind::Video,
+                    seq: 1,
+                    dts,
+                    composition,
+                    keyframe,
+                    data: Bytes::from_static(b"\0\0\0\x01x"),
+                };
+                let tag = muxer.tag(&frame);
+                let ms = u32::from_be_bytes([tag[7], tag[4], tag[5], tag[6]]);
+                assert_eq!(
+                    i64::from(ms),
+                    dts / 90,
+                    "{codec:?}: the tag time is decode time"
+                );
+                match read_back(&tag) {
+                    Video::Frame {
+                        codec: c,
+                        keyframe: k,
+                        composition_ms,
+                        data,
+                    } => assert_eq!(
+                        (c, k, composition_ms, &data[..]),
+                        (codec, keyframe, cts_ms, &b"\0\0\0\x01x"[..]),
+                    ),
+                    other => panic!("{codec:?}: {other:?}"),
+                }
+            }
+        }
     }
 }

@@ -182,7 +182,7 @@ async fn run(name: String, hub: Arc<Hub>, seg: Arc<Segmenter>, hls: Arc<Hls>) {
                 let Some(m) = muxer.as_mut() else { continue };
                 let cut_here = frame.kind == Kind::Video && frame.keyframe;
                 let timescale = m.tracks().video.as_ref().map_or(90_000, |v| v.timescale);
-                let pts = frame.pts;
+                let pts = frame.dts;
                 for f in m.push(frame) {
                     current.extend_from_slice(&f);
                 }

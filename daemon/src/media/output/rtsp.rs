@@ -219,7 +219,8 @@ fn nal_units(data: &[u8]) -> Vec<&[u8]> {
 
 /// Packetizes one video access unit (RFC 6184 / RFC 7798).
 fn video(out: &mut BytesMut, rtp: &mut Rtp, track: &Track, frame: &Frame, sets: &[Bytes]) {
-    let ts = frame.pts as u32;
+    // RTP carries presentation time; B-frames make it differ from decode order.
+    let ts = frame.pts() as u32;
     let mut nals: Vec<&[u8]> = Vec::new();
     if frame.keyframe {
         nals.extend(sets.iter().map(|s| s.as_ref()));
@@ -257,15 +258,15 @@ fn video(out: &mut BytesMut, rtp: &mut Rtp, track: &Track, frame: &Frame, sets: 
 fn audio(out: &mut BytesMut, rtp: &mut Rtp, frame: &Frame) {
     let size = frame.data.len() as u16;
     let header = [0x00, 0x10, (size >> 5) as u8, ((size & 0x1f) << 3) as u8];
-    rtp.packet(out, frame.pts as u32, true, 97, &[&header, &frame.data]);
+    rtp.packet(out, frame.pts() as u32, true, 97, &[&header, &frame.data]);
 }
 
 fn authorized(app: &App, req: &Request, query: &str, peer: SocketAddr) -> bool {
     let users = app.users();
-    if let Some(token) = query.split('&').find_map(|kv| kv.strip_prefix("token=")) {
-        if app.auth.lookup(&users, token).is_some() {
-            return true;
-        }
+    if let Some(token) = query.split('&').find_map(|kv| kv.strip_prefix("token="))
+        && app.auth.lookup(&users, token).is_some()
+    {
+        return true;
     }
     let Some(basic) = req
         .headers
@@ -534,6 +535,20 @@ async fn play(
     }
 }
 
+/// Serves RTSP on bound sockets until `stop`.
+pub async fn serve(
+    sockets: Vec<tokio::net::TcpListener>,
+    app: Arc<App>,
+    stop: tokio_util::sync::CancellationToken,
+) -> std::io::Result<()> {
+    crate::web::accept_each(
+        sockets,
+        stop,
+        Arc::new(move |stream, peer| Box::pin(connection(stream, peer, app.clone()))),
+    )
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -570,7 +585,8 @@ mod tests {
         let frame = Frame {
             kind: Kind::Video,
             seq: 1,
-            pts: 90_000,
+            dts: 90_000,
+            composition: 0,
             keyframe: false,
             data: Bytes::from(data),
         };
@@ -595,20 +611,4 @@ mod tests {
         assert_eq!(out[last + 5] & 0x80, 0x80);
         assert_eq!(out[last + 17] & 0x40, 0x40);
     }
-}
-
-/// Serves RTSP on bound sockets until `stop`.
-pub async fn serve(
-    sockets: Vec<tokio::net::TcpListener>,
-    app: Arc<App>,
-    stop: tokio_util::sync::CancellationToken,
-) -> std::io::Result<()> {
-    crate::web::accept_each(
-        sockets,
-        stop,
-        Arc::new(move |stream, peer| {
-            tokio::spawn(connection(stream, peer, app.clone()));
-        }),
-    )
-    .await
 }

@@ -171,7 +171,8 @@ fn a_clip_of_a_real_h264_recording_plays_in_ffprobe_and_ffmpeg() {
         let frame = Frame {
             kind: Kind::Video,
             seq: i as u64 + 1,
-            pts: i as i64 * 3600,
+            dts: i as i64 * 3600,
+            composition: 0,
             keyframe,
             data,
         };

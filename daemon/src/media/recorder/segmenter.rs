@@ -74,7 +74,7 @@ pub struct Progress {
 }
 
 struct Open {
-    start_pts: i64,
+    start_dts: i64,
     start_ms: i64,
     bytes: u64,
     duration: i64,
@@ -202,13 +202,13 @@ impl Segmenter {
 
     fn video(&mut self, f: &Arc<Frame>, now_ms: i64, out: &mut Vec<Action>) {
         if let Some(prev) = self.held.take() {
-            let delta = f.pts - prev.pts;
+            let delta = f.dts - prev.dts;
             if delta <= 0 || delta > MAX_FRAME_GAP_90K {
                 self.write_video(&prev, self.last_duration, out);
                 self.close(out);
                 self.anchor = None;
             } else {
-                let length = f.pts - self.seg.as_ref().map_or(f.pts, |s| s.start_pts);
+                let length = f.dts - self.seg.as_ref().map_or(f.dts, |s| s.start_dts);
                 self.write_video(&prev, delta as u32, out);
                 if f.keyframe && length >= self.limits.target {
                     self.close(out);
@@ -237,12 +237,12 @@ impl Segmenter {
         };
         let anchored = self
             .anchor
-            .map(|(ms, pts)| ms + (f.pts - pts) / 90)
+            .map(|(ms, pts)| ms + (f.dts - pts) / 90)
             .filter(|at| (at - now_ms).abs() <= REANCHOR_MS);
         let start_ms = match anchored {
             Some(at) => at,
             None => {
-                self.anchor = Some((now_ms, f.pts));
+                self.anchor = Some((now_ms, f.dts));
                 now_ms
             }
         }
@@ -255,7 +255,7 @@ impl Segmenter {
             codecs: codecs.clone(),
         });
         self.seg = Some(Open {
-            start_pts: f.pts,
+            start_dts: f.dts,
             start_ms,
             bytes: init.len() as u64,
             duration: 0,
@@ -271,7 +271,7 @@ impl Segmenter {
             return;
         };
         self.last_duration = duration;
-        let tfdt = (f.pts - seg.start_pts).max(seg.duration);
+        let tfdt = (f.dts - seg.start_dts).max(seg.duration);
         seg.sequence += 1;
         let frag = fmp4::fragment(
             seg.sequence,
@@ -280,6 +280,7 @@ impl Segmenter {
             &[Sample {
                 duration,
                 keyframe: f.keyframe,
+                composition: f.composition,
                 data: f.data.clone(),
             }],
         );
@@ -305,8 +306,8 @@ impl Segmenter {
         let Some(seg) = self.seg.as_mut() else {
             return;
         };
-        let base = seg.start_pts * self.audio_scale / 90_000;
-        let tfdt = ((f.pts - base).max(0) as u64).max(seg.audio_end);
+        let base = seg.start_dts * self.audio_scale / 90_000;
+        let tfdt = ((f.dts - base).max(0) as u64).max(seg.audio_end);
         seg.audio_end = tfdt + u64::from(AAC_FRAME);
         seg.sequence += 1;
         let frag = fmp4::fragment(
@@ -316,6 +317,7 @@ impl Segmenter {
             &[Sample {
                 duration: AAC_FRAME,
                 keyframe: true,
+                composition: 0,
                 data: f.data.clone(),
             }],
         );
@@ -353,11 +355,12 @@ pub(crate) mod tests {
         })
     }
 
-    pub(crate) fn frame(seq: u64, pts: i64, keyframe: bool) -> Item {
+    pub(crate) fn frame(seq: u64, dts: i64, keyframe: bool) -> Item {
         Item::Frame(Arc::new(Frame {
             kind: Kind::Video,
             seq,
-            pts,
+            dts,
+            composition: 0,
             keyframe,
             data: Bytes::from(vec![if keyframe { 0x65 } else { 0x41 }; 1000]),
         }))

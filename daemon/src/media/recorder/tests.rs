@@ -49,7 +49,8 @@ fn synthetic(i: u64) -> Item {
     Item::Frame(Arc::new(Frame {
         kind: Kind::Video,
         seq: i + 1,
-        pts: i as i64 * 3600,
+        dts: i as i64 * 3600,
+        composition: 0,
         keyframe: i.is_multiple_of(25),
         data: Bytes::from(data),
     }))
@@ -292,7 +293,7 @@ async fn a_recorder_follows_a_hub_and_closes_its_segment_when_stopped() {
             unreachable!()
         };
         clock.0.store(T0 + i as i64 * 40, Ordering::SeqCst);
-        hub.push(f.kind, f.pts, f.keyframe, f.data.clone());
+        hub.push(f.kind, f.dts, f.composition, f.keyframe, f.data.clone());
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
     // Stopping drops what the reader has not taken yet: let it catch up.
@@ -329,7 +330,7 @@ async fn recording_child_until_killed() {
         let Item::Frame(f) = synthetic(i) else {
             unreachable!()
         };
-        hub.push(f.kind, f.pts, f.keyframe, f.data.clone());
+        hub.push(f.kind, f.dts, f.composition, f.keyframe, f.data.clone());
     }
 }
 

@@ -82,7 +82,7 @@ fn ms(frame: &Frame, tracks: &Tracks) -> u32 {
         Kind::Audio => tracks.audio.as_ref(),
     };
     let scale = track.map_or(90_000, |t| t.timescale).max(1);
-    (frame.pts.max(0) as u64 * 1000 / u64::from(scale)) as u32
+    (frame.dts.max(0) as u64 * 1000 / u64::from(scale)) as u32
 }
 
 /// An FLV tag's body: without its 11-byte header and 4-byte trailer (every tag [`flv`] writes
@@ -267,7 +267,7 @@ mod tests {
         let mut a = Player::new(hub.subscribe(), shared.clone());
         let mut b = Player::new(hub.subscribe(), shared.clone());
         let payload = Bytes::from(vec![7u8; 10_000]);
-        hub.push(Kind::Video, 90_000 * 3, true, payload.clone());
+        hub.push(Kind::Video, 90_000 * 3, 0, true, payload.clone());
         let (mut out_a, mut out_b) = (Vec::new(), Vec::new());
         for _ in 0..2 {
             let item = a.next().await;
@@ -318,7 +318,8 @@ mod tests {
             Arc::new(Frame {
                 kind: Kind::Video,
                 seq,
-                pts: 0,
+                dts: 0,
+                composition: 0,
                 keyframe: false,
                 data: Bytes::from_static(&[0, 0, 0, 1, 0x41]),
             })

@@ -219,8 +219,8 @@ impl Publisher {
             Ok(tag::Video::Frame {
                 codec,
                 keyframe,
+                composition_ms,
                 data,
-                ..
             }) => {
                 let Some(video) = &self.video else {
                     return self.drop_message("video before its sequence header".into());
@@ -238,7 +238,10 @@ impl Publisher {
                 if !self.announced {
                     self.announce();
                 }
-                self.hub.push(Kind::Video, ms * 90, keyframe, data);
+                // FLV's composition time, clamped to what a sane encoder reorders (±10 s).
+                let composition = composition_ms.clamp(-10_000, 10_000) * 90;
+                self.hub
+                    .push(Kind::Video, ms * 90, composition, keyframe, data);
                 self.frames += 1;
             }
             Ok(tag::Video::Nothing) => {}
@@ -272,7 +275,7 @@ impl Publisher {
                     return;
                 }
                 let pts = ms * i64::from(audio.timescale) / 1000;
-                self.hub.push(Kind::Audio, pts, true, data);
+                self.hub.push(Kind::Audio, pts, 0, true, data);
                 self.frames += 1;
             }
             Err(e) => self.drop_message(format!("audio: {e}")),
@@ -377,11 +380,11 @@ mod tests {
         let Ok(Item::Frame(f)) = reader.next().await else {
             panic!()
         };
-        assert_eq!((f.kind, f.pts, f.keyframe), (Kind::Video, 40 * 90, true));
+        assert_eq!((f.kind, f.dts, f.keyframe), (Kind::Video, 40 * 90, true));
         let Ok(Item::Frame(f)) = reader.next().await else {
             panic!()
         };
-        assert_eq!((f.kind, f.pts), (Kind::Audio, 60 * 48));
+        assert_eq!((f.kind, f.dts), (Kind::Audio, 60 * 48));
         assert_eq!((p.frames, p.dropped), (2, 2));
         drop(p);
         assert!(

@@ -322,7 +322,7 @@ async fn enhanced_rtmp_hevc() {
     assert_eq!(audios, 9);
     for (i, f) in videos.iter().enumerate() {
         assert_eq!(f.data, sent_video[i], "frame {i} intact");
-        assert_eq!((f.pts, f.keyframe), (40 * 90 * i as i64, i % 2 == 0));
+        assert_eq!((f.dts, f.keyframe), (40 * 90 * i as i64, i % 2 == 0));
     }
 
     // A viewer without a token is refused; one with it gets the metadata, the hvc1 sequence
@@ -362,11 +362,11 @@ async fn enhanced_rtmp_hevc() {
         "AAC sequence header"
     );
     assert_eq!(
-        &got[4].data[..5],
-        b"\x93hvc1",
-        "the last keyframe, from the GOP cache"
+        &got[4].data[..8],
+        b"\x91hvc1\x00\x00\x28",
+        "the last keyframe, from the GOP cache, with its 40 ms composition time"
     );
-    assert_eq!(&got[4].data[5..], &sent_video[8][..]);
+    assert_eq!(&got[4].data[8..], &sent_video[8][..]);
     assert_eq!(got[4].header.timestamp, 320);
 
     // The publisher leaves: its source is gone and the viewer is told.

@@ -1,0 +1,257 @@
+//! Accepting connections: one accept loop for every listener sited serves, and the HTTP
+//! connection on top of it.
+//!
+//! [`accept_each`] accepts on already-bound sockets and runs a handler per connection, with at
+//! most [`MAX_CONNECTIONS`] at once; the RTSP and RTMP servers use it directly. [`serve_with`]
+//! is the handler of the HTTP listeners: TLS when the listener has it, then HTTP/1.1 with
+//! upgrades (WebSocket), or a *takeover* when the first byte of the (decrypted) stream is 0x03,
+//! the start of an RTMP handshake. That is how VALT's 1935 carries RTMP beside WebSocket, and
+//! its 444 carries RTMPS beside WSS.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use futures_util::future::BoxFuture;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use super::{HANDSHAKE_TIMEOUT, HEADER_TIMEOUT, MAX_CONNECTIONS, Peer, tls};
+
+/// A byte stream a protocol server can run on: plain TCP or TLS.
+pub trait Conn: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
+
+/// What serves one accepted TCP connection, to its end.
+pub type Handler = Arc<dyn Fn(TcpStream, SocketAddr) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// Takes over a connection whose first byte is 0x03 (an RTMP handshake), past any TLS.
+pub type Takeover = Arc<dyn Fn(Box<dyn Conn>, SocketAddr) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// The first byte of an RTMP handshake (C0: version 3).
+const RTMP_VERSION: u8 = 0x03;
+
+/// Accepts connections on bound sockets until `stop`, running `handle` for each. Returns the
+/// accept error that ended it, if any; transient errors (a peer gone, no descriptors left)
+/// only pause accepting.
+pub async fn accept_each(
+    sockets: Vec<TcpListener>,
+    stop: CancellationToken,
+    handle: Handler,
+) -> std::io::Result<()> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut accepts = tokio::task::JoinSet::new();
+    for socket in sockets {
+        let (stop, handle, slots) = (stop.clone(), handle.clone(), slots.clone());
+        accepts.spawn(async move {
+            loop {
+                let permit = tokio::select! {
+                    _ = stop.cancelled() => return Ok(()),
+                    p = slots.clone().acquire_owned() => p.map_err(std::io::Error::other)?,
+                };
+                let (stream, peer) = tokio::select! {
+                    _ = stop.cancelled() => return Ok(()),
+                    a = socket.accept() => match a {
+                        Ok(a) => a,
+                        Err(e) if is_transient(&e) => {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    },
+                };
+                let _ = stream.set_nodelay(true);
+                let served = handle(stream, peer);
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    served.await;
+                });
+            }
+        });
+    }
+    let result = match accepts.join_next().await {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => Err(std::io::Error::other(e)),
+        None => Ok(()),
+    };
+    accepts.abort_all();
+    result
+}
+
+/// Serves `router` on bound sockets until `stop` (stop accepting) or `shutdown` (close
+/// connections too), handing RTMP connections to `rtmp` when given. Returns the accept error
+/// that ended it, if any.
+pub async fn serve_with(
+    sockets: Vec<TcpListener>,
+    tls: Option<TlsAcceptor>,
+    router: Router,
+    stop: CancellationToken,
+    shutdown: CancellationToken,
+    rtmp: Option<Takeover>,
+) -> std::io::Result<()> {
+    let handle: Handler = Arc::new(move |stream, peer| {
+        let (tls, router, shutdown, rtmp) =
+            (tls.clone(), router.clone(), shutdown.clone(), rtmp.clone());
+        Box::pin(async move {
+            match tls {
+                Some(acceptor) => {
+                    let accepted =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+                    let Ok(Ok(stream)) = accepted else {
+                        tracing::debug!(peer = %peer, "TLS handshake failed or timed out");
+                        return;
+                    };
+                    match rtmp {
+                        Some(rtmp) => sniff_tls(stream, peer, router, shutdown, rtmp).await,
+                        None => {
+                            connection(TokioIo::new(stream), peer, true, router, shutdown).await
+                        }
+                    }
+                }
+                None => {
+                    if let Some(rtmp) = rtmp {
+                        let mut first = [0u8; 1];
+                        let peeked =
+                            tokio::time::timeout(HEADER_TIMEOUT, stream.peek(&mut first)).await;
+                        if matches!(peeked, Ok(Ok(1))) && first[0] == RTMP_VERSION {
+                            return rtmp(Box::new(stream), peer).await;
+                        }
+                    }
+                    connection(TokioIo::new(stream), peer, false, router, shutdown).await
+                }
+            }
+        })
+    });
+    accept_each(sockets, stop, handle).await
+}
+
+/// Reads the first decrypted byte (TLS has no peek) and puts it back in front of the stream.
+async fn sniff_tls<S>(
+    mut stream: S,
+    peer: SocketAddr,
+    router: Router,
+    shutdown: CancellationToken,
+    rtmp: Takeover,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(HEADER_TIMEOUT, stream.read(&mut first)).await {
+        Ok(Ok(1)) => {}
+        _ => return,
+    }
+    let stream = Rewound {
+        first: Some(first[0]),
+        inner: stream,
+    };
+    if first[0] == RTMP_VERSION {
+        rtmp(Box::new(stream), peer).await
+    } else {
+        connection(TokioIo::new(stream), peer, true, router, shutdown).await
+    }
+}
+
+/// A stream with one byte already read from it, given back before the rest.
+struct Rewound<S> {
+    first: Option<u8>,
+    inner: S,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Rewound<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if buf.remaining() > 0
+            && let Some(byte) = self.first.take()
+        {
+            buf.put_slice(&[byte]);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Rewound<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+fn is_transient(e: &std::io::Error) -> bool {
+    use nix::errno::Errno;
+    use std::io::ErrorKind as K;
+    let recoverable = [Errno::EMFILE, Errno::ENFILE, Errno::ENOBUFS, Errno::ENOMEM];
+    matches!(
+        e.kind(),
+        K::ConnectionAborted | K::ConnectionReset | K::Interrupted | K::WouldBlock
+    ) || e
+        .raw_os_error()
+        .is_some_and(|n| recoverable.iter().any(|r| *r as i32 == n))
+}
+
+/// Serves HTTP/1.1 (with upgrades) on one connection until it ends or `shutdown`.
+async fn connection<I>(
+    io: TokioIo<I>,
+    addr: SocketAddr,
+    secure: bool,
+    router: Router,
+    shutdown: CancellationToken,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    use tower::ServiceExt as _;
+    let service =
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(Peer(addr));
+            if secure {
+                req.extensions_mut().insert(tls::Secure);
+            }
+            router.clone().oneshot(req.map(axum::body::Body::new))
+        });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .keep_alive(true)
+        .serve_connection(io, service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => if let Err(e) = r { tracing::debug!(peer = %addr, error = %e, "connection ended") },
+        _ = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+        }
+    }
+}
