@@ -1,120 +1,110 @@
-//! Fan-out load: N HTTP-FLV viewers of one live stream, on one thread, measuring what each gets.
+//! Fan-out load: N viewers of one live stream, on one thread, measuring what each gets.
 //!
-//! Usage: `cargo bench -p sited --bench fanout -- URL READERS SECONDS [AUTH]` where URL is
-//! `http://127.0.0.1:PORT/live/<camera>.flv` and AUTH is `user:password` for HTTP Basic.
-//! Prints one line: readers connected, time to first frame (p50, p99), video frames per reader
-//! (min, median), the share of expected frames received, and the lag of frames behind the
-//! fastest reader (p99). The server's CPU and memory are measured by the calling script.
+//! Usage: `cargo bench -p sited --bench fanout -- URL READERS SECONDS [--pid PID] [--auth U:P]
+//! [--spacing-us US]`. URL is `http://HOST:PORT/PATH.flv` (HTTP-FLV), `rtmp://HOST:PORT/APP/STREAM`
+//! (RTMP play, [`rtmp`]) or `ws://HOST:PORT/PATH` (sited's fragmented MP4 over WebSocket, [`ws`]).
+//! Readers start `--spacing-us` apart (500 µs by default).
+//!
+//! Each connection parses its stream as the bytes arrive, without buffering media payloads: the
+//! bytes are read into one buffer shared by every connection of the thread, so a reader costs a
+//! few hundred bytes plus its frame log. Prints one line of `key=value`:
+//! - `ttff_ms_p50`, `ttff_ms_p99`: from the TCP connect to the first video frame (a reader that
+//!   never gets one counts as the whole run);
+//! - `share_pct`: video frames received in the steady window (from 2 s after the last reader
+//!   started to 0.5 s before the end) over those expected (the best reader's count, or the
+//!   window over the stream's frame interval, whichever is more), summed over the readers;
+//! - `lag_ms_p99`: for each frame of the window, how much later than its reader's best frame it
+//!   arrived relative to the stream's own clock ((arrival − timestamp) − min over the reader),
+//!   so a server that falls behind shows, and each reader's own timestamp origin does not matter;
+//! - with `--pid`, `cpu_pct` (the server's CPU, in % of one core, over the window) and
+//!   `rss_kib` (its resident memory at the end of the window).
 
+mod flv;
+mod protocol;
+mod rtmp;
+mod ws;
+
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 
+use protocol::Protocol;
+
+/// What one reader saw.
+#[derive(Default)]
 struct Outcome {
     first_frame: Option<Duration>,
-    frames: u64,
-    /// (tag time ms, arrival since the reader's start) of every video frame.
-    arrivals: Vec<(u32, Duration)>,
+    /// (timestamp ms, arrival µs since the run's start) of every video frame.
+    frames: Vec<(u32, u32)>,
+    error: Option<String>,
+}
+
+/// The read buffer every connection of the thread shares: each read is parsed before the next.
+const READ_BUFFER: usize = 256 << 10;
+
+thread_local! {
+    static BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_BUFFER]);
 }
 
 async fn reader(
-    host: String,
-    path: String,
-    auth: Option<String>,
+    addr: String,
+    mut protocol: Box<dyn Protocol>,
     start: Instant,
     until: Instant,
 ) -> Outcome {
-    let mut out = Outcome {
-        first_frame: None,
-        frames: 0,
-        arrivals: Vec::new(),
+    let mut out = Outcome::default();
+    let began = Instant::now();
+    let connect = tokio::time::timeout_at(until.into(), tokio::net::TcpStream::connect(&addr));
+    let mut s = match connect.await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            out.error = Some(format!("connect: {e}"));
+            return out;
+        }
+        Err(_) => {
+            out.error = Some("connect: timed out".into());
+            return out;
+        }
     };
-    let Ok(mut s) = tokio::net::TcpStream::connect(&host).await else {
-        return out;
-    };
-    let auth = auth
-        .map(|a| {
-            format!(
-                "Authorization: Basic {}\r\n",
-                base64::engine::general_purpose::STANDARD.encode(a)
-            )
-        })
-        .unwrap_or_default();
-    if s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}\r\n").as_bytes())
-        .await
-        .is_err()
-    {
-        return out;
-    }
-    let connected = Instant::now();
-    let mut raw: Vec<u8> = Vec::with_capacity(256 * 1024);
-    let mut body: Vec<u8> = Vec::with_capacity(256 * 1024);
-    let mut chunk = vec![0u8; 64 * 1024];
-    let mut headers_done = false;
-    let mut chunked = false;
-    let mut parsed = 13usize;
-    while Instant::now() < until {
-        let n = match tokio::time::timeout(until - Instant::now(), s.read(&mut chunk)).await {
-            Ok(Ok(n)) if n > 0 => n,
-            _ => break,
-        };
-        raw.extend_from_slice(&chunk[..n]);
-        if !headers_done {
-            let Some(p) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
-                continue;
-            };
-            chunked = String::from_utf8_lossy(&raw[..p])
-                .to_ascii_lowercase()
-                .contains("transfer-encoding: chunked");
-            raw.drain(..p + 4);
-            headers_done = true;
-        }
-        if chunked {
-            // Move every complete chunk from `raw` into `body`.
-            let mut at = 0;
-            while let Some(line_end) = raw[at..].windows(2).position(|w| w == b"\r\n") {
-                let size = usize::from_str_radix(
-                    String::from_utf8_lossy(&raw[at..at + line_end]).trim(),
-                    16,
-                )
-                .unwrap_or(0);
-                let data = at + line_end + 2;
-                if size == 0 || data + size + 2 > raw.len() {
-                    break;
-                }
-                body.extend_from_slice(&raw[data..data + size]);
-                at = data + size + 2;
+    let mut reply = protocol.hello();
+    let mut frames = Vec::new();
+    loop {
+        if !reply.is_empty() {
+            if let Err(e) = s.write_all(&reply).await {
+                out.error = Some(format!("write: {e}"));
+                return out;
             }
-            raw.drain(..at);
-        } else {
-            body.append(&mut raw);
+            reply.clear();
         }
-        while parsed + 11 <= body.len() {
-            let kind = body[parsed];
-            let size = usize::from(body[parsed + 1]) << 16
-                | usize::from(body[parsed + 2]) << 8
-                | usize::from(body[parsed + 3]);
-            let ts = u32::from(body[parsed + 4]) << 16
-                | u32::from(body[parsed + 5]) << 8
-                | u32::from(body[parsed + 6])
-                | u32::from(body[parsed + 7]) << 24;
-            if parsed + 11 + size + 4 > body.len() {
-                break;
+        match tokio::time::timeout_at(until.into(), s.readable()).await {
+            Err(_) => return out,
+            Ok(Err(e)) => {
+                out.error = Some(format!("readable: {e}"));
+                return out;
             }
-            if kind == 9 && size > 5 && body[parsed + 12] == 1 {
-                out.frames += 1;
-                out.first_frame.get_or_insert(connected.elapsed());
-                out.arrivals.push((ts, start.elapsed()));
-            }
-            parsed += 11 + size + 4;
+            Ok(Ok(())) => {}
         }
-        if parsed > 1 << 20 {
-            body.drain(..parsed);
-            parsed = 0;
+        let fed = BUFFER.with(|b| {
+            let mut b = b.borrow_mut();
+            match s.try_read(&mut b) {
+                Ok(0) => Err("the server closed the connection".to_string()),
+                Ok(n) => protocol.feed(&b[..n], &mut frames, &mut reply),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
+                Err(e) => Err(format!("read: {e}")),
+            }
+        });
+        if !frames.is_empty() {
+            out.first_frame.get_or_insert_with(|| began.elapsed());
+            let at = start.elapsed().as_micros() as u32;
+            out.frames.extend(frames.drain(..).map(|ts| (ts, at)));
+        }
+        if let Err(e) = fed {
+            out.error = Some(e);
+            return out;
         }
     }
-    out
 }
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {
@@ -125,79 +115,186 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
+/// A process's CPU time (user + system) and resident memory (KiB), from /proc.
+fn usage(pid: u32) -> Option<(Duration, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some((Duration::from_secs_f64(ticks as f64 / hz as f64), rss))
+}
+
+struct Args {
+    url: String,
+    readers: usize,
+    seconds: u64,
+    pid: Option<u32>,
+    auth: Option<String>,
+    spacing: Duration,
+}
+
+fn args() -> Args {
+    let mut positional = Vec::new();
+    let mut a = Args {
+        url: String::new(),
+        readers: 0,
+        seconds: 0,
+        pid: None,
+        auth: None,
+        spacing: Duration::from_micros(500),
+    };
+    let mut it = std::env::args().skip(1).filter(|a| a != "--bench");
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--pid" => a.pid = it.next().and_then(|p| p.parse().ok()),
+            "--auth" => a.auth = it.next(),
+            "--spacing-us" => {
+                a.spacing = Duration::from_micros(it.next().and_then(|p| p.parse().ok()).unwrap())
+            }
+            _ => positional.push(arg),
+        }
+    }
+    assert!(positional.len() == 3, "usage: fanout URL READERS SECONDS");
+    a.url = positional[0].clone();
+    a.readers = positional[1].parse().expect("READERS");
+    a.seconds = positional[2].parse().expect("SECONDS");
+    a
+}
+
+/// The address and a protocol maker for a URL.
+fn target(url: &str, auth: Option<&str>) -> (String, Rc<dyn Fn() -> Box<dyn Protocol>>) {
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    let (host, path) = rest.split_at(rest.find('/').expect("a path"));
+    let (host, path, auth) = (host.to_string(), path.to_string(), auth.map(String::from));
+    let maker: Rc<dyn Fn() -> Box<dyn Protocol>> = match scheme {
+        "http" => Rc::new(move || Box::new(flv::Flv::new(&host, &path, auth.as_deref()))),
+        "rtmp" => Rc::new(move || Box::new(rtmp::Rtmp::new(&host, &path))),
+        "ws" => Rc::new(move || Box::new(ws::Ws::new(&host, &path, auth.as_deref()))),
+        other => panic!("no reader for {other}://"),
+    };
+    let addr = rest.split_at(rest.find('/').unwrap()).0.to_string();
+    (addr, maker)
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
-    let (url, readers, seconds) = (
-        &args[0],
-        args[1].parse::<usize>().unwrap(),
-        args[2].parse::<u64>().unwrap(),
-    );
-    let auth = args.get(3).cloned();
-    let rest = url.strip_prefix("http://").expect("an http:// URL");
-    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let a = args();
+    let (addr, maker) = target(&a.url, a.auth.as_deref());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let outcomes: Vec<Outcome> = runtime.block_on(async {
-        let start = Instant::now();
-        let until = start + Duration::from_secs(seconds);
-        let mut tasks = Vec::new();
-        for _ in 0..readers {
-            tasks.push(tokio::spawn(reader(
-                host.to_string(),
-                path.to_string(),
-                auth.clone(),
-                start,
-                until,
-            )));
-            tokio::time::sleep(Duration::from_micros(500)).await;
-        }
-        let mut out = Vec::new();
-        for t in tasks {
-            out.push(t.await.unwrap());
-        }
-        out
+    let start = Instant::now();
+    let until = start + Duration::from_secs(a.seconds);
+    let ramp = a.spacing * a.readers as u32;
+    let window = (
+        ramp + Duration::from_secs(2),
+        Duration::from_secs(a.seconds) - Duration::from_millis(500),
+    );
+    assert!(window.0 < window.1, "SECONDS is too short for the ramp");
+    let (outcomes, server) = runtime.block_on(async {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let sampler = tokio::task::spawn_local(async move {
+                    let pid = a.pid?;
+                    tokio::time::sleep_until((start + window.0).into()).await;
+                    let (t0, i0) = (usage(pid)?, Instant::now());
+                    tokio::time::sleep_until((start + window.1).into()).await;
+                    let (t1, i1) = (usage(pid)?, Instant::now());
+                    let cpu = (t1.0 - t0.0).as_secs_f64() / (i1 - i0).as_secs_f64() * 100.0;
+                    Some((cpu, t1.1))
+                });
+                let mut tasks = Vec::new();
+                for _ in 0..a.readers {
+                    tasks.push(tokio::task::spawn_local(reader(
+                        addr.clone(),
+                        maker(),
+                        start,
+                        until,
+                    )));
+                    tokio::time::sleep(a.spacing).await;
+                }
+                let mut out = Vec::new();
+                for t in tasks {
+                    out.push(t.await.unwrap());
+                }
+                (out, sampler.await.unwrap())
+            })
+            .await
     });
-    let connected = outcomes.iter().filter(|o| o.frames > 0).count();
+    print_summary(&a, &outcomes, window, server);
+}
+
+fn print_summary(
+    a: &Args,
+    outcomes: &[Outcome],
+    window: (Duration, Duration),
+    server: Option<(f64, u64)>,
+) {
+    let connected = outcomes.iter().filter(|o| !o.frames.is_empty()).count();
+    let errors = outcomes.iter().filter(|o| o.error.is_some()).count();
+    let first_error = outcomes.iter().find_map(|o| o.error.clone());
     let mut ttff: Vec<f64> = outcomes
         .iter()
-        .filter_map(|o| o.first_frame.map(|d| d.as_secs_f64() * 1000.0))
+        .map(|o| o.first_frame.unwrap_or(Duration::from_secs(a.seconds)))
+        .map(|d| d.as_secs_f64() * 1000.0)
         .collect();
-    let mut frames: Vec<f64> = outcomes.iter().map(|o| o.frames as f64).collect();
-    // Lag: how late each frame arrived compared with the earliest arrival of that frame anywhere.
-    let mut earliest: std::collections::HashMap<u32, Duration> = std::collections::HashMap::new();
-    for o in &outcomes {
-        for (ts, at) in &o.arrivals {
-            earliest
-                .entry(*ts)
-                .and_modify(|e| *e = (*e).min(*at))
-                .or_insert(*at);
-        }
+    let (w0, w1) = (window.0.as_micros() as u32, window.1.as_micros() as u32);
+    let mut counts = Vec::new();
+    let mut lags = Vec::new();
+    let mut deltas = Vec::new();
+    for o in outcomes {
+        let in_window: Vec<(u32, u32)> = o
+            .frames
+            .iter()
+            .copied()
+            .filter(|(_, at)| (w0..w1).contains(at))
+            .collect();
+        counts.push(in_window.len() as f64);
+        let late = |(ts, at): (u32, u32)| i64::from(at) - i64::from(ts) * 1000;
+        let best = in_window.iter().map(|f| late(*f)).min().unwrap_or(0);
+        lags.extend(in_window.iter().map(|f| (late(*f) - best) as f64 / 1000.0));
+        deltas.extend(
+            in_window
+                .windows(2)
+                .map(|w| f64::from(w[1].0.wrapping_sub(w[0].0))),
+        );
     }
-    let mut lags: Vec<f64> = outcomes
-        .iter()
-        .flat_map(|o| {
-            o.arrivals
-                .iter()
-                .map(|(ts, at)| (*at - earliest[ts]).as_secs_f64() * 1000.0)
-        })
-        .collect();
-    let best = frames.iter().cloned().fold(0.0, f64::max);
-    let share = if best > 0.0 {
-        frames.iter().sum::<f64>() / (best * readers as f64) * 100.0
+    let interval_ms = percentile(&mut deltas, 0.5);
+    let by_clock = if interval_ms > 0.0 {
+        ((w1 - w0) as f64 / 1000.0 / interval_ms).floor()
     } else {
         0.0
     };
+    let expected = counts.iter().copied().fold(by_clock, f64::max);
+    let share = if expected > 0.0 {
+        counts.iter().sum::<f64>() / (expected * a.readers as f64) * 100.0
+    } else {
+        0.0
+    };
+    let (cpu, rss) = server.map_or((f64::NAN, 0), |(c, r)| (c, r));
     println!(
-        "readers={readers} connected={connected} ttff_ms p50={:.0} p99={:.0} frames min={:.0} median={:.0} share={share:.2}% lag_ms p99={:.0}",
+        "readers={} connected={connected} errors={errors} ttff_ms_p50={:.0} ttff_ms_p99={:.0} \
+         share_pct={share:.3} lag_ms_p99={:.1} lag_ms_max={:.0} frame_ms={interval_ms:.0} \
+         cpu_pct={cpu:.2} rss_kib={rss} first_error={:?}",
+        a.readers,
         percentile(&mut ttff, 0.5),
         percentile(&mut ttff, 0.99),
-        percentile(&mut frames.clone(), 0.0),
-        percentile(&mut frames, 0.5),
-        percentile(&mut lags, 0.99)
+        percentile(&mut lags, 0.99),
+        percentile(&mut lags, 1.0),
+        first_error.unwrap_or_default(),
     );
 }

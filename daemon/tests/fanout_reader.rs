@@ -1,0 +1,11 @@
+//! The stream parsers of the fan-out benchmark's reader (`benches/fanout/`), tested here because
+//! a bench without the test harness runs no tests of its own.
+
+#[path = "../benches/fanout/flv.rs"]
+mod flv;
+#[path = "../benches/fanout/protocol.rs"]
+mod protocol;
+#[path = "../benches/fanout/rtmp.rs"]
+mod rtmp;
+#[path = "../benches/fanout/ws.rs"]
+mod ws;
