@@ -1,7 +1,7 @@
 //! HTTP-FLV: a GET, the response head, then FLV tags, with or without chunked transfer coding.
 //!
 //! Tags are parsed as they stream by: only an 11-byte header and the first two body bytes are
-//! kept; the rest of the body is skipped.
+//! kept; the rest of the body is skipped. A video frame counts once its whole tag has arrived.
 
 use base64::Engine as _;
 
@@ -16,6 +16,8 @@ struct Tags {
     skip: usize,
     /// The tag header and first body bytes gathered so far.
     head: Vec<u8>,
+    /// The timestamp of the video frame being skipped, counted when its tag ends.
+    frame: Option<u32>,
 }
 
 impl Tags {
@@ -24,6 +26,7 @@ impl Tags {
             header_left: 13,
             skip: 0,
             head: Vec::with_capacity(13),
+            frame: None,
         }
     }
 
@@ -38,9 +41,13 @@ impl Tags {
                 let n = (*left).min(data.len());
                 *left -= n;
                 data = &data[n..];
+                if self.skip == 0 {
+                    frames.extend(self.frame.take());
+                }
                 continue;
             }
-            let size = |h: &[u8]| usize::from(h[1]) << 16 | usize::from(h[2]) << 8 | usize::from(h[3]);
+            let size =
+                |h: &[u8]| usize::from(h[1]) << 16 | usize::from(h[2]) << 8 | usize::from(h[3]);
             let want = if self.head.len() >= 11 {
                 11 + size(&self.head).min(2)
             } else {
@@ -54,7 +61,7 @@ impl Tags {
             }
             let h = &self.head;
             if h[0] == 9 && video_frame(&h[11..]) {
-                frames.push(u32::from_be_bytes([h[7], h[4], h[5], h[6]]));
+                self.frame = Some(u32::from_be_bytes([h[7], h[4], h[5], h[6]]));
             }
             self.skip = size(h) - (h.len() - 11) + 4;
             self.head.clear();
@@ -139,7 +146,12 @@ impl Protocol for Flv {
         std::mem::take(&mut self.request)
     }
 
-    fn feed(&mut self, mut data: &[u8], frames: &mut Vec<u32>, _: &mut Vec<u8>) -> Result<(), String> {
+    fn feed(
+        &mut self,
+        mut data: &[u8],
+        frames: &mut Vec<u32>,
+        _: &mut Vec<u8>,
+    ) -> Result<(), String> {
         if !self.body_started {
             let before = self.head.len();
             self.head.extend_from_slice(data);

@@ -14,7 +14,6 @@ pub trait Protocol {
     ) -> Result<(), String>;
 }
 
-
 /// Whether a video message body (FLV VIDEODATA) starting with `head` is a coded frame, not a
 /// sequence header or end of sequence: classic AVC (`AVCPacketType` 1) or Enhanced RTMP
 /// (`PacketType` CodedFrames or CodedFramesX).

@@ -138,7 +138,10 @@ pub struct Rtmp {
 impl Rtmp {
     /// A viewer of `rtmp://host/app/stream` (the stream may carry a `?query`).
     pub fn new(host: &str, path: &str) -> Rtmp {
-        let (app, stream) = path.trim_start_matches('/').split_once('/').expect("/app/stream");
+        let (app, stream) = path
+            .trim_start_matches('/')
+            .split_once('/')
+            .expect("/app/stream");
         Rtmp {
             app: app.into(),
             tc_url: format!("rtmp://{host}/{app}"),
@@ -172,11 +175,23 @@ impl Rtmp {
         } else {
             self.streams.get(&chunk_stream).is_some_and(|c| c.extended)
         };
-        Some((basic + fields + if extended { 4 } else { 0 }, fmt, chunk_stream, basic))
+        Some((
+            basic + fields + if extended { 4 } else { 0 },
+            fmt,
+            chunk_stream,
+            basic,
+        ))
     }
 
     /// A complete chunk header: updates its chunk stream and starts reading its payload.
-    fn start_chunk(&mut self, fmt: u8, id: u32, basic: usize, frames: &mut Vec<u32>, reply: &mut Vec<u8>) -> Result<(), String> {
+    fn start_chunk(
+        &mut self,
+        fmt: u8,
+        id: u32,
+        basic: usize,
+        frames: &mut Vec<u32>,
+        reply: &mut Vec<u8>,
+    ) -> Result<(), String> {
         if !self.streams.contains_key(&id) && self.streams.len() >= MAX_CHUNK_STREAMS {
             return Err("too many chunk streams".into());
         }
@@ -221,7 +236,12 @@ impl Rtmp {
     }
 
     /// Payload bytes of the current chunk; returns how many were used.
-    fn chunk_payload(&mut self, data: &[u8], frames: &mut Vec<u32>, reply: &mut Vec<u8>) -> Result<usize, String> {
+    fn chunk_payload(
+        &mut self,
+        data: &[u8],
+        frames: &mut Vec<u32>,
+        reply: &mut Vec<u8>,
+    ) -> Result<usize, String> {
         let Some((id, left)) = self.payload else {
             return Ok(0);
         };
@@ -233,7 +253,10 @@ impl Rtmp {
             n
         };
         if cs.body.len() + keep > MAX_BODY {
-            return Err(format!("a type {} message over {MAX_BODY} bytes", cs.type_id));
+            return Err(format!(
+                "a type {} message over {MAX_BODY} bytes",
+                cs.type_id
+            ));
         }
         cs.body.extend_from_slice(&data[..keep]);
         cs.left -= n as u32;
@@ -245,10 +268,18 @@ impl Rtmp {
         Ok(n)
     }
 
-    fn on_message(&mut self, id: u32, frames: &mut Vec<u32>, reply: &mut Vec<u8>) -> Result<(), String> {
+    fn on_message(
+        &mut self,
+        id: u32,
+        frames: &mut Vec<u32>,
+        reply: &mut Vec<u8>,
+    ) -> Result<(), String> {
         let cs = &self.streams[&id];
         let (b, ts) = (&cs.body, cs.timestamp);
-        let word = || b.get(..4).map(|w| u32::from_be_bytes(w.try_into().unwrap()));
+        let word = || {
+            b.get(..4)
+                .map(|w| u32::from_be_bytes(w.try_into().unwrap()))
+        };
         match cs.type_id {
             SET_CHUNK_SIZE => {
                 let size = word().ok_or("a short Set Chunk Size")? & 0x7fff_ffff;
@@ -327,7 +358,12 @@ impl Protocol for Rtmp {
         c0c1
     }
 
-    fn feed(&mut self, mut data: &[u8], frames: &mut Vec<u32>, reply: &mut Vec<u8>) -> Result<(), String> {
+    fn feed(
+        &mut self,
+        mut data: &[u8],
+        frames: &mut Vec<u32>,
+        reply: &mut Vec<u8>,
+    ) -> Result<(), String> {
         self.received += data.len() as u64;
         if self.phase == Phase::Handshake {
             let n = (1 + 2 * HANDSHAKE - self.handshake.len()).min(data.len());
@@ -344,16 +380,19 @@ impl Protocol for Rtmp {
             let mut c = Vec::new();
             amf(&mut c, &Amf::Str("connect"));
             amf(&mut c, &Amf::Num(1.0));
-            amf_object(&mut c, &[
-                ("app", Amf::Str(&self.app)),
-                ("flashVer", Amf::Str("LNX 9,0,124,2")),
-                ("tcUrl", Amf::Str(&self.tc_url)),
-                ("fpad", Amf::Bool(false)),
-                ("capabilities", Amf::Num(15.0)),
-                ("audioCodecs", Amf::Num(4071.0)),
-                ("videoCodecs", Amf::Num(252.0)),
-                ("videoFunction", Amf::Num(1.0)),
-            ]);
+            amf_object(
+                &mut c,
+                &[
+                    ("app", Amf::Str(&self.app)),
+                    ("flashVer", Amf::Str("LNX 9,0,124,2")),
+                    ("tcUrl", Amf::Str(&self.tc_url)),
+                    ("fpad", Amf::Bool(false)),
+                    ("capabilities", Amf::Num(15.0)),
+                    ("audioCodecs", Amf::Num(4071.0)),
+                    ("videoCodecs", Amf::Num(252.0)),
+                    ("videoFunction", Amf::Num(1.0)),
+                ],
+            );
             message(reply, 3, AMF0_COMMAND, 0, &c);
             self.phase = Phase::Connect;
         }
@@ -373,7 +412,13 @@ impl Protocol for Rtmp {
         }
         if self.window > 0 && self.received - self.acknowledged >= u64::from(self.window) {
             self.acknowledged = self.received;
-            message(reply, 2, ACKNOWLEDGEMENT, 0, &(self.received as u32).to_be_bytes());
+            message(
+                reply,
+                2,
+                ACKNOWLEDGEMENT,
+                0,
+                &(self.received as u32).to_be_bytes(),
+            );
         }
         Ok(())
     }
@@ -386,7 +431,12 @@ mod tests {
 
     fn chunked(csid: u32, ts: u32, type_id: u8, body: &[u8], size: usize) -> Vec<u8> {
         let mut out = bytes::BytesMut::new();
-        let h = Header { chunk_stream: csid, timestamp: ts, type_id, stream_id: 1 };
+        let h = Header {
+            chunk_stream: csid,
+            timestamp: ts,
+            type_id,
+            stream_id: 1,
+        };
         write(&mut out, &h, body, size);
         out.to_vec()
     }
@@ -442,9 +492,14 @@ mod tests {
         let mut r = Rtmp::new("h:1", "/live/cam?token=t");
         let (mut frames, mut reply) = (Vec::new(), Vec::new());
         assert_eq!(r.hello().len(), 1 + HANDSHAKE);
-        r.feed(&[3; 1 + 2 * HANDSHAKE], &mut frames, &mut reply).unwrap();
+        r.feed(&[3; 1 + 2 * HANDSHAKE], &mut frames, &mut reply)
+            .unwrap();
         assert_eq!(&reply[..HANDSHAKE], &[3; HANDSHAKE][..], "C2 echoes S1");
-        assert_eq!(&reply[HANDSHAKE..HANDSHAKE + 1], &[3], "then connect, on chunk stream 3");
+        assert_eq!(
+            &reply[HANDSHAKE..HANDSHAKE + 1],
+            &[3],
+            "then connect, on chunk stream 3"
+        );
         assert!(reply.windows(7).any(|w| w == b"connect"));
         assert_eq!(r.phase, Phase::Connect);
         let mut result = Vec::new();
@@ -456,23 +511,39 @@ mod tests {
         r.feed(&s, &mut frames, &mut reply).unwrap();
         assert_eq!(r.phase, Phase::CreateStream);
         assert!(reply.windows(12).any(|w| w == b"createStream"));
-        assert!(reply.ends_with(&(r.received as u32).to_be_bytes()), "acknowledged");
+        assert!(
+            reply.ends_with(&(r.received as u32).to_be_bytes()),
+            "acknowledged"
+        );
         let mut result = Vec::new();
         amf(&mut result, &Amf::Str("_result"));
         amf(&mut result, &Amf::Num(2.0));
         result.push(5);
         amf(&mut result, &Amf::Num(7.0));
         reply.clear();
-        r.feed(&chunked(3, 0, AMF0_COMMAND, &result, 128), &mut frames, &mut reply).unwrap();
+        r.feed(
+            &chunked(3, 0, AMF0_COMMAND, &result, 128),
+            &mut frames,
+            &mut reply,
+        )
+        .unwrap();
         assert_eq!(r.phase, Phase::Play);
-        assert_eq!(&reply[8..12], &7u32.to_le_bytes(), "play on the stream created");
+        assert_eq!(
+            &reply[8..12],
+            &7u32.to_le_bytes(),
+            "play on the stream created"
+        );
         assert!(reply.windows(11).any(|w| w == b"cam?token=t"));
         let mut status = Vec::new();
         amf(&mut status, &Amf::Str("onStatus"));
         amf(&mut status, &Amf::Num(0.0));
         status.push(5);
         amf_object(&mut status, &[("level", Amf::Str("error"))]);
-        let e = r.feed(&chunked(3, 0, AMF0_COMMAND, &status, 128), &mut frames, &mut reply);
+        let e = r.feed(
+            &chunked(3, 0, AMF0_COMMAND, &status, 128),
+            &mut frames,
+            &mut reply,
+        );
         assert!(e.unwrap_err().starts_with("onStatus"));
     }
 }

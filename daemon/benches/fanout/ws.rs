@@ -9,7 +9,7 @@ use base64::Engine as _;
 use super::protocol::Protocol;
 
 /// The bytes of a message kept: enough for `moof`, `mfhd`, `traf`, `tfhd` and `tfdt`.
-const KEPT: usize = 64;
+const KEPT: usize = 96;
 const VIDEO_TRACK: u32 = 1;
 const VIDEO_CLOCK: u64 = 90;
 
@@ -113,7 +113,9 @@ fn video_time(m: &[u8]) -> Option<u64> {
     }
     match m.get(t)? {
         1 => Some(u64::from_be_bytes(m.get(t + 4..t + 12)?.try_into().ok()?)),
-        _ => Some(u64::from(u32::from_be_bytes(m.get(t + 4..t + 8)?.try_into().ok()?))),
+        _ => Some(u64::from(u32::from_be_bytes(
+            m.get(t + 4..t + 8)?.try_into().ok()?,
+        ))),
     }
 }
 
@@ -122,7 +124,12 @@ impl Protocol for Ws {
         std::mem::take(&mut self.request)
     }
 
-    fn feed(&mut self, mut data: &[u8], frames: &mut Vec<u32>, _: &mut Vec<u8>) -> Result<(), String> {
+    fn feed(
+        &mut self,
+        mut data: &[u8],
+        frames: &mut Vec<u32>,
+        _: &mut Vec<u8>,
+    ) -> Result<(), String> {
         if let Some(head) = &mut self.head {
             let before = head.len();
             head.extend_from_slice(data);

@@ -30,8 +30,9 @@ pub type RtmpHandle = Arc<std::sync::RwLock<Arc<crate::media::rtmp::RtmpContext>
 pub enum Server {
     /// An HTTP router (the web service, the live outputs).
     Http(Router),
-    /// The live router, with RTMP sniffed on the same port (VALT 1935: first byte 0x03).
-    Live(Router, RtmpHandle),
+    /// The live router, with HTTP-FLV viewers served past it and, when given, RTMP sniffed on
+    /// the same port (VALT 1935: first byte 0x03).
+    Live(Router, Arc<crate::web::App>, Option<RtmpHandle>),
     /// The RTSP server.
     Rtsp(Arc<crate::web::App>),
     /// The RTMP server alone (Ti Top 1935).
@@ -45,6 +46,18 @@ fn rtmp_handler(handle: &RtmpHandle) -> crate::web::Sniffed {
         if let Ok(ctx) = ctx {
             tokio::spawn(crate::media::rtmp::serve(stream, peer, ctx));
         }
+    })
+}
+
+/// What a live listener takes before HTTP: RTMP (when it has it) and HTTP-FLV viewers.
+fn live_sniff(app: &Arc<crate::web::App>, rtmp: Option<&RtmpHandle>) -> crate::web::Sniff {
+    let (app, rtmp) = (app.clone(), rtmp.map(rtmp_handler));
+    Arc::new(move |first, stream, peer| match &rtmp {
+        Some(rtmp) if first.first() == Some(&0x03) => {
+            rtmp(stream, peer);
+            Ok(())
+        }
+        _ => crate::media::output::http_flv::claim(&app, first, stream, peer),
     })
 }
 
@@ -68,12 +81,15 @@ impl Routers {
     pub fn serving(&self, service: Service) -> Option<Server> {
         match (service.component(), service) {
             (Component::Web, _) => Some(Server::Http(self.web.clone())),
-            (Component::Media, Service::Live) => {
-                Some(Server::Live(self.live.clone(), self.rtmp.clone()))
+            (Component::Media, Service::Live) => Some(Server::Live(
+                self.live.clone(),
+                self.app.clone(),
+                Some(self.rtmp.clone()),
+            )),
+            (Component::Media, Service::HttpLive) => {
+                Some(Server::Live(self.live.clone(), self.app.clone(), None))
             }
-            (Component::Media, Service::LiveTls | Service::HttpLive) => {
-                Some(Server::Http(self.live.clone()))
-            }
+            (Component::Media, Service::LiveTls) => Some(Server::Http(self.live.clone())),
             (Component::Media, Service::Rtmp) => Some(Server::Rtmp(self.rtmp.clone())),
             (Component::Media, Service::Rtsp) => Some(Server::Rtsp(self.app.clone())),
             (Component::Recorder, Service::Downloads) => Some(Server::Http(self.downloads.clone())),
@@ -304,14 +320,14 @@ async fn supervise(
                         )
                         .await
                     }
-                    Server::Live(router, rtmp) => {
+                    Server::Live(router, app, rtmp) => {
                         crate::web::serve_with(
                             sockets,
                             tls.clone(),
                             router.clone(),
                             stop.clone(),
                             shutdown.clone(),
-                            Some(rtmp_handler(rtmp)),
+                            Some(live_sniff(app, rtmp.as_ref())),
                         )
                         .await
                     }

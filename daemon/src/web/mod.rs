@@ -299,6 +299,17 @@ pub async fn accept_each(
 /// Takes over a plain TCP connection whose first byte is not HTTP (VALT's 1935: RTMP, 0x03).
 pub type Sniffed = Arc<dyn Fn(tokio::net::TcpStream, SocketAddr) + Send + Sync>;
 
+/// Looks at the first bytes a plain connection sent (peeked, so still unread) and takes the
+/// connection (RTMP, an HTTP-FLV viewer) or gives it back to be served as HTTP.
+pub type Sniff = Arc<
+    dyn Fn(&[u8], tokio::net::TcpStream, SocketAddr) -> Result<(), tokio::net::TcpStream>
+        + Send
+        + Sync,
+>;
+
+/// The most bytes [`Sniff`] sees: enough for the request head of a player.
+pub const SNIFF_BYTES: usize = 1024;
+
 /// Serves `router` on bound sockets until `stop` (stop accepting) or `shutdown` (close
 /// connections too). Returns the accept error that ended it, if any.
 pub async fn serve(
@@ -311,20 +322,20 @@ pub async fn serve(
     serve_with(sockets, tls, router, stop, shutdown, None).await
 }
 
-/// [`serve`], handing plain connections that start with byte 0x03 (an RTMP handshake) to
-/// `rtmp` instead of HTTP.
+/// [`serve`], first offering plain connections to `sniff` (an RTMP handshake, an HTTP-FLV
+/// viewer); those it gives back are served as HTTP.
 pub async fn serve_with(
     sockets: Vec<TcpListener>,
     tls: Option<TlsAcceptor>,
     router: Router,
     stop: CancellationToken,
     shutdown: CancellationToken,
-    rtmp: Option<Sniffed>,
+    sniff: Option<Sniff>,
 ) -> std::io::Result<()> {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let mut accepts = tokio::task::JoinSet::new();
     for socket in sockets {
-        let rtmp = rtmp.clone();
+        let sniff = sniff.clone();
         let (tls, router, stop, shutdown, slots) = (
             tls.clone(),
             router.clone(),
@@ -351,16 +362,21 @@ pub async fn serve_with(
                     },
                 };
                 let _ = stream.set_nodelay(true);
-                let (tls, router, shutdown, rtmp) = (tls.clone(), router.clone(), shutdown.clone(), rtmp.clone());
+                let (tls, router, shutdown, sniff) = (tls.clone(), router.clone(), shutdown.clone(), sniff.clone());
                 tokio::spawn(async move {
                     let _permit = permit;
-                    if let (None, Some(rtmp)) = (&tls, rtmp) {
-                        let mut first = [0u8; 1];
+                    let mut stream = stream;
+                    if let (None, Some(sniff)) = (&tls, sniff) {
+                        let mut first = [0u8; SNIFF_BYTES];
                         let peeked = tokio::time::timeout(HEADER_TIMEOUT, stream.peek(&mut first)).await;
-                        if matches!(peeked, Ok(Ok(1))) && first[0] == 0x03 {
-                            rtmp(stream, addr);
-                            return;
-                        }
+                        let n = match peeked {
+                            Ok(Ok(n)) => n,
+                            _ => 0,
+                        };
+                        stream = match sniff(&first[..n], stream, addr) {
+                            Ok(()) => return,
+                            Err(stream) => stream,
+                        };
                     }
                     match tls {
                         Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {

@@ -19,9 +19,14 @@
 //! - with `--pid`, `cpu_pct` (the server's CPU, in % of one core, over the window) and
 //!   `rss_kib` (its resident memory at the end of the window).
 
+// Each module's unit tests run in tests/fanout_reader.rs; a bench compiles them without their
+// #[test] functions, so what only those use looks unused here.
+#[allow(unused_imports, dead_code)]
 mod flv;
 mod protocol;
+#[allow(unused_imports, dead_code)]
 mod rtmp;
+#[allow(unused_imports, dead_code)]
 mod ws;
 
 use std::cell::RefCell;
@@ -244,6 +249,12 @@ fn print_summary(
     window: (Duration, Duration),
     server: Option<(f64, u64)>,
 ) {
+    if std::env::var_os("FANOUT_DUMP").is_some() {
+        // The first reader's frames, to look at a server's pacing: timestamp ms, arrival ms.
+        for (ts, at) in outcomes.iter().flat_map(|o| o.frames.iter()).take(100_000) {
+            eprintln!("{ts} {:.1}", f64::from(*at) / 1000.0);
+        }
+    }
     let connected = outcomes.iter().filter(|o| !o.frames.is_empty()).count();
     let errors = outcomes.iter().filter(|o| o.error.is_some()).count();
     let first_error = outcomes.iter().find_map(|o| o.error.clone());
