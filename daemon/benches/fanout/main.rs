@@ -11,13 +11,16 @@
 //! - `ttff_ms_p50`, `ttff_ms_p99`: from the TCP connect to the first video frame (a reader that
 //!   never gets one counts as the whole run);
 //! - `share_pct`: video frames received in the steady window (from 2 s after the last reader
-//!   started to 0.5 s before the end) over those expected (the best reader's count, or the
-//!   window over the stream's frame interval, whichever is more), summed over the readers;
+//!   started to 0.5 s before the end) over those received and missed, summed over the readers.
+//!   A reader missed the frames its timestamps skip (gaps over 1.5 frame intervals, the interval
+//!   being the median one), and, when it ended early or got nothing, the rest of the window;
 //! - `lag_ms_p99`: for each frame of the window, how much later than its reader's best frame it
 //!   arrived relative to the stream's own clock ((arrival − timestamp) − min over the reader),
 //!   so a server that falls behind shows, and each reader's own timestamp origin does not matter;
 //! - with `--pid`, `cpu_pct` (the server's CPU, in % of one core, over the window) and
-//!   `rss_kib` (its resident memory at the end of the window).
+//!   `rss_kib` (its resident memory at the end of the window);
+//! - `reader_cpu_pct`: this reader's own CPU over the window; near 100 % of its core, the
+//!   figures above measure the reader, not the server.
 
 // Each module's unit tests run in tests/fanout_reader.rs; a bench compiles them without their
 // #[test] functions, so what only those use looks unused here.
@@ -214,13 +217,20 @@ fn main() {
         local
             .run_until(async {
                 let sampler = tokio::task::spawn_local(async move {
-                    let pid = a.pid?;
+                    let me = std::process::id();
+                    let pid = a.pid.unwrap_or(me);
                     tokio::time::sleep_until((start + window.0).into()).await;
-                    let (t0, i0) = (usage(pid)?, Instant::now());
+                    let (t0, m0, i0) = (usage(pid)?, usage(me)?, Instant::now());
                     tokio::time::sleep_until((start + window.1).into()).await;
-                    let (t1, i1) = (usage(pid)?, Instant::now());
-                    let cpu = (t1.0 - t0.0).as_secs_f64() / (i1 - i0).as_secs_f64() * 100.0;
-                    Some((cpu, t1.1))
+                    let (t1, m1, i1) = (usage(pid)?, usage(me)?, Instant::now());
+                    let pct = |a: Duration, b: Duration| {
+                        (b - a).as_secs_f64() / (i1 - i0).as_secs_f64() * 100.0
+                    };
+                    Some(Window {
+                        server_cpu: a.pid.map(|_| pct(t0.0, t1.0)),
+                        server_rss: t1.1,
+                        reader_cpu: pct(m0.0, m1.0),
+                    })
                 });
                 let mut tasks = Vec::new();
                 for _ in 0..a.readers {
@@ -243,11 +253,21 @@ fn main() {
     print_summary(&a, &outcomes, window, server);
 }
 
+/// What was measured over the steady window.
+struct Window {
+    /// The server's CPU, in % of one core.
+    server_cpu: Option<f64>,
+    /// The server's resident memory at the end, KiB.
+    server_rss: u64,
+    /// This reader's own CPU, in % of one core: near 100, the reader is the limit.
+    reader_cpu: f64,
+}
+
 fn print_summary(
     a: &Args,
     outcomes: &[Outcome],
     window: (Duration, Duration),
-    server: Option<(f64, u64)>,
+    server: Option<Window>,
 ) {
     if std::env::var_os("FANOUT_DUMP").is_some() {
         // The first reader's frames, to look at a server's pacing: timestamp ms, arrival ms.
@@ -264,43 +284,50 @@ fn print_summary(
         .map(|d| d.as_secs_f64() * 1000.0)
         .collect();
     let (w0, w1) = (window.0.as_micros() as u32, window.1.as_micros() as u32);
-    let mut counts = Vec::new();
+    let in_window: Vec<Vec<(u32, u32)>> = outcomes
+        .iter()
+        .map(|o| {
+            let w = o.frames.iter().copied();
+            w.filter(|(_, at)| (w0..w1).contains(at)).collect()
+        })
+        .collect();
+    let mut deltas: Vec<f64> = in_window
+        .iter()
+        .flat_map(|w| w.windows(2).map(|p| f64::from(p[1].0.wrapping_sub(p[0].0))))
+        .collect();
+    let interval_ms = percentile(&mut deltas, 0.5).max(1.0);
+    let (mut received, mut missed) = (0.0, 0.0);
     let mut lags = Vec::new();
-    let mut deltas = Vec::new();
-    for o in outcomes {
-        let in_window: Vec<(u32, u32)> = o
-            .frames
-            .iter()
-            .copied()
-            .filter(|(_, at)| (w0..w1).contains(at))
-            .collect();
-        counts.push(in_window.len() as f64);
+    for (o, w) in outcomes.iter().zip(&in_window) {
+        received += w.len() as f64;
+        // Frames lost on the way show as gaps in the timestamps; a reader that ended (or
+        // never got a frame) missed the rest of the window too.
+        for p in w.windows(2) {
+            let gap = f64::from(p[1].0.wrapping_sub(p[0].0)) / interval_ms;
+            if gap > 1.5 {
+                missed += gap.round() - 1.0;
+            }
+        }
+        if o.error.is_some() || w.is_empty() {
+            let last = w.last().map_or(w0, |f| f.1);
+            missed += f64::from(w1 - last) / 1000.0 / interval_ms;
+        }
         let late = |(ts, at): (u32, u32)| i64::from(at) - i64::from(ts) * 1000;
-        let best = in_window.iter().map(|f| late(*f)).min().unwrap_or(0);
-        lags.extend(in_window.iter().map(|f| (late(*f) - best) as f64 / 1000.0));
-        deltas.extend(
-            in_window
-                .windows(2)
-                .map(|w| f64::from(w[1].0.wrapping_sub(w[0].0))),
-        );
+        let best = w.iter().map(|f| late(*f)).min().unwrap_or(0);
+        lags.extend(w.iter().map(|f| (late(*f) - best) as f64 / 1000.0));
     }
-    let interval_ms = percentile(&mut deltas, 0.5);
-    let by_clock = if interval_ms > 0.0 {
-        ((w1 - w0) as f64 / 1000.0 / interval_ms).floor()
+    let share = if received + missed > 0.0 {
+        received / (received + missed) * 100.0
     } else {
         0.0
     };
-    let expected = counts.iter().copied().fold(by_clock, f64::max);
-    let share = if expected > 0.0 {
-        counts.iter().sum::<f64>() / (expected * a.readers as f64) * 100.0
-    } else {
-        0.0
-    };
-    let (cpu, rss) = server.map_or((f64::NAN, 0), |(c, r)| (c, r));
+    let (cpu, rss, reader_cpu) = server.map_or((f64::NAN, 0, f64::NAN), |w| {
+        (w.server_cpu.unwrap_or(f64::NAN), w.server_rss, w.reader_cpu)
+    });
     println!(
         "readers={} connected={connected} errors={errors} ttff_ms_p50={:.0} ttff_ms_p99={:.0} \
          share_pct={share:.3} lag_ms_p99={:.1} lag_ms_max={:.0} frame_ms={interval_ms:.0} \
-         cpu_pct={cpu:.2} rss_kib={rss} first_error={:?}",
+         cpu_pct={cpu:.2} rss_kib={rss} reader_cpu_pct={reader_cpu:.0} first_error={:?}",
         a.readers,
         percentile(&mut ttff, 0.5),
         percentile(&mut ttff, 0.99),
