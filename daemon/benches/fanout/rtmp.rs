@@ -404,10 +404,10 @@ impl Protocol for Rtmp {
             }
             self.header.push(data[0]);
             data = &data[1..];
-            if let Some((length, fmt, id, basic)) = self.header_length() {
-                if self.header.len() == length {
-                    self.start_chunk(fmt, id, basic, frames, reply)?;
-                }
+            if let Some((length, fmt, id, basic)) = self.header_length()
+                && self.header.len() == length
+            {
+                self.start_chunk(fmt, id, basic, frames, reply)?;
             }
         }
         if self.window > 0 && self.received - self.acknowledged >= u64::from(self.window) {
