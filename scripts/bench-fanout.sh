@@ -24,7 +24,9 @@ nms_version=2.7.4
 ulimit -n 20000
 nice=${FANOUT_NICE:--5}
 [ "$(id -u)" -eq 0 ] || nice=0
-on_core() { local core=$1; shift; taskset -c "$core" nice -n "$nice" "$@"; }
+# Runs a command on a core, at $nice. Only in the background or in $(...): it execs, so that $!
+# is the command's own pid (the server's, for the CPU and memory figures).
+on_core() { local core=$1; shift; exec taskset -c "$core" nice -n "$nice" "$@"; }
 
 cargo build --quiet --release -p sited
 cargo bench --no-run --quiet -p sited --bench fanout 2>/dev/null
@@ -50,6 +52,7 @@ stop() {
   pids=()
 }
 trap 'stop; rm -rf "$dir"' EXIT
+trap 'exit 130' INT TERM
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 results=$dir/results
