@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 out=${1:-target/bench}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-secs=${FANOUT_SECONDS:-9}
+secs=${FANOUT_SECONDS:-10}
 base_ns=(1 250 500 1000)
 search_ns=(1500 1800 2000 2500 3000 3500 4000)
 nms_version=2.7.4
@@ -61,7 +61,7 @@ results=$dir/results
 # Waits until a reader sees frames at URL (the publisher is through), up to 20 s.
 wait_live() {
   for _ in $(seq 20); do
-    if "$reader" "$1" 1 3 2>/dev/null | grep -q "connected=1 "; then return 0; fi
+    if "$reader" "$1" 1 3 --settle-s 1 2>/dev/null | grep -q "connected=1 "; then return 0; fi
     sleep 1
   done
   echo "  no frames from $1; see $dir" >&2

@@ -1,19 +1,22 @@
 //! Fan-out load: N viewers of one live stream, on one thread, measuring what each gets.
 //!
 //! Usage: `cargo bench -p sited --bench fanout -- URL READERS SECONDS [--pid PID] [--auth U:P]
-//! [--spacing-us US]`. URL is `http://HOST:PORT/PATH.flv` (HTTP-FLV), `rtmp://HOST:PORT/APP/STREAM`
+//! [--spacing-us US] [--settle-s S]`. URL is `http://HOST:PORT/PATH.flv` (HTTP-FLV), `rtmp://HOST:PORT/APP/STREAM`
 //! (RTMP play, [`rtmp`]) or `ws://HOST:PORT/PATH` (sited's fragmented MP4 over WebSocket, [`ws`]).
-//! Readers start `--spacing-us` apart (500 µs by default).
+//! Readers start `--spacing-us` apart (500 µs by default). Each new reader gets a burst (the
+//! server's GOP cache, up to a GOP of video), so the steady window starts `--settle-s` (3 s by
+//! default) after the last reader started, when the bursts of a thousand joins have drained.
 //!
 //! Each connection parses its stream as the bytes arrive, without buffering media payloads: the
 //! bytes are read into one buffer shared by every connection of the thread, so a reader costs a
 //! few hundred bytes plus its frame log. Prints one line of `key=value`:
 //! - `ttff_ms_p50`, `ttff_ms_p99`: from the TCP connect to the first video frame (a reader that
 //!   never gets one counts as the whole run);
-//! - `share_pct`: video frames received in the steady window (from 2 s after the last reader
-//!   started to 0.5 s before the end) over those received and missed, summed over the readers.
-//!   A reader missed the frames its timestamps skip (gaps over 1.5 frame intervals, the interval
-//!   being the median one), and, when it ended early or got nothing, the rest of the window;
+//! - `share_pct`: video frames received in the steady window (from the settle time after the
+//!   last reader started to 0.5 s before the end) over those received and missed, summed over
+//!   the readers. A reader missed the frames its timestamps skip (gaps over 1.5 frame
+//!   intervals, the interval being the median one), and, when it ended early or got nothing,
+//!   the rest of the window;
 //! - `lag_ms_p99`: for each frame of the window, how much later than its reader's best frame it
 //!   arrived relative to the stream's own clock ((arrival − timestamp) − min over the reader),
 //!   so a server that falls behind shows, and each reader's own timestamp origin does not matter;
@@ -152,6 +155,7 @@ struct Args {
     pid: Option<u32>,
     auth: Option<String>,
     spacing: Duration,
+    settle: Duration,
 }
 
 fn args() -> Args {
@@ -163,6 +167,7 @@ fn args() -> Args {
         pid: None,
         auth: None,
         spacing: Duration::from_micros(500),
+        settle: Duration::from_secs(3),
     };
     let mut it = std::env::args().skip(1).filter(|a| a != "--bench");
     while let Some(arg) = it.next() {
@@ -171,6 +176,9 @@ fn args() -> Args {
             "--auth" => a.auth = it.next(),
             "--spacing-us" => {
                 a.spacing = Duration::from_micros(it.next().and_then(|p| p.parse().ok()).unwrap())
+            }
+            "--settle-s" => {
+                a.settle = Duration::from_secs_f64(it.next().and_then(|p| p.parse().ok()).unwrap())
             }
             _ => positional.push(arg),
         }
@@ -208,7 +216,7 @@ fn main() {
     let until = start + Duration::from_secs(a.seconds);
     let ramp = a.spacing * a.readers as u32;
     let window = (
-        ramp + Duration::from_secs(2),
+        ramp + a.settle,
         Duration::from_secs(a.seconds) - Duration::from_millis(500),
     );
     assert!(window.0 < window.1, "SECONDS is too short for the ramp");

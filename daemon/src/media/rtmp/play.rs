@@ -20,9 +20,11 @@ use crate::media::frame::{Codec, Frame, Kind, Tracks};
 use crate::media::hub::{Item, Reader, Stop};
 use crate::media::output::flv;
 
-/// Frames whose chunks are kept for the other viewers (viewers of one hub are rarely more than
-/// a few frames apart; one further behind chunks its frames itself).
-pub const SHARED_FRAMES: usize = 64;
+/// Frames whose chunks are kept for the other viewers: as many as a GOP cache holds, so that a
+/// new viewer's burst from the GOP cache finds its frames chunked already (viewers that join
+/// together would otherwise each chunk a copy of the older ones). A viewer further behind
+/// chunks its frames itself.
+pub const SHARED_FRAMES: usize = crate::media::hub::GOP_LIMIT;
 /// The chunk size sent to viewers.
 pub const OUT_CHUNK_SIZE: usize = 4096;
 /// The message stream createStream gives (one stream per connection).
@@ -49,7 +51,13 @@ impl Shared {
     /// The chunks of a frame: made by the first viewer to send it, then reused.
     pub fn chunks(&self, frame: &Arc<Frame>, tracks: &Tracks) -> Bytes {
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, c)) = recent.iter().rev().find(|(f, _)| Arc::ptr_eq(f, frame)) {
+        // Kept frames are in seq order; the same seq may be another source's frame.
+        let kept = recent
+            .binary_search_by_key(&frame.seq, |(f, _)| f.seq)
+            .ok()
+            .map(|i| &recent[i])
+            .filter(|(f, _)| Arc::ptr_eq(f, frame));
+        if let Some((_, c)) = kept {
             self.reused.fetch_add(1, Ordering::Relaxed);
             return c.clone();
         }
