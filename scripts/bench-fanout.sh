@@ -8,8 +8,8 @@
 # the next. Per output: N = 1, 250, 500, 1000 (CPU and memory slopes, least squares; time to first
 # frame at 1000), then N grows (1500, 1800, 2000, 2500, 3000, ...) while the readers still get
 # >= 99.9 % of frames with lag p99 < 500 ms; "max N" is the largest N that met each lag bound.
-# Missing peers (nginx's RTMP module, node) are installed by scripts/deps.sh bench; without them
-# their rows are skipped. The machine may be shared: the server, publisher and reader run at
+# The peers (nginx's RTMP module; node-media-server 2.7.4 under target/bench/nms) are installed
+# by scripts/deps.sh bench; without them their rows are skipped. The machine may be shared: the server, publisher and reader run at
 # nice FANOUT_NICE (default -5, when root) so that other work disturbs them less.
 # Usage: scripts/bench-fanout.sh [OUT_DIR]
 set -euo pipefail
@@ -20,7 +20,6 @@ out=$(cd "$out" && pwd)
 secs=${FANOUT_SECONDS:-10}
 base_ns=(1 250 500 1000)
 search_ns=(1500 1800 2000 2500 3000 3500 4000)
-nms_version=2.7.4
 ulimit -n 20000
 nice=${FANOUT_NICE:--5}
 [ "$(id -u)" -eq 0 ] || nice=0
@@ -150,7 +149,7 @@ SITE
 run_nginx() {
   local module=/usr/lib/nginx/modules/ngx_rtmp_module.so p
   if [ ! -f "$module" ] || ! command -v nginx >/dev/null; then
-    echo "  nginx-rtmp: skipped (apt-get install nginx libnginx-mod-rtmp)"; return
+    echo "  nginx-rtmp: skipped (scripts/deps.sh bench installs it)"; return
   fi
   p=$(port)
   cat > "$dir/nginx.conf" <<CONF
@@ -179,12 +178,9 @@ CONF
 }
 
 run_nms() {
-  local output=$1 nms=$out/nms rtmp http
-  if ! command -v node >/dev/null; then echo "  node-media-server: skipped (no node)"; return; fi
-  if [ ! -f "$nms/node_modules/node-media-server/package.json" ]; then
-    mkdir -p "$nms"
-    (cd "$nms" && npm install --no-audit --no-fund --silent "node-media-server@$nms_version" >/dev/null 2>&1) ||
-      { echo "  node-media-server: skipped (npm install failed)"; return; }
+  local output=$1 nms=$PWD/target/bench/nms rtmp http
+  if ! command -v node >/dev/null || [ ! -f "$nms/node_modules/node-media-server/package.json" ]; then
+    echo "  node-media-server: skipped (scripts/deps.sh bench installs it)"; return
   fi
   rtmp=$(port); http=$(port)
   cat > "$dir/nms.js" <<JS
