@@ -7,12 +7,17 @@ set -euo pipefail
 need=${1:-test}
 
 # Packages by purpose. nftables and iproute2: the firewall and the network-namespace tests;
-# nmap: the port sweeps of the firewall tests; chromium: the live page test.
+# nmap: the port sweeps of the firewall tests; chromium: the live page test; nginx with its RTMP
+# module and node (for node-media-server): the peers of the fan-out benchmark. Debian's npm is
+# only wanted without another node (NodeSource's nodejs bundles npm and conflicts with it).
 packages=(nftables iproute2 ca-certificates gcc pkg-config)
 case "$need" in
   run) ;;
   test) packages+=(nmap chromium curl) ;;
-  bench) packages+=(hyperfine nmap strace) ;;
+  bench)
+    packages+=(hyperfine nmap curl strace nginx libnginx-mod-rtmp)
+    command -v node >/dev/null || packages+=(nodejs npm)
+    ;;
   *) echo "usage: $0 [run|test|bench]" >&2; exit 2 ;;
 esac
 
@@ -36,6 +41,17 @@ fi
 case "$need" in
   run|test|bench) "$(dirname "$0")/deps-media.sh" ;;
 esac
+
+# node-media-server for the fan-out benchmark, at a pinned version, under target/bench/nms.
+nms_version=2.7.4
+nms_dir="$(dirname "$0")/../target/bench/nms"
+if [ "$need" = bench ] && command -v npm >/dev/null &&
+  ! grep -qs "\"version\": \"$nms_version\"" "$nms_dir/node_modules/node-media-server/package.json"; then
+  echo "deps: installing node-media-server $nms_version into target/bench/nms"
+  mkdir -p "$nms_dir"
+  (cd "$nms_dir" && npm install --no-audit --no-fund --silent "node-media-server@$nms_version" >/dev/null) ||
+    echo "deps: npm install node-media-server failed; the fan-out benchmark skips it" >&2
+fi
 
 if ! command -v cargo >/dev/null; then
   # Debian's own cargo is too old for edition 2024; rustup installs the stable toolchain.

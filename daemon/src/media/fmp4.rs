@@ -169,8 +169,21 @@ pub struct Sample {
 
 /// One fragment (`moof` + `mdat`) of one track.
 pub fn fragment(sequence: u32, track: u32, decode_time: u64, samples: &[Sample]) -> Bytes {
+    let head = fragment_head(sequence, track, decode_time, samples);
     let payload: usize = samples.iter().map(|s| s.data.len()).sum();
-    let mut out = BytesMut::with_capacity(128 + 16 * samples.len() + payload);
+    let mut out = BytesMut::with_capacity(head.len() + payload);
+    out.put_slice(&head);
+    for s in samples {
+        out.put_slice(&s.data);
+    }
+    out.freeze()
+}
+
+/// A fragment without its samples' data: the `moof` and the `mdat` header. The data follows
+/// it, sample after sample.
+pub fn fragment_head(sequence: u32, track: u32, decode_time: u64, samples: &[Sample]) -> Bytes {
+    let payload: usize = samples.iter().map(|s| s.data.len()).sum();
+    let mut out = BytesMut::with_capacity(128 + 16 * samples.len());
     let mut offset_at = 0;
     boxed(&mut out, b"moof", |o| {
         full(o, b"mfhd", 0, 0, |o| o.put_u32(sequence));
@@ -205,10 +218,17 @@ pub fn fragment(sequence: u32, track: u32, decode_time: u64, samples: &[Sample])
     out[offset_at..offset_at + 4].copy_from_slice(&data_offset.to_be_bytes());
     out.put_u32((8 + payload) as u32);
     out.put_slice(b"mdat");
-    for s in samples {
-        out.put_slice(&s.data);
-    }
     out.freeze()
+}
+
+/// A fragment of one frame in two parts: [`fragment_head`] and the frame's data (shared, not
+/// copied), for a writer that sends both with one `writev`.
+#[derive(Debug, Clone)]
+pub struct Fragment {
+    /// The `moof` and the `mdat` header.
+    pub head: Bytes,
+    /// The frame's data: the `mdat` body.
+    pub data: Bytes,
 }
 
 /// Turns a stream's frames into fragments, one per frame, with exact durations.
@@ -241,7 +261,24 @@ impl Muxer {
 
     /// Takes a frame; returns the fragments that are complete now.
     pub fn push(&mut self, frame: Arc<Frame>) -> Vec<Bytes> {
+        self.push_parts(frame)
+            .into_iter()
+            .map(|f| {
+                let mut out = BytesMut::with_capacity(f.head.len() + f.data.len());
+                out.put_slice(&f.head);
+                out.put_slice(&f.data);
+                out.freeze()
+            })
+            .collect()
+    }
+
+    /// [`Muxer::push`], each fragment in two parts.
+    pub fn push_parts(&mut self, frame: Arc<Frame>) -> Vec<Fragment> {
         let mut out = Vec::new();
+        let one = |sequence, track, decode, sample: Sample| Fragment {
+            head: fragment_head(sequence, track, decode, std::slice::from_ref(&sample)),
+            data: sample.data,
+        };
         match frame.kind {
             Kind::Video if self.tracks.video.is_some() => {
                 let origin = *self.video_origin.get_or_insert(frame.dts);
@@ -250,17 +287,13 @@ impl Muxer {
                     let duration = (frame.dts - prev.dts).clamp(1, 90_000 * 10) as u32;
                     self.sequence += 1;
                     let decode = (prev.dts - origin).max(0) as u64;
-                    out.push(fragment(
-                        self.sequence,
-                        VIDEO_ID,
-                        decode,
-                        &[Sample {
-                            duration,
-                            keyframe: prev.keyframe,
-                            composition: prev.composition,
-                            data: prev.data.clone(),
-                        }],
-                    ));
+                    let sample = Sample {
+                        duration,
+                        keyframe: prev.keyframe,
+                        composition: prev.composition,
+                        data: prev.data.clone(),
+                    };
+                    out.push(one(self.sequence, VIDEO_ID, decode, sample));
                 }
                 self.held = Some(frame);
             }
@@ -269,17 +302,13 @@ impl Muxer {
                 let decode = ((frame.dts - origin).max(0) as u64).max(self.audio_time);
                 self.audio_time = decode + u64::from(AAC_FRAME);
                 self.sequence += 1;
-                out.push(fragment(
-                    self.sequence,
-                    AUDIO_ID,
-                    decode,
-                    &[Sample {
-                        duration: AAC_FRAME,
-                        keyframe: true,
-                        composition: 0,
-                        data: frame.data.clone(),
-                    }],
-                ));
+                let sample = Sample {
+                    duration: AAC_FRAME,
+                    keyframe: true,
+                    composition: 0,
+                    data: frame.data.clone(),
+                };
+                out.push(one(self.sequence, AUDIO_ID, decode, sample));
             }
             _ => {}
         }

@@ -204,6 +204,10 @@ impl Reader {
     /// The next item; after a lap, frames are skipped up to the next video keyframe.
     pub async fn next(&mut self) -> Result<Item, Stop> {
         if let Some(item) = self.backlog.pop() {
+            if self.backlog.is_empty() {
+                // Free the GOP's worth of slots: a reader lives long, mostly without a backlog.
+                self.backlog = Vec::new();
+            }
             return Ok(item);
         }
         loop {

@@ -30,9 +30,10 @@ pub type RtmpHandle = Arc<std::sync::RwLock<Arc<crate::media::rtmp::RtmpContext>
 pub enum Server {
     /// An HTTP router (the web service, the live outputs).
     Http(Router),
-    /// The live router, with RTMP sniffed on the same port: VALT 1935 (first byte 0x03), and
-    /// RTMPS beside WSS on VALT 444 (the first byte after TLS).
-    Live(Router, RtmpHandle),
+    /// The live router, with HTTP-FLV viewers served past it and, when given, RTMP on the same
+    /// port: VALT 1935 (first byte 0x03), and RTMPS beside WSS on VALT 444 (the first byte
+    /// after TLS).
+    Live(Router, Arc<crate::web::App>, Option<RtmpHandle>),
     /// The RTSP server.
     Rtsp(Arc<crate::web::App>),
     /// The RTMP server alone (Ti Top 1935).
@@ -58,6 +59,24 @@ fn rtmp_handler(handle: &RtmpHandle) -> crate::web::Handler {
     Arc::new(move |stream, peer| takeover(Box::new(stream), peer))
 }
 
+/// What a live listener takes before HTTP: RTMP (when it has it) and HTTP-FLV viewers on plain
+/// connections, RTMPS on TLS ones.
+fn live_takeovers(app: &Arc<crate::web::App>, rtmp: Option<&RtmpHandle>) -> crate::web::Takeovers {
+    let (app, rtmp) = (app.clone(), rtmp.map(rtmp_takeover));
+    let rtmps = rtmp.clone();
+    let plain: crate::web::Sniff = Arc::new(move |first, stream, peer| match &rtmp {
+        Some(rtmp) if first.first() == Some(&crate::web::listen::RTMP_VERSION) => {
+            tokio::spawn(rtmp(Box::new(stream), peer));
+            Ok(())
+        }
+        _ => crate::media::output::http_flv::claim(&app, first, stream, peer),
+    });
+    crate::web::Takeovers {
+        plain: Some(plain),
+        rtmps,
+    }
+}
+
 /// The servers of the node's listeners: the web service, the live outputs, RTSP.
 #[derive(Clone)]
 pub struct Routers {
@@ -80,10 +99,14 @@ impl Routers {
     pub fn serving(&self, service: Service) -> Option<Server> {
         match (service.component(), service) {
             (Component::Web, _) => Some(Server::Http(self.web.clone())),
-            (Component::Media, Service::Live | Service::LiveTls) => {
-                Some(Server::Live(self.live.clone(), self.rtmp.clone()))
+            (Component::Media, Service::Live | Service::LiveTls) => Some(Server::Live(
+                self.live.clone(),
+                self.app.clone(),
+                Some(self.rtmp.clone()),
+            )),
+            (Component::Media, Service::HttpLive) => {
+                Some(Server::Live(self.live.clone(), self.app.clone(), None))
             }
-            (Component::Media, Service::HttpLive) => Some(Server::Http(self.live.clone())),
             (Component::Media, Service::Rtmp) => Some(Server::Rtmp(self.rtmp.clone())),
             (Component::Media, Service::Rtsp) => Some(Server::Rtsp(self.app.clone())),
             (Component::Recorder, Service::Downloads) => Some(Server::Http(self.downloads.clone())),
@@ -315,14 +338,14 @@ async fn supervise(
                         )
                         .await
                     }
-                    Server::Live(router, rtmp) => {
+                    Server::Live(router, app, rtmp) => {
                         crate::web::serve_with(
                             sockets,
                             tls.clone(),
                             router.clone(),
                             stop.clone(),
                             shutdown.clone(),
-                            Some(rtmp_takeover(rtmp)),
+                            live_takeovers(app, rtmp.as_ref()),
                         )
                         .await
                     }

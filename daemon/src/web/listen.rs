@@ -4,9 +4,12 @@
 //! [`accept_each`] accepts on already-bound sockets and runs a handler per connection, with at
 //! most [`MAX_CONNECTIONS`] at once; the RTSP and RTMP servers use it directly. [`serve_with`]
 //! is the handler of the HTTP listeners: TLS when the listener has it, then HTTP/1.1 with
-//! upgrades (WebSocket), or a *takeover* when the first byte of the (decrypted) stream is 0x03,
-//! the start of an RTMP handshake. That is how VALT's 1935 carries RTMP beside WebSocket, and
-//! its 444 carries RTMPS beside WSS.
+//! upgrades (WebSocket), unless one of the listener's [`Takeovers`] claims the connection first:
+//! on a plain connection, by its first bytes, peeked (an RTMP handshake starts with 0x03; an
+//! HTTP-FLV viewer's request head is served past hyper); on TLS, by the first decrypted byte
+//! (RTMPS). That is how VALT's 1935 carries RTMP beside WebSocket, and its 444 RTMPS beside
+//! WSS. A claimed connection runs in its own task, outside the connection limit, as viewers
+//! are bounded by file descriptors, not by HTTP slots.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -31,11 +34,27 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
 /// What serves one accepted TCP connection, to its end.
 pub type Handler = Arc<dyn Fn(TcpStream, SocketAddr) -> BoxFuture<'static, ()> + Send + Sync>;
 
-/// Takes over a connection whose first byte is 0x03 (an RTMP handshake), past any TLS.
+/// Serves a connection past TLS whose first decrypted byte is 0x03 (RTMPS).
 pub type Takeover = Arc<dyn Fn(Box<dyn Conn>, SocketAddr) -> BoxFuture<'static, ()> + Send + Sync>;
 
+/// Looks at the first bytes a plain connection sent (peeked, so still unread) and claims the
+/// connection (RTMP, an HTTP-FLV viewer), spawning what serves it, or gives it back for HTTP.
+pub type Sniff = Arc<dyn Fn(&[u8], TcpStream, SocketAddr) -> Result<(), TcpStream> + Send + Sync>;
+
+/// The most bytes a [`Sniff`] sees: enough for a player's request head.
+pub const SNIFF_BYTES: usize = 1024;
+
+/// What a listener serves before HTTP, if anything.
+#[derive(Clone, Default)]
+pub struct Takeovers {
+    /// For plain connections.
+    pub plain: Option<Sniff>,
+    /// For TLS connections that start an RTMP handshake.
+    pub rtmps: Option<Takeover>,
+}
+
 /// The first byte of an RTMP handshake (C0: version 3).
-const RTMP_VERSION: u8 = 0x03;
+pub const RTMP_VERSION: u8 = 0x03;
 
 /// Accepts connections on bound sockets until `stop`, running `handle` for each. Returns the
 /// accept error that ended it, if any; transient errors (a peer gone, no descriptors left)
@@ -85,7 +104,7 @@ pub async fn accept_each(
 }
 
 /// Serves `router` on bound sockets until `stop` (stop accepting) or `shutdown` (close
-/// connections too), handing RTMP connections to `rtmp` when given. Returns the accept error
+/// connections too), after offering each connection to `takeovers`. Returns the accept error
 /// that ended it, if any.
 pub async fn serve_with(
     sockets: Vec<TcpListener>,
@@ -93,42 +112,48 @@ pub async fn serve_with(
     router: Router,
     stop: CancellationToken,
     shutdown: CancellationToken,
-    rtmp: Option<Takeover>,
+    takeovers: Takeovers,
 ) -> std::io::Result<()> {
     let handle: Handler = Arc::new(move |stream, peer| {
-        let (tls, router, shutdown, rtmp) =
-            (tls.clone(), router.clone(), shutdown.clone(), rtmp.clone());
+        let (tls, router, shutdown, takeovers) = (
+            tls.clone(),
+            router.clone(),
+            shutdown.clone(),
+            takeovers.clone(),
+        );
         Box::pin(async move {
-            match tls {
-                Some(acceptor) => {
-                    let accepted =
-                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
-                    let Ok(Ok(stream)) = accepted else {
-                        tracing::debug!(peer = %peer, "TLS handshake failed or timed out");
-                        return;
-                    };
-                    match rtmp {
-                        Some(rtmp) => sniff_tls(stream, peer, router, shutdown, rtmp).await,
-                        None => {
-                            connection(TokioIo::new(stream), peer, true, router, shutdown).await
-                        }
-                    }
-                }
-                None => {
-                    if let Some(rtmp) = rtmp {
-                        let mut first = [0u8; 1];
-                        let peeked =
-                            tokio::time::timeout(HEADER_TIMEOUT, stream.peek(&mut first)).await;
-                        if matches!(peeked, Ok(Ok(1))) && first[0] == RTMP_VERSION {
-                            return rtmp(Box::new(stream), peer).await;
-                        }
-                    }
-                    connection(TokioIo::new(stream), peer, false, router, shutdown).await
-                }
+            let Some(acceptor) = tls else {
+                let stream = match &takeovers.plain {
+                    Some(sniff) => match sniffed(sniff, stream, peer).await {
+                        Ok(()) => return,
+                        Err(stream) => stream,
+                    },
+                    None => stream,
+                };
+                return connection(TokioIo::new(stream), peer, false, router, shutdown).await;
+            };
+            let accepted = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+            let Ok(Ok(stream)) = accepted else {
+                tracing::debug!(peer = %peer, "TLS handshake failed or timed out");
+                return;
+            };
+            match takeovers.rtmps {
+                Some(rtmp) => sniff_tls(stream, peer, router, shutdown, rtmp).await,
+                None => connection(TokioIo::new(stream), peer, true, router, shutdown).await,
             }
         })
     });
     accept_each(sockets, stop, handle).await
+}
+
+/// Offers a plain connection to `sniff` with the first bytes it sent, peeked.
+async fn sniffed(sniff: &Sniff, stream: TcpStream, peer: SocketAddr) -> Result<(), TcpStream> {
+    let mut first = [0u8; SNIFF_BYTES];
+    let n = match tokio::time::timeout(HEADER_TIMEOUT, stream.peek(&mut first)).await {
+        Ok(Ok(n)) => n,
+        _ => 0,
+    };
+    sniff(&first[..n], stream, peer)
 }
 
 /// Reads the first decrypted byte (TLS has no peek) and puts it back in front of the stream.
@@ -151,7 +176,7 @@ async fn sniff_tls<S>(
         inner: stream,
     };
     if first[0] == RTMP_VERSION {
-        rtmp(Box::new(stream), peer).await
+        tokio::spawn(rtmp(Box::new(stream), peer));
     } else {
         connection(TokioIo::new(stream), peer, true, router, shutdown).await
     }

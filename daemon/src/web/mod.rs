@@ -34,7 +34,7 @@ use crate::config::site::{User, UserRole};
 use crate::reconcile::state::Shared;
 use crate::store::Store;
 use auth::{Auth, Principal, Refusal};
-pub use listen::{Conn, Handler, Takeover, accept_each, serve_with};
+pub use listen::{Conn, Handler, SNIFF_BYTES, Sniff, Takeover, Takeovers, accept_each, serve_with};
 
 /// Connections one listener serves at once; more wait for a free slot.
 pub const MAX_CONNECTIONS: usize = 1024;
@@ -286,7 +286,7 @@ pub async fn serve(
     stop: CancellationToken,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    serve_with(sockets, tls, router, stop, shutdown, None).await
+    serve_with(sockets, tls, router, stop, shutdown, Takeovers::default()).await
 }
 
 #[cfg(test)]

@@ -102,31 +102,73 @@ impl Muxer {
         ms
     }
 
-    /// The tag of a frame.
-    pub fn tag(&mut self, frame: &Frame) -> Bytes {
+    /// The tag of a frame, in three parts: the tag header with the codec bytes, the frame's
+    /// payload (shared, never copied), and the trailer. A viewer writes them with one `writev`.
+    pub fn parts(&mut self, frame: &Frame) -> TagParts {
         let ms = self.ms(frame);
         let cts = composition_ms(frame, self.video_scale);
-        match frame.kind {
+        let [_, c0, c1, c2] = cts.to_be_bytes();
+        let (kind, codec, codec_len) = match frame.kind {
             Kind::Video if self.h265 => {
                 let frame_type = if frame.keyframe { 0x10 } else { 0x20 };
                 if cts == 0 {
                     // CodedFramesX: no composition time.
-                    let head = [0x83 | frame_type, b'h', b'v', b'c', b'1'];
-                    tag(VIDEO, ms, &head, &frame.data)
+                    let codec = [0x83 | frame_type, b'h', b'v', b'c', b'1', 0, 0, 0];
+                    (VIDEO, codec, 5)
                 } else {
                     // CodedFrames: a 3-byte composition time.
-                    let [_, c0, c1, c2] = cts.to_be_bytes();
-                    let head = [0x81 | frame_type, b'h', b'v', b'c', b'1', c0, c1, c2];
-                    tag(VIDEO, ms, &head, &frame.data)
+                    let codec = [0x81 | frame_type, b'h', b'v', b'c', b'1', c0, c1, c2];
+                    (VIDEO, codec, 8)
                 }
             }
             Kind::Video => {
-                let [_, c0, c1, c2] = cts.to_be_bytes();
-                let head = [if frame.keyframe { 0x17 } else { 0x27 }, 1, c0, c1, c2];
-                tag(VIDEO, ms, &head, &frame.data)
+                let first = if frame.keyframe { 0x17 } else { 0x27 };
+                (VIDEO, [first, 1, c0, c1, c2, 0, 0, 0], 5)
             }
-            Kind::Audio => tag(AUDIO, ms, &[0xaf, 0x01], &frame.data),
+            Kind::Audio => (AUDIO, [0xaf, 0x01, 0, 0, 0, 0, 0, 0], 2),
+        };
+        let size = codec_len + frame.data.len();
+        let mut head = [0u8; HEAD_MAX];
+        head[0] = kind;
+        head[1..4].copy_from_slice(&(size as u32).to_be_bytes()[1..]);
+        head[4..7].copy_from_slice(&(ms & 0x00ff_ffff).to_be_bytes()[1..]);
+        head[7] = (ms >> 24) as u8;
+        head[11..11 + codec_len].copy_from_slice(&codec[..codec_len]);
+        TagParts {
+            head,
+            head_len: 11 + codec_len,
+            trailer: ((11 + size) as u32).to_be_bytes(),
         }
+    }
+
+    /// The tag of a frame, as one buffer.
+    pub fn tag(&mut self, frame: &Frame) -> Bytes {
+        let p = self.parts(frame);
+        let mut out = BytesMut::with_capacity(p.head().len() + frame.data.len() + 4);
+        out.put_slice(p.head());
+        out.put_slice(&frame.data);
+        out.put_slice(&p.trailer);
+        out.freeze()
+    }
+}
+
+/// The longest tag head: 11 bytes of tag header, then up to 8 codec bytes (Enhanced RTMP's
+/// CodedFrames: the frame type, the FourCC and a composition time).
+const HEAD_MAX: usize = 19;
+
+/// A frame's tag without its payload: what goes before and after it.
+#[derive(Debug, Clone, Copy)]
+pub struct TagParts {
+    head: [u8; HEAD_MAX],
+    head_len: usize,
+    /// The PreviousTagSize that follows the payload.
+    pub trailer: [u8; 4],
+}
+
+impl TagParts {
+    /// The tag header (11 bytes) and the codec bytes before the payload.
+    pub fn head(&self) -> &[u8] {
+        &self.head[..self.head_len]
     }
 }
 
@@ -221,5 +263,35 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_frames_parts_make_the_same_tag_as_the_whole() {
+        let tracks = Tracks::default();
+        let frame = Frame {
+            kind: Kind::Video,
+            seq: 1,
+            dts: 90_000 * 0x0100_0000 / 1000 + 90,
+            composition: 0,
+            keyframe: true,
+            data: Bytes::from_static(b"abc"),
+        };
+        let mut m = Muxer::new(&tracks);
+        let origin = Frame {
+            dts: 0,
+            ..frame.clone()
+        };
+        m.tag(&origin);
+        let p = m.parts(&frame);
+        let whole = tag(VIDEO, 0x0100_0001, &[0x17, 1, 0, 0, 0], b"abc");
+        assert_eq!(
+            [p.head(), &frame.data[..], &p.trailer[..]].concat(),
+            whole.to_vec()
+        );
+        let audio = Frame {
+            kind: Kind::Audio,
+            ..origin
+        };
+        assert_eq!(m.parts(&audio).head()[11..], [0xaf, 0x01]);
     }
 }

@@ -3,7 +3,7 @@
 //! | URL | what |
 //! |---|---|
 //! | `ws(s)://HOST:PORT/live/<camera>` | fragmented MP4 over WebSocket, for browsers (MSE) |
-//! | `http://HOST:PORT/live/<camera>.flv` | HTTP-FLV |
+//! | `http://HOST:PORT/live/<camera>.flv` | HTTP-FLV (usually served past the router: [`http_flv`]) |
 //! | `http://HOST:PORT/live/<camera>/index.m3u8` | HLS, fMP4 segments |
 //! | `rtsp://HOST:PORT/<camera>` | RTSP re-serve, RTP over TCP ([`rtsp`]) |
 //! | `http://HOST:PORT/vod/<camera>/index.m3u8?start=&end=` | recorded video, HLS VOD ([`crate::web::vod`]) |
@@ -13,14 +13,16 @@
 
 pub mod flv;
 pub mod hls;
+pub mod http_flv;
 pub mod rtsp;
+pub mod writev;
 pub mod ws;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Request, State, WebSocketUpgrade};
+use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -60,16 +62,7 @@ async fn live(State(app): State<Arc<App>>, Path(name): Path<String>, req: Reques
         )
             .into_response();
     };
-    let (mut parts, _) = req.into_parts();
-    match <WebSocketUpgrade as axum::extract::FromRequestParts<()>>::from_request_parts(
-        &mut parts,
-        &(),
-    )
-    .await
-    {
-        Ok(upgrade) => upgrade.on_upgrade(move |socket| ws::stream(socket, hub.subscribe())),
-        Err(e) => e.into_response(),
-    }
+    ws::upgrade(req, || hub.subscribe())
 }
 
 fn flv_stream(app: &App, name: &str) -> Response {

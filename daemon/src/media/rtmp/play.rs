@@ -20,9 +20,12 @@ use crate::media::frame::{Codec, Frame, Kind, Tracks};
 use crate::media::hub::{Item, Reader, Stop};
 use crate::media::output::flv;
 
-/// Frames whose chunks are kept for the other viewers (viewers of one hub are rarely more than
-/// a few frames apart; one further behind chunks its frames itself).
-pub const SHARED_FRAMES: usize = 64;
+/// The most frames whose chunks are kept for the other viewers: as many as a GOP cache holds,
+/// so that a new viewer's burst from the GOP cache finds its frames chunked already (viewers
+/// that join together would otherwise each chunk a copy of the older ones). Only the current
+/// and the previous GOP are kept, so a hub holds about two GOPs of chunks. A viewer further
+/// behind chunks its frames itself.
+pub const SHARED_FRAMES: usize = crate::media::hub::GOP_LIMIT;
 /// The chunk size sent to viewers.
 pub const OUT_CHUNK_SIZE: usize = 4096;
 /// The message stream createStream gives (one stream per connection).
@@ -49,7 +52,13 @@ impl Shared {
     /// The chunks of a frame: made by the first viewer to send it, then reused.
     pub fn chunks(&self, frame: &Arc<Frame>, tracks: &Tracks) -> Bytes {
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, c)) = recent.iter().rev().find(|(f, _)| Arc::ptr_eq(f, frame)) {
+        // Kept frames are in seq order; the same seq may be another source's frame.
+        let kept = recent
+            .binary_search_by_key(&frame.seq, |(f, _)| f.seq)
+            .ok()
+            .map(|i| &recent[i])
+            .filter(|(f, _)| Arc::ptr_eq(f, frame));
+        if let Some((_, c)) = kept {
             self.reused.fetch_add(1, Ordering::Relaxed);
             return c.clone();
         }
@@ -58,6 +67,13 @@ impl Shared {
         // Only frames newer than the newest kept are kept: a viewer far behind does not evict
         // what the others are about to need.
         if recent.back().is_none_or(|(f, _)| f.seq < frame.seq) {
+            if frame.kind == Kind::Video && frame.keyframe {
+                // A new GOP: what came before the previous one is no longer needed.
+                let previous = recent
+                    .iter()
+                    .rposition(|(f, _)| f.kind == Kind::Video && f.keyframe);
+                recent.drain(..previous.unwrap_or(0));
+            }
             recent.push_back((frame.clone(), c.clone()));
             if recent.len() > SHARED_FRAMES {
                 recent.pop_front();
@@ -308,6 +324,32 @@ mod tests {
         let item = p.next().await;
         assert!(p.on_item(item, &mut out).is_err());
         assert!(p.on_item(Err(Stop::Closed), &mut out).is_err());
+    }
+
+    #[test]
+    fn the_current_and_the_previous_gop_are_kept() {
+        let shared = Shared::default();
+        let t = tracks();
+        let frame = |seq, keyframe| {
+            Arc::new(Frame {
+                kind: Kind::Video,
+                seq,
+                dts: 0,
+                composition: 0,
+                keyframe,
+                data: Bytes::from_static(&[0, 0, 0, 1, 0x41]),
+            })
+        };
+        for seq in 1..=30 {
+            shared.chunks(&frame(seq, seq % 10 == 1), &t);
+        }
+        let recent = shared.recent.lock().unwrap();
+        assert_eq!(
+            recent.front().unwrap().0.seq,
+            11,
+            "from the previous keyframe"
+        );
+        assert_eq!(recent.len(), 20);
     }
 
     #[test]

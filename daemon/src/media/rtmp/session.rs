@@ -434,7 +434,8 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
         .await
         .map_err(|_| format!("no handshake within {} s", HANDSHAKE_TIMEOUT.as_secs()))??;
     let mut session = Session::new(peer, ctx);
-    let mut input = BytesMut::with_capacity(64 << 10);
+    // A viewer sends little after play; only a publisher's input grows (see the reserve below).
+    let mut input = BytesMut::with_capacity(4 << 10);
     input.extend_from_slice(&rest);
     session.received(rest.len());
     let mut last_read = Instant::now();
@@ -451,7 +452,10 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
             let _ = io.shutdown().await;
             return end;
         }
-        input.reserve(16 << 10);
+        input.reserve(match session.role {
+            Role::Publishing(_) => 16 << 10,
+            _ => 1 << 10,
+        });
         let deadline = session
             .silence()
             .map(|(limit, what)| (last_read + limit, limit, what));
