@@ -52,10 +52,11 @@ pub fn vod_port(web: u16) -> u16 {
     media_ports(web).2
 }
 
+/// The (RTMP, HTTP-live, VOD) ports picked for each web port.
+type MediaPorts = std::sync::Mutex<std::collections::HashMap<u16, (u16, u16, u16)>>;
+
 fn media_ports(web: u16) -> (u16, u16, u16) {
-    static PORTS: std::sync::OnceLock<
-        std::sync::Mutex<std::collections::HashMap<u16, (u16, u16, u16)>>,
-    > = std::sync::OnceLock::new();
+    static PORTS: std::sync::OnceLock<MediaPorts> = std::sync::OnceLock::new();
     let mut map = PORTS.get_or_init(Default::default).lock().unwrap();
     *map.entry(web)
         .or_insert_with(|| (free_port(), free_port(), free_port()))
