@@ -53,10 +53,15 @@ fn rtmp_takeover(handle: &RtmpHandle) -> crate::web::Takeover {
     })
 }
 
-/// The RTMP server alone on a plain TCP listener.
+/// The RTMP server alone on a plain TCP listener (Ti Top 1935). Each session runs in its own
+/// task, outside the listener's connection limit, as RTMP on the live listeners does: viewers
+/// are bounded by file descriptors, not by slots.
 fn rtmp_handler(handle: &RtmpHandle) -> crate::web::Handler {
     let takeover = rtmp_takeover(handle);
-    Arc::new(move |stream, peer| takeover(Box::new(stream), peer))
+    Arc::new(move |stream, peer| {
+        tokio::spawn(takeover(Box::new(stream), peer));
+        Box::pin(std::future::ready(()))
+    })
 }
 
 /// What a live listener takes before HTTP: RTMP (when it has it) and HTTP-FLV viewers on plain
