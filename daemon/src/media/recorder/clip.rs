@@ -450,26 +450,39 @@ impl Iterator for ClipReader {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::media::recorder::index::{Keyframe, encode};
 
     /// A 4 s segment with a keyframe each second, 1000 bytes per second after a 100-byte init.
     fn segment(start_ms: i64, init_id: i64) -> Segment {
-        let ks: Vec<Keyframe> = (0..4)
+        gops(0, start_ms, init_id, 4, 1, &format!("{start_ms}.mp4"))
+    }
+
+    /// A complete segment of `count` GOPs of `gop_secs` seconds and 1000 bytes each, after a
+    /// 100-byte init, stored at `path`.
+    pub(crate) fn gops(
+        id: i64,
+        start_ms: i64,
+        init_id: i64,
+        count: i64,
+        gop_secs: i64,
+        path: &str,
+    ) -> Segment {
+        let ks: Vec<Keyframe> = (0..count as u64)
             .map(|i| Keyframe {
                 offset: 100 + i * 1000,
-                time: i * 90_000,
+                time: i * gop_secs as u64 * 90_000,
             })
             .collect();
         Segment {
-            id: 0,
+            id,
             camera: "cam".into(),
             start_ms,
-            end_ms: start_ms + 4000,
-            duration_90k: 4 * 90_000,
-            bytes: 4100,
-            path: format!("{start_ms}.mp4"),
+            end_ms: start_ms + count * gop_secs * 1000,
+            duration_90k: count * gop_secs * 90_000,
+            bytes: 100 + count * 1000,
+            path: path.to_string(),
             init_id,
             keyframes: encode(&ks),
             complete: true,

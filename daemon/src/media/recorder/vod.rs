@@ -212,28 +212,11 @@ pub fn media(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::recorder::index::{Keyframe, encode};
+    use crate::media::recorder::clip::tests::gops;
 
     /// A 20 s segment with a keyframe every 2 s, 1000 bytes per GOP after a 100-byte init.
     fn segment(id: i64, start_ms: i64, init_id: i64) -> Segment {
-        let ks: Vec<Keyframe> = (0..10)
-            .map(|i| Keyframe {
-                offset: 100 + i * 1000,
-                time: i * 180_000,
-            })
-            .collect();
-        Segment {
-            id,
-            camera: "cam".into(),
-            start_ms,
-            end_ms: start_ms + 20_000,
-            duration_90k: 20 * 90_000,
-            bytes: 10_100,
-            path: format!("cam/{start_ms}.mp4"),
-            init_id,
-            keyframes: encode(&ks),
-            complete: true,
-        }
+        gops(id, start_ms, init_id, 10, 2, &format!("cam/{start_ms}.mp4"))
     }
 
     #[test]

@@ -156,13 +156,7 @@ pub fn h264_dimensions(nal: &[u8]) -> Result<(u32, u32)> {
         r.skip(1)?; // mb_adaptive_frame_field_flag
     }
     r.skip(1)?; // direct_8x8_inference_flag
-    let (mut left, mut right, mut top, mut bottom) = (0u64, 0u64, 0u64, 0u64);
-    if r.bit()? == 1 {
-        left = r.ue()?.into();
-        right = r.ue()?.into();
-        top = r.ue()?.into();
-        bottom = r.ue()?.into();
-    }
+    let (crop_w, crop_h) = cropping(&mut r)?;
     let chroma_array_type = if separate_planes == 1 {
         0
     } else {
@@ -177,9 +171,19 @@ pub fn h264_dimensions(nal: &[u8]) -> Result<(u32, u32)> {
     let width = (width_mbs * 16).min(u64::from(u32::MAX)) as u32;
     let height = ((2 - frame_mbs_only) * height_units * 16).min(u64::from(u32::MAX)) as u32;
     Ok((
-        cropped(width, crop_x * (left + right), "width")?,
-        cropped(height, crop_y * (top + bottom), "height")?,
+        cropped(width, crop_x * crop_w, "width")?,
+        cropped(height, crop_y * crop_h, "height")?,
     ))
+}
+
+/// The cropping window's flag and offsets, in chroma units: (left + right, top + bottom).
+fn cropping(r: &mut Bits) -> Result<(u64, u64)> {
+    if r.bit()? == 0 {
+        return Ok((0, 0));
+    }
+    let (left, right) = (u64::from(r.ue()?), u64::from(r.ue()?));
+    let (top, bottom) = (u64::from(r.ue()?), u64::from(r.ue()?));
+    Ok((left + right, top + bottom))
 }
 
 /// The width and height an H.265 SPS NAL unit (with its two header bytes) declares.
@@ -211,13 +215,7 @@ pub fn h265_dimensions(nal: &[u8]) -> Result<(u32, u32)> {
     }
     let width = r.ue()?;
     let height = r.ue()?;
-    let (mut left, mut right, mut top, mut bottom) = (0u64, 0u64, 0u64, 0u64);
-    if r.bit()? == 1 {
-        left = r.ue()?.into();
-        right = r.ue()?.into();
-        top = r.ue()?.into();
-        bottom = r.ue()?.into();
-    }
+    let (crop_w, crop_h) = cropping(&mut r)?;
     let chroma_array_type = if separate_planes == 1 {
         0
     } else {
@@ -225,8 +223,8 @@ pub fn h265_dimensions(nal: &[u8]) -> Result<(u32, u32)> {
     };
     let (sw, sh) = chroma_subsampling(chroma_array_type);
     Ok((
-        cropped(width, u64::from(sw) * (left + right), "width")?,
-        cropped(height, u64::from(sh) * (top + bottom), "height")?,
+        cropped(width, u64::from(sw) * crop_w, "width")?,
+        cropped(height, u64::from(sh) * crop_h, "height")?,
     ))
 }
 
