@@ -102,6 +102,21 @@ impl Setup {
     }
 }
 
+/// Decodes `input` with ffmpeg, `options` going before `-i`: whether it succeeded, and what it
+/// printed (errors only).
+pub fn decode(input: &str, options: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error"])
+        .args(options)
+        .args(["-i", input, "-f", "null", "-"])
+        .output()
+        .expect("ffmpeg");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Packets per stream (codec, width, height) and whether their timestamps only go forward.
 pub fn probe(input: &str, seconds: u32) -> HashMap<String, (usize, bool, String)> {
     let out = std::process::Command::new("ffprobe")

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt as _;
 use sited_tests::camera::FakeCameras;
 use sited_tests::daemon::{ADMIN, Daemon, free_port, get};
-use sited_tests::media::{T, parse_probe, probe, setup};
+use sited_tests::media::{T, decode, parse_probe, probe, setup};
 use sited_tests::require_media;
 
 /// Reads the WebSocket fMP4 output for a while; returns the hello message and the file.
@@ -115,23 +115,8 @@ fn every_output_decodes_in_real_players() {
         let mp4 = probe(path.to_str().unwrap(), 100);
         let (n, mono, _) = mp4.get(codec).cloned().unwrap_or_default();
         assert!(n >= 70 && mono, "fMP4 {cam}: {mp4:?}");
-        let decoded = std::process::Command::new("ffmpeg")
-            .args([
-                "-v",
-                "error",
-                "-i",
-                path.to_str().unwrap(),
-                "-f",
-                "null",
-                "-",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            decoded.status.success() && decoded.stderr.is_empty(),
-            "{cam}: {}",
-            String::from_utf8_lossy(&decoded.stderr)
-        );
+        let (decoded, errors) = decode(path.to_str().unwrap(), &[]);
+        assert!(decoded && errors.is_empty(), "{cam}: {errors}");
     }
     // An unknown stream is a 404, a missing login a 401.
     assert_eq!(get(s.live, "/live/nope.flv").code, 404);
@@ -249,27 +234,8 @@ fn the_rtsp_server_re_serves_every_camera() {
         got.contains_key("h264 640x360") && got.keys().any(|k| k.starts_with("aac")),
         "RTSP talk: {got:?}"
     );
-    let decoded = std::process::Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-rtsp_transport",
-            "tcp",
-            "-i",
-            &url("talk"),
-            "-t",
-            "2",
-            "-f",
-            "null",
-            "-",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        decoded.status.success(),
-        "{}",
-        String::from_utf8_lossy(&decoded.stderr)
-    );
+    let (decoded, errors) = decode(&url("talk"), &["-rtsp_transport", "tcp", "-t", "2"]);
+    assert!(decoded, "{errors}");
     let refused = std::process::Command::new("ffprobe")
         .args([
             "-v",
