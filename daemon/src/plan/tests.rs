@@ -3,7 +3,7 @@
 use super::*;
 use crate::catalog::{Component, Service};
 use crate::config::{self, Options};
-use crate::firewall::text;
+use crate::plan::ruleset::text;
 
 fn site(text: &str) -> Site {
     let checked = config::check(text, Options::default());

@@ -15,10 +15,10 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use super::state::{ListenerState, ListenerStatus, Shared};
-use super::supervise::backoff;
+use crate::base::backoff::backoff;
 use crate::catalog::{Component, Ports, Service};
 use crate::plan::{Bind, Listener, Plan};
+use crate::state::{ListenerState, ListenerStatus, Shared};
 
 type Key = (Service, u16);
 
@@ -56,7 +56,7 @@ fn rtmp_takeover(handle: &RtmpHandle) -> crate::web::Takeover {
 /// The RTMP server alone on a plain TCP listener (Ti Top 1935). Each session runs in its own
 /// task, outside the listener's connection limit, as RTMP on the live listeners does: viewers
 /// are bounded by file descriptors, not by slots.
-fn rtmp_handler(handle: &RtmpHandle) -> crate::web::Handler {
+fn rtmp_handler(handle: &RtmpHandle) -> crate::base::listen::Handler {
     let takeover = rtmp_takeover(handle);
     Arc::new(move |stream, peer| {
         tokio::spawn(takeover(Box::new(stream), peer));
@@ -70,7 +70,7 @@ fn live_takeovers(app: &Arc<crate::web::App>, rtmp: Option<&RtmpHandle>) -> crat
     let (app, rtmp) = (app.clone(), rtmp.map(rtmp_takeover));
     let rtmps = rtmp.clone();
     let plain: crate::web::Sniff = Arc::new(move |first, stream, peer| match &rtmp {
-        Some(rtmp) if first.first() == Some(&crate::web::listen::RTMP_VERSION) => {
+        Some(rtmp) if first.first() == Some(&crate::web::serve::RTMP_VERSION) => {
             tokio::spawn(rtmp(Box::new(stream), peer));
             Ok(())
         }
@@ -358,7 +358,8 @@ async fn supervise(
                         crate::media::output::rtsp::serve(sockets, app.clone(), stop.clone()).await
                     }
                     Server::Rtmp(rtmp) => {
-                        crate::web::accept_each(sockets, stop.clone(), rtmp_handler(rtmp)).await
+                        crate::base::listen::accept_each(sockets, stop.clone(), rtmp_handler(rtmp))
+                            .await
                     }
                 };
                 match served {

@@ -11,8 +11,6 @@
 pub mod boot;
 pub mod listeners;
 pub mod node;
-pub mod state;
-pub mod supervise;
 pub mod watch;
 
 use std::path::{Path, PathBuf};
@@ -26,11 +24,11 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{self, Source};
 use crate::firewall::apply::{self as fw, Driver, Nft, SystemResolver};
 use crate::plan::{self, Plan, diff};
+use crate::state::{FirewallStatus, LastReload, Shared, Status, Version};
 use crate::store::{Outcome, Store, Trigger};
-use crate::system::{self, notify};
+use crate::system::notify;
 use crate::web::{self, App};
 use listeners::Listeners;
-use state::{FirewallStatus, LastReload, Shared, Status, Version};
 
 /// How often retention runs by default.
 pub const RETENTION: Duration = Duration::from_secs(60);
@@ -213,7 +211,7 @@ impl Daemon {
         diagnostics: &serde_json::Value,
         summary: &str,
     ) {
-        let at = system::now_rfc3339();
+        let at = crate::base::time::now_rfc3339();
         if let Ok(store) = self.store.lock()
             && let Err(e) = store.record(&at, trigger, sha, outcome, diagnostics, summary)
         {
@@ -386,7 +384,7 @@ impl Daemon {
             s.unconfigured = None;
             s.version = Some(Version {
                 sha256: sha.to_string(),
-                applied_at: system::now_rfc3339(),
+                applied_at: crate::base::time::now_rfc3339(),
             });
             s.firewall.rules = plan.ruleset.rule_count();
         }
@@ -435,7 +433,7 @@ impl Daemon {
                 s.firewall = FirewallStatus {
                     driver: "nft".into(),
                     rules: plan.ruleset.rule_count(),
-                    applied_at: Some(system::now_rfc3339()),
+                    applied_at: Some(crate::base::time::now_rfc3339()),
                     apply_ms: Some(applied.took.as_millis() as u64),
                     error: None,
                 };

@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::auth::{Principal, TOKEN_TTL};
 use super::{App, require_admin};
+use crate::auth::{Principal, TOKEN_TTL};
 use crate::config::{self, Source};
 
 fn roles(r: crate::catalog::Roles) -> Vec<&'static str> {

@@ -6,12 +6,11 @@
 //! Everything but `GET /api/v1/health` and the login page needs a login.
 
 pub mod api;
-pub mod auth;
-pub mod listen;
 pub mod metrics;
 pub mod openapi;
 pub mod page;
 pub mod recordings;
+pub mod serve;
 pub mod tls;
 pub mod ui;
 pub mod vod;
@@ -30,11 +29,11 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::{Auth, Principal, Refusal};
 use crate::config::site::{User, UserRole};
-use crate::reconcile::state::Shared;
+use crate::state::Shared;
 use crate::store::Store;
-use auth::{Auth, Principal, Refusal};
-pub use listen::{Conn, Handler, SNIFF_BYTES, Sniff, Takeover, Takeovers, accept_each, serve_with};
+pub use serve::{SNIFF_BYTES, Sniff, Takeover, Takeovers, serve_with};
 
 /// Connections one listener serves at once; more wait for a free slot.
 pub const MAX_CONNECTIONS: usize = 1024;

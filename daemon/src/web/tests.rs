@@ -7,7 +7,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::reconcile::state::Status;
+use crate::state::Status;
 
 const SITE: &str = "[site]\nname = \"harbour\"\nlayout = \"valt\"\n[networks]\nclients = [\"192.0.2.0/24\"]\n[[nodes]]\nname = \"app\"\naddress = \"192.0.2.1\"\nroles = [\"application\", \"media\"]\n[[cameras]]\nname = \"quay\"\nurl = \"rtsp://198.51.100.1/s\"\n";
 
@@ -40,7 +40,7 @@ pub(super) async fn server() -> Server {
     let app = Arc::new(App {
         status: Arc::new(RwLock::new(status)),
         store: Arc::new(Mutex::new(crate::store::Store::memory().unwrap())),
-        auth: auth::Auth::default(),
+        auth: crate::auth::Auth::default(),
         hubs: Default::default(),
         cameras: Default::default(),
         hls: Default::default(),
@@ -262,7 +262,7 @@ async fn a_session_logs_into_the_ui_and_a_token_into_the_api() {
 #[tokio::test]
 async fn failed_logins_are_rate_limited() {
     let s = server().await;
-    for _ in 0..auth::MAX_FAILURES {
+    for _ in 0..crate::auth::MAX_FAILURES {
         let (code, _, _) = request(
             s.addr,
             &format!("GET /api/v1/site HTTP/1.1\r\n{}", basic("ann", "nope")),

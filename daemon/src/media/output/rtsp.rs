@@ -541,7 +541,7 @@ pub async fn serve(
     app: Arc<App>,
     stop: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
-    crate::web::accept_each(
+    crate::base::listen::accept_each(
         sockets,
         stop,
         Arc::new(move |stream, peer| Box::pin(connection(stream, peer, app.clone()))),
