@@ -5,6 +5,7 @@
 //! firewall ruleset; the apply layer makes the system match it, and [`diff`] compares two plans
 //! for reconcile and `sited plan`.
 
+pub mod check;
 pub mod diff;
 pub mod flow;
 pub mod listener;
@@ -12,6 +13,7 @@ pub mod ruleset;
 
 use std::net::IpAddr;
 
+pub use check::check;
 pub use diff::Change;
 pub use flow::{Direction, Flow, Peers, flows};
 pub use listener::{Bind, Listener, listeners};

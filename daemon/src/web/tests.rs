@@ -22,14 +22,12 @@ pub(super) struct Server {
 pub(super) async fn server() -> Server {
     let mut text = SITE.to_string();
     for (name, role, password) in [("ann", "admin", "ann-pw"), ("vic", "viewer", "vic-pw")] {
-        let hash = crate::cmd::hash_password::hash(password).unwrap();
+        let hash = crate::auth::hash_password(password).unwrap();
         text.push_str(&format!(
             "[[users]]\nname = \"{name}\"\nrole = \"{role}\"\npassword_hash = \"{hash}\"\n"
         ));
     }
-    let site = crate::config::check(&text, Default::default())
-        .site
-        .unwrap();
+    let site = crate::plan::check(&text, Default::default()).site.unwrap();
     let plan = crate::plan::plan(&site, "app").unwrap();
     let status = Status {
         site: Some(Arc::new(site)),
@@ -40,7 +38,7 @@ pub(super) async fn server() -> Server {
     let app = Arc::new(App {
         status: Arc::new(RwLock::new(status)),
         store: Arc::new(Mutex::new(crate::store::Store::memory().unwrap())),
-        auth: crate::auth::Auth::default(),
+        auth: Default::default(),
         hubs: Default::default(),
         cameras: Default::default(),
         hls: Default::default(),
