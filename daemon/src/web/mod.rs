@@ -54,7 +54,7 @@ pub struct App {
     /// The live streams of the node.
     pub hubs: Arc<crate::media::hub::Hubs>,
     /// The cameras' status.
-    pub cameras: crate::media::ingest::Cameras,
+    pub cameras: crate::media::ingest::Statuses,
     /// The HLS segmenters.
     pub hls: Arc<crate::media::output::hls::Hls>,
     /// The recordings root, `<state-dir>/recordings`.

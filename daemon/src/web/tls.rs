@@ -118,3 +118,8 @@ pub fn fingerprint(config: &Option<Arc<ServerConfig>>, tls: &Tls) -> String {
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// Wraps a rustls configuration for the listeners.
+pub fn acceptor(config: Option<Arc<ServerConfig>>) -> Option<tokio_rustls::TlsAcceptor> {
+    config.map(tokio_rustls::TlsAcceptor::from)
+}
