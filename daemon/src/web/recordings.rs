@@ -37,11 +37,6 @@ fn ms(t: SystemTime) -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-fn rfc3339(ms: i64) -> String {
-    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
-        .to_string()
-}
-
 pub(crate) fn bad(message: String) -> Response {
     (StatusCode::BAD_REQUEST, Json(json!({"error": message}))).into_response()
 }
@@ -144,7 +139,7 @@ pub async fn recordings(
     match spans {
         Ok(list) => Json(
             list.iter()
-                .map(|s| json!({"start": rfc3339(s.start_ms), "end": rfc3339(s.end_ms)}))
+                .map(|s| json!({"start": crate::base::time::rfc3339_ms(s.start_ms), "end": crate::base::time::rfc3339_ms(s.end_ms)}))
                 .collect::<Vec<_>>(),
         )
         .into_response(),
