@@ -93,11 +93,8 @@ pub(crate) fn unknown(app: &App, camera: &str) -> Option<Response> {
 
 /// `GET /api/v1/storage`: the recordings' disk and what each camera holds.
 pub async fn storage(State(app): State<Arc<App>>) -> Response {
-    let totals = app
-        .store
-        .lock()
-        .ok()
-        .and_then(|s| s.recording_totals().ok())
+    let totals = super::with_store(&app, |s| s.recording_totals())
+        .await
         .unwrap_or_default();
     let limits = app
         .status
@@ -128,14 +125,7 @@ pub async fn recordings(
         Ok(r) => r,
         Err(e) => return bad(e),
     };
-    let spans = app
-        .store
-        .lock()
-        .map_err(|_| "lock".to_string())
-        .and_then(|s| {
-            s.recording_spans(&camera, start, end)
-                .map_err(|e| e.to_string())
-        });
+    let spans = super::with_store(&app, move |s| s.recording_spans(&camera, start, end)).await;
     match spans {
         Ok(list) => Json(
             list.iter()
@@ -143,7 +133,7 @@ pub async fn recordings(
                 .collect::<Vec<_>>(),
         )
         .into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": e}))).into_response(),
+        Err(e) => super::failure(&e),
     }
 }
 

@@ -157,7 +157,11 @@ pub fn playlist(parts: &[Part], query: &str) -> String {
             out.push_str("#EXT-X-DISCONTINUITY\n");
         }
         if init.is_none() || p.discontinuity {
-            let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", crate::base::time::rfc3339_ms(p.start_ms));
+            let _ = writeln!(
+                out,
+                "#EXT-X-PROGRAM-DATE-TIME:{}",
+                crate::base::time::rfc3339_ms(p.start_ms)
+            );
         }
         if init != Some(p.init_id) {
             let _ = writeln!(out, "#EXT-X-MAP:URI=\"init-{}.mp4{suffix}\"", p.init_id);
