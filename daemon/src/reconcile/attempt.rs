@@ -243,8 +243,7 @@ impl Daemon {
             &self.cfg.node_file,
             hostname.as_deref(),
             &node::local_addresses(),
-        )
-        .map_err(|e| Error::new(Kind::Invalid, e))?;
+        )?;
         let plan = Arc::new(
             plan::plan(&site, found.name())
                 .ok_or_else(|| Error::new(Kind::Internal, "the node vanished from the site"))?,
