@@ -109,7 +109,10 @@ async fn connect(target: &Target) -> Result<Box<dyn crate::base::listen::Conn>, 
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
         if head.len() > 4096 {
-            crate::bail!(Invalid, "{addr} answered the link upgrade with an overlong head");
+            crate::bail!(
+                Invalid,
+                "{addr} answered the link upgrade with an overlong head"
+            );
         }
         head.push(io.read_u8().await?);
     }
@@ -156,7 +159,12 @@ impl rustls::client::danger::ServerCertVerifier for Carrier {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -165,7 +173,12 @@ impl rustls::client::danger::ServerCertVerifier for Carrier {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {

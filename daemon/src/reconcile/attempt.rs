@@ -97,8 +97,15 @@ impl Daemon {
         }
     }
 
-    /// First boot: imports the boot partition's site file, once.
+    /// First boot: imports the boot partition's site file and site secret, once.
     pub fn import_boot_file(&self) {
+        match boot::import_secret(&self.cfg.boot_dir, &self.cfg.config) {
+            Ok(true) => {
+                tracing::info!(from = %self.cfg.boot_dir.display(), "imported the site secret")
+            }
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "cannot import the boot partition's site secret"),
+        }
         match boot::import(&self.cfg.boot_dir, &self.cfg.config, &self.cfg.state_dir) {
             Ok(boot::Import::Nothing) => {}
             Ok(boot::Import::Imported(text)) => {
@@ -139,7 +146,13 @@ impl Daemon {
             // A media node runs its application node's version: the local edit is put back.
             let sha = hex::sha256(text.as_bytes());
             tracing::error!("{diverged}");
-            self.record(trigger, Some(&sha), Outcome::Failed, &serde_json::json!([]), &diverged);
+            self.record(
+                trigger,
+                Some(&sha),
+                Outcome::Failed,
+                &serde_json::json!([]),
+                &diverged,
+            );
             if let Some(text) = self.received.as_ref().map(|v| v.text.clone())
                 && let Err(e) = crate::base::fs::write_atomic(&path, text.as_bytes())
             {
@@ -152,7 +165,11 @@ impl Daemon {
 
     /// One reconcile attempt on a site file's text, from the file or from the node link;
     /// returns how it ended.
-    pub(super) async fn attempt(&mut self, trigger: Trigger, text: &str) -> (Outcome, String, serde_json::Value) {
+    pub(super) async fn attempt(
+        &mut self,
+        trigger: Trigger,
+        text: &str,
+    ) -> (Outcome, String, serde_json::Value) {
         let path = self.cfg.config.clone();
         let sha = hex::sha256(text.as_bytes());
         if trigger != Trigger::Startup
@@ -162,8 +179,18 @@ impl Daemon {
                 .is_some_and(|c| c.sha256.as_deref() == Some(sha.as_str()))
         {
             let summary = "the file is the one in force";
-            self.record(trigger, Some(&sha), Outcome::Unchanged, &serde_json::json!([]), summary);
-            return (Outcome::Unchanged, summary.to_string(), serde_json::json!([]));
+            self.record(
+                trigger,
+                Some(&sha),
+                Outcome::Unchanged,
+                &serde_json::json!([]),
+                summary,
+            );
+            return (
+                Outcome::Unchanged,
+                summary.to_string(),
+                serde_json::json!([]),
+            );
         }
         let checked = plan::check(text, config::Options::default());
         let diagnostics = json_diagnostics(&path, text, &checked);
@@ -179,7 +206,13 @@ impl Daemon {
                 checked.diagnostics.len()
             );
             tracing::error!("{summary}");
-            self.record(trigger, Some(&sha), Outcome::Invalid, &diagnostics, &summary);
+            self.record(
+                trigger,
+                Some(&sha),
+                Outcome::Invalid,
+                &diagnostics,
+                &summary,
+            );
             if !self.configured() {
                 self.run_last_good(&summary).await;
             }
@@ -187,7 +220,13 @@ impl Daemon {
         };
         match self.apply_site(site, &sha, text).await {
             Ok(summary) => {
-                self.record(trigger, Some(&sha), Outcome::Applied, &diagnostics, &summary);
+                self.record(
+                    trigger,
+                    Some(&sha),
+                    Outcome::Applied,
+                    &diagnostics,
+                    &summary,
+                );
                 let last_good = self.cfg.state_dir.join("last-good.toml");
                 if let Err(e) = crate::base::fs::write_atomic(&last_good, text.as_bytes()) {
                     tracing::error!(file = %last_good.display(), error = %e, "cannot keep the last good site file; a restart with a broken file will run unconfigured");
@@ -196,7 +235,13 @@ impl Daemon {
             }
             Err(e) => {
                 tracing::error!(error = %e, kind = %e.kind(), "the site file is valid but could not be applied; the last good plan keeps running");
-                self.record(trigger, Some(&sha), Outcome::Failed, &diagnostics, &e.to_string());
+                self.record(
+                    trigger,
+                    Some(&sha),
+                    Outcome::Failed,
+                    &diagnostics,
+                    &e.to_string(),
+                );
                 if !self.configured() {
                     self.unconfigured(&e.to_string()).await;
                 }

@@ -109,7 +109,8 @@ impl Daemon {
             return;
         }
         let offset = |p: u16| self.listeners.bound(crate::catalog::Ports::one(p)).lo;
-        let (Some(target), Some((secret, secret_text))) = (target(site, plan, offset), secret) else {
+        let (Some(target), Some((secret, secret_text))) = (target(site, plan, offset), secret)
+        else {
             if self.link.is_some() {
                 tracing::warn!("no application node or no site secret: the node link stops");
             }
@@ -146,7 +147,14 @@ impl Daemon {
         });
         let me = plan.node.name.clone();
         tracing::info!(application = %target.node, address = %target.address, port = target.port, "linking to the application node");
-        tokio::spawn(dial::run(target.clone(), me, secret, ends, state_tx, stop.clone()));
+        tokio::spawn(dial::run(
+            target.clone(),
+            me,
+            secret,
+            ends,
+            state_tx,
+            stop.clone(),
+        ));
         self.link = Some(Link {
             target,
             secret_text,
@@ -185,23 +193,19 @@ impl Daemon {
         if matches!(outcome, Outcome::Applied | Outcome::Unchanged) {
             let on_disk = std::fs::read_to_string(&self.cfg.config).ok();
             if on_disk.as_deref() != Some(version.text.as_str())
-                && let Err(e) = crate::base::fs::write_atomic(&self.cfg.config, version.text.as_bytes())
+                && let Err(e) =
+                    crate::base::fs::write_atomic(&self.cfg.config, version.text.as_bytes())
             {
                 tracing::error!(error = %e, "cannot write the application node's version to the site file");
             }
         }
-        let running = self
-            .current
-            .as_ref()
-            .and_then(|c| c.sha256.clone());
+        let running = self.current.as_ref().and_then(|c| c.sha256.clone());
         let report = Report {
             sha256: version.sha256,
             outcome: outcome.as_str().to_string(),
             summary,
             diagnostics,
         };
-        self.channels
-            .reports
-            .send_replace((running, Some(report)));
+        self.channels.reports.send_replace((running, Some(report)));
     }
 }

@@ -34,7 +34,11 @@ fn is_application(app: &App) -> bool {
     app.status
         .read()
         .ok()
-        .and_then(|s| s.plan.as_ref().map(|p| p.node.roles.meets(Roles::APPLICATION)))
+        .and_then(|s| {
+            s.plan
+                .as_ref()
+                .map(|p| p.node.roles.meets(Roles::APPLICATION))
+        })
         .unwrap_or(false)
 }
 
@@ -53,7 +57,8 @@ pub async fn file(State(app): State<Arc<App>>, Extension(p): Extension<Principal
         )
             .into_response(),
         Err(e) => super::failure(
-            &crate::base::Error::from(e).context(format!("cannot read {}", app.site_file.display())),
+            &crate::base::Error::from(e)
+                .context(format!("cannot read {}", app.site_file.display())),
         ),
     }
 }
@@ -68,7 +73,8 @@ pub async fn put(
     if let Err(r) = require_admin(&p) {
         return r;
     }
-    let error = |status: StatusCode, msg: String| (status, Json(json!({"error": msg}))).into_response();
+    let error =
+        |status: StatusCode, msg: String| (status, Json(json!({"error": msg}))).into_response();
     if !is_application(&app) {
         return error(
             StatusCode::CONFLICT,
@@ -113,7 +119,9 @@ pub async fn put(
     }
     let sha = hex::sha256(text.as_bytes());
     let path = app.site_file.clone();
-    let written = tokio::task::spawn_blocking(move || crate::base::fs::write_atomic(&path, text.as_bytes())).await;
+    let written =
+        tokio::task::spawn_blocking(move || crate::base::fs::write_atomic(&path, text.as_bytes()))
+            .await;
     match written {
         Ok(Ok(())) => {
             tracing::info!(user = %p.name, version = %sha, "site file replaced through the API");
@@ -124,8 +132,13 @@ pub async fn put(
             )
                 .into_response()
         }
-        Ok(Err(e)) => super::failure(&crate::base::Error::from(e).context("cannot write the site file")),
-        Err(e) => super::failure(&crate::base::Error::new(crate::base::Kind::Internal, "the write task died").with_source(e)),
+        Ok(Err(e)) => {
+            super::failure(&crate::base::Error::from(e).context("cannot write the site file"))
+        }
+        Err(e) => super::failure(
+            &crate::base::Error::new(crate::base::Kind::Internal, "the write task died")
+                .with_source(e),
+        ),
     }
 }
 
@@ -196,10 +209,18 @@ pub async fn link(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case(crate::nodes::link::UPGRADE));
     if !upgrade {
-        return (StatusCode::UPGRADE_REQUIRED, "the node link needs Upgrade: sited-link\n").into_response();
+        return (
+            StatusCode::UPGRADE_REQUIRED,
+            "the node link needs Upgrade: sited-link\n",
+        )
+            .into_response();
     }
     if app.nodes.secret().is_none() || !is_application(&app) {
-        return (StatusCode::SERVICE_UNAVAILABLE, "this node accepts no node link (no site secret, or not the application node)\n").into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this node accepts no node link (no site secret, or not the application node)\n",
+        )
+            .into_response();
     }
     let peer = req
         .extensions()
