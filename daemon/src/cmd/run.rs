@@ -88,6 +88,14 @@ pub fn run(args: &Args) -> ExitCode {
             "not running as root: ports below 1024 are bound at port + {port_offset}"
         );
     }
+    // Peers get descriptors only while a reserve stays free for the daemon's own files.
+    match crate::web::admission::raise_nofile() {
+        Ok((soft, _)) => {
+            let reserve = crate::web::admission::reserve(soft);
+            tracing::info!(open_files = soft, reserve, "file descriptors: {soft}, of which {reserve} are kept from peers");
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read or raise the limit on open files"),
+    }
     let node_file = args
         .config
         .parent()

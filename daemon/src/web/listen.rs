@@ -1,15 +1,18 @@
 //! Accepting connections: one accept loop for every listener sited serves, and the HTTP
 //! connection on top of it.
 //!
-//! [`accept_each`] accepts on already-bound sockets and runs a handler per connection, with at
-//! most [`MAX_CONNECTIONS`] at once; the RTSP and RTMP servers use it directly. [`serve_with`]
-//! is the handler of the HTTP listeners: TLS when the listener has it, then HTTP/1.1 with
-//! upgrades (WebSocket), unless one of the listener's [`Takeovers`] claims the connection first:
-//! on a plain connection, by its first bytes, peeked (an RTMP handshake starts with 0x03; an
-//! HTTP-FLV viewer's request head is served past hyper); on TLS, by the first decrypted byte
-//! (RTMPS). That is how VALT's 1935 carries RTMP beside WebSocket, and its 444 RTMPS beside
-//! WSS. A claimed connection runs in its own task, outside the connection limit, as viewers
-//! are bounded by file descriptors, not by HTTP slots.
+//! [`accept_each`] accepts on already-bound sockets and runs a handler per connection, each
+//! admitted by the listener's [`Gate`] (slots, connections before a login per address and per
+//! listener, the daemon's reserve of file descriptors: [`super::admission`]); the RTSP and RTMP
+//! servers use it directly. [`serve_with`] is the handler of the HTTP listeners: TLS when the
+//! listener has it, then HTTP/1.1 with upgrades (WebSocket), unless one of the listener's
+//! [`Takeovers`] claims the connection first: on a plain connection, by its first bytes, peeked
+//! (an RTMP handshake starts with 0x03; an HTTP-FLV viewer's request head is served past
+//! hyper); on TLS, by the first decrypted byte (RTMPS). That is how VALT's 1935 carries RTMP
+//! beside WebSocket, and its 444 RTMPS beside WSS. A claimed connection leaves its HTTP slot,
+//! as viewers are bounded by file descriptors, not by HTTP slots; it keeps its [`Ticket`], so
+//! it counts against its address until it logs in. An HTTP connection that accepts no bytes
+//! for [`STALL`] while a response waits is closed ([`super::stall`]).
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -25,21 +28,30 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use super::{HANDSHAKE_TIMEOUT, HEADER_TIMEOUT, MAX_CONNECTIONS, Peer, tls};
+use super::admission::{Descriptors, Gate, LIMITS, Ticket};
+use super::stall::{STALL, WriteDeadline};
+use super::{HANDSHAKE_TIMEOUT, HEADER_TIMEOUT, Peer, tls};
 
 /// A byte stream a protocol server can run on: plain TCP or TLS.
 pub trait Conn: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
 
-/// What serves one accepted TCP connection, to its end.
-pub type Handler = Arc<dyn Fn(TcpStream, SocketAddr) -> BoxFuture<'static, ()> + Send + Sync>;
+/// What serves one accepted TCP connection, to its end. The ticket is the connection's
+/// admission: the handler tells it when the peer logs in, and it ends with the connection.
+pub type Handler =
+    Arc<dyn Fn(TcpStream, SocketAddr, Arc<Ticket>) -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// Serves a connection past TLS whose first decrypted byte is 0x03 (RTMPS).
-pub type Takeover = Arc<dyn Fn(Box<dyn Conn>, SocketAddr) -> BoxFuture<'static, ()> + Send + Sync>;
+pub type Takeover =
+    Arc<dyn Fn(Box<dyn Conn>, SocketAddr, Arc<Ticket>) -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// Looks at the first bytes a plain connection sent (peeked, so still unread) and claims the
-/// connection (RTMP, an HTTP-FLV viewer), spawning what serves it, or gives it back for HTTP.
-pub type Sniff = Arc<dyn Fn(&[u8], TcpStream, SocketAddr) -> Result<(), TcpStream> + Send + Sync>;
+/// connection (RTMP, an HTTP-FLV viewer), returning what serves it, or gives it back for HTTP.
+pub type Sniff = Arc<
+    dyn Fn(&[u8], TcpStream, SocketAddr, &Arc<Ticket>) -> Result<BoxFuture<'static, ()>, TcpStream>
+        + Send
+        + Sync,
+>;
 
 /// The most bytes a [`Sniff`] sees: enough for a player's request head.
 pub const SNIFF_BYTES: usize = 1024;
@@ -56,23 +68,23 @@ pub struct Takeovers {
 /// The first byte of an RTMP handshake (C0: version 3).
 pub const RTMP_VERSION: u8 = 0x03;
 
-/// Accepts connections on bound sockets until `stop`, running `handle` for each. Returns the
-/// accept error that ended it, if any; transient errors (a peer gone, no descriptors left)
-/// only pause accepting.
+/// Accepts connections on bound sockets until `stop`, running `handle` for each one the
+/// listener's [`Gate`] admits; the others are closed at once. Returns the accept error that
+/// ended it, if any; transient errors (a peer gone, no descriptors left) only pause accepting.
 pub async fn accept_each(
     sockets: Vec<TcpListener>,
     stop: CancellationToken,
     handle: Handler,
 ) -> std::io::Result<()> {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let gate = Gate::new(LIMITS, Descriptors::global());
     let mut accepts = tokio::task::JoinSet::new();
     for socket in sockets {
-        let (stop, handle, slots) = (stop.clone(), handle.clone(), slots.clone());
+        let (stop, handle, gate) = (stop.clone(), handle.clone(), gate.clone());
         accepts.spawn(async move {
             loop {
-                let permit = tokio::select! {
+                let slot = tokio::select! {
                     _ = stop.cancelled() => return Ok(()),
-                    p = slots.clone().acquire_owned() => p.map_err(std::io::Error::other)?,
+                    p = gate.slot() => p,
                 };
                 let (stream, peer) = tokio::select! {
                     _ = stop.cancelled() => return Ok(()),
@@ -85,12 +97,15 @@ pub async fn accept_each(
                         Err(e) => return Err(e),
                     },
                 };
+                let ticket = match gate.admit(peer.ip(), slot) {
+                    Ok(t) => t,
+                    Err(refusal) => {
+                        tracing::debug!(peer = %peer, %refusal, "connection refused");
+                        continue;
+                    }
+                };
                 let _ = stream.set_nodelay(true);
-                let served = handle(stream, peer);
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    served.await;
-                });
+                tokio::spawn(handle(stream, peer, ticket));
             }
         });
     }
@@ -114,7 +129,7 @@ pub async fn serve_with(
     shutdown: CancellationToken,
     takeovers: Takeovers,
 ) -> std::io::Result<()> {
-    let handle: Handler = Arc::new(move |stream, peer| {
+    let handle: Handler = Arc::new(move |stream, peer, ticket| {
         let (tls, router, shutdown, takeovers) = (
             tls.clone(),
             router.clone(),
@@ -124,13 +139,16 @@ pub async fn serve_with(
         Box::pin(async move {
             let Some(acceptor) = tls else {
                 let stream = match &takeovers.plain {
-                    Some(sniff) => match sniffed(sniff, stream, peer).await {
-                        Ok(()) => return,
+                    Some(sniff) => match sniffed(sniff, stream, peer, &ticket).await {
+                        Ok(claimed) => {
+                            ticket.leave_slot();
+                            return claimed.await;
+                        }
                         Err(stream) => stream,
                     },
                     None => stream,
                 };
-                return connection(TokioIo::new(stream), peer, false, router, shutdown).await;
+                return connection(stream, peer, false, router, shutdown, ticket).await;
             };
             let accepted = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
             let Ok(Ok(stream)) = accepted else {
@@ -138,8 +156,8 @@ pub async fn serve_with(
                 return;
             };
             match takeovers.rtmps {
-                Some(rtmp) => sniff_tls(stream, peer, router, shutdown, rtmp).await,
-                None => connection(TokioIo::new(stream), peer, true, router, shutdown).await,
+                Some(rtmp) => sniff_tls(stream, peer, router, shutdown, rtmp, ticket).await,
+                None => connection(stream, peer, true, router, shutdown, ticket).await,
             }
         })
     });
@@ -147,13 +165,18 @@ pub async fn serve_with(
 }
 
 /// Offers a plain connection to `sniff` with the first bytes it sent, peeked.
-async fn sniffed(sniff: &Sniff, stream: TcpStream, peer: SocketAddr) -> Result<(), TcpStream> {
+async fn sniffed(
+    sniff: &Sniff,
+    stream: TcpStream,
+    peer: SocketAddr,
+    ticket: &Arc<Ticket>,
+) -> Result<BoxFuture<'static, ()>, TcpStream> {
     let mut first = [0u8; SNIFF_BYTES];
     let n = match tokio::time::timeout(HEADER_TIMEOUT, stream.peek(&mut first)).await {
         Ok(Ok(n)) => n,
         _ => 0,
     };
-    sniff(&first[..n], stream, peer)
+    sniff(&first[..n], stream, peer, ticket)
 }
 
 /// Reads the first decrypted byte (TLS has no peek) and puts it back in front of the stream.
@@ -163,6 +186,7 @@ async fn sniff_tls<S>(
     router: Router,
     shutdown: CancellationToken,
     rtmp: Takeover,
+    ticket: Arc<Ticket>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -176,9 +200,10 @@ async fn sniff_tls<S>(
         inner: stream,
     };
     if first[0] == RTMP_VERSION {
-        tokio::spawn(rtmp(Box::new(stream), peer));
+        ticket.leave_slot();
+        rtmp(Box::new(stream), peer, ticket).await
     } else {
-        connection(TokioIo::new(stream), peer, true, router, shutdown).await
+        connection(stream, peer, true, router, shutdown, ticket).await
     }
 }
 
@@ -246,20 +271,24 @@ fn is_transient(e: &std::io::Error) -> bool {
         .is_some_and(|n| recoverable.iter().any(|r| *r as i32 == n))
 }
 
-/// Serves HTTP/1.1 (with upgrades) on one connection until it ends or `shutdown`.
+/// Serves HTTP/1.1 (with upgrades) on one connection until it ends or `shutdown`. The
+/// connection's ticket rides on every request, for the login to mark it.
 async fn connection<I>(
-    io: TokioIo<I>,
+    io: I,
     addr: SocketAddr,
     secure: bool,
     router: Router,
     shutdown: CancellationToken,
+    ticket: Arc<Ticket>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     use tower::ServiceExt as _;
+    let io = TokioIo::new(WriteDeadline::new(io, STALL));
     let service =
         hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(Peer(addr));
+            req.extensions_mut().insert(ticket.clone());
             if secure {
                 req.extensions_mut().insert(tls::Secure);
             }

@@ -5,6 +5,7 @@
 //! TLS when the listener has it, so that tests bind `127.0.0.1:0` and run the real server.
 //! Everything but `GET /api/v1/health` and the login page needs a login.
 
+pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod listen;
@@ -12,6 +13,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod page;
 pub mod recordings;
+pub mod stall;
 pub mod tls;
 pub mod ui;
 pub mod vod;
@@ -36,8 +38,6 @@ use crate::store::Store;
 use auth::{Auth, Principal, Refusal};
 pub use listen::{Conn, Handler, SNIFF_BYTES, Sniff, Takeover, Takeovers, accept_each, serve_with};
 
-/// Connections one listener serves at once; more wait for a free slot.
-pub const MAX_CONNECTIONS: usize = 1024;
 /// How long a client may take to send its request headers.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a TLS handshake may take.
@@ -128,6 +128,17 @@ fn bearer(req: &Request) -> Option<String> {
 
 /// Who is asking, by session cookie, bearer token (or `token=` query), or HTTP Basic.
 pub fn principal(app: &App, req: &Request) -> Result<Option<Principal>, Refusal> {
+    let found = login(app, req);
+    if let Ok(Some(_)) = found
+        && let Some(ticket) = req.extensions().get::<Arc<admission::Ticket>>()
+    {
+        // The connection logged in: it no longer counts against its address.
+        ticket.authenticated();
+    }
+    found
+}
+
+fn login(app: &App, req: &Request) -> Result<Option<Principal>, Refusal> {
     let users = app.users();
     if let Some(p) = cookie(req.headers()).and_then(|c| app.auth.lookup(&users, &c)) {
         return Ok(Some(p));

@@ -11,20 +11,22 @@
 //!
 //! Anything else (a head split over several segments, another method or path, a refusal, a
 //! stream that is not live) is given back and served by hyper and the router, which answer it
-//! exactly as before. Claimed viewers are not counted in the listener's HTTP connection limit
-//! (`web::MAX_CONNECTIONS`), like RTMP viewers: the file-descriptor limit bounds them.
+//! exactly as before. Claimed viewers leave the listener's HTTP slot, like RTMP viewers: the
+//! file-descriptor reserve bounds them (`web::admission`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Request};
+use futures_util::future::BoxFuture;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use super::flv;
 use super::writev::write_parts;
 use crate::media::hub::{Item, Reader, Stop};
+use crate::web::admission::Ticket;
 use crate::web::{App, Peer};
 
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: video/x-flv\r\n\
@@ -69,7 +71,8 @@ pub fn claim(
     peeked: &[u8],
     stream: TcpStream,
     peer: SocketAddr,
-) -> Result<(), TcpStream> {
+    ticket: &Arc<Ticket>,
+) -> Result<BoxFuture<'static, ()>, TcpStream> {
     let Some((length, name, mut request)) = parse(peeked) else {
         return Err(stream);
     };
@@ -80,8 +83,8 @@ pub fn claim(
     let Some(hub) = app.hubs.get(&name) else {
         return Err(stream);
     };
-    tokio::spawn(serve(stream, length, hub.subscribe()));
-    Ok(())
+    ticket.authenticated();
+    Ok(Box::pin(serve(stream, length, hub.subscribe())))
 }
 
 /// Streams the hub to a claimed viewer until either side ends.

@@ -12,6 +12,7 @@ use crate::media::fmp4;
 use crate::media::frame::{Codec, Kind};
 use crate::media::hub::Item;
 use crate::media::rtmp::{RtmpContext, serve};
+use crate::web::admission::Ticket;
 
 fn have_ffmpeg() -> bool {
     let found = Path::new("/usr/bin/ffmpeg").exists() && Path::new("/usr/bin/ffprobe").exists();
@@ -42,7 +43,7 @@ async fn listen(ctx: Arc<RtmpContext>) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((stream, peer)) = listener.accept().await {
-            tokio::spawn(serve(stream, peer, ctx.clone()));
+            tokio::spawn(serve(stream, peer, ctx.clone(), Ticket::unlimited()));
         }
     });
     addr
