@@ -15,6 +15,13 @@
 //!   a reserve of descriptors stays free for the daemon's own work (recording files, the
 //!   database, camera connections). [`raise_nofile`] first lifts the soft limit to the hard one.
 //!
+//! A listener's connections before a login may take at most half of the descriptors, so that
+//! a flood on one port leaves room on the others (the web UI, `/api/v1/health`).
+//!
+//! When a flood ends, the memory its connections used is handed back to the system
+//! (`malloc_trim`): glibc keeps freed memory in its arenas otherwise, and the daemon's RSS would
+//! stay at the flood's peak.
+//!
 //! The accounting is here, apart from the accept loop, so that it can be tested alone.
 
 use std::collections::HashMap;
@@ -81,8 +88,12 @@ pub fn address_key(ip: IpAddr) -> IpAddr {
 /// The process's budget of file descriptors for connections.
 #[derive(Debug)]
 pub struct Descriptors {
-    capacity: usize,
+    /// A fixed number of connections, or `None`: the soft limit on open files less the
+    /// [`reserve`], read at each admission (so that a limit changed by `prlimit` applies).
+    capacity: Option<usize>,
     open: AtomicUsize,
+    /// The most connections open since memory was last handed back.
+    peak: AtomicUsize,
 }
 
 /// The descriptors kept free for the daemon's own work, out of a soft limit of `soft`: a
@@ -95,22 +106,32 @@ impl Descriptors {
     /// A budget of `capacity` connections.
     pub fn new(capacity: usize) -> Descriptors {
         Descriptors {
-            capacity,
+            capacity: Some(capacity),
             open: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
         }
     }
 
-    /// The process's budget: its soft descriptor limit less the [`reserve`]. Read once, after
-    /// [`raise_nofile`] when the daemon runs.
+    /// The process's budget: its soft limit on open files less the [`reserve`].
     pub fn global() -> Arc<Descriptors> {
         static GLOBAL: OnceLock<Arc<Descriptors>> = OnceLock::new();
         GLOBAL
             .get_or_init(|| {
-                let soft = nofile().map_or(1024, |(soft, _)| soft);
-                let capacity = soft.saturating_sub(reserve(soft));
-                Arc::new(Descriptors::new(usize::try_from(capacity).unwrap_or(usize::MAX)))
+                Arc::new(Descriptors {
+                    capacity: None,
+                    open: AtomicUsize::new(0),
+                    peak: AtomicUsize::new(0),
+                })
             })
             .clone()
+    }
+
+    /// The connections the budget allows now.
+    pub fn capacity(&self) -> usize {
+        self.capacity.unwrap_or_else(|| {
+            let soft = nofile().map_or(1024, |(soft, _)| soft);
+            usize::try_from(soft.saturating_sub(reserve(soft))).unwrap_or(usize::MAX)
+        })
     }
 
     /// Connections admitted and not yet closed.
@@ -119,15 +140,46 @@ impl Descriptors {
     }
 
     fn take(&self) -> bool {
-        self.open
+        let capacity = self.capacity();
+        let taken = self
+            .open
             .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
-                (n < self.capacity).then_some(n + 1)
-            })
-            .is_ok()
+                (n < capacity).then_some(n + 1)
+            });
+        match taken {
+            Ok(n) => {
+                self.peak.fetch_max(n + 1, Ordering::Relaxed);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
-    fn give_back(&self) {
-        self.open.fetch_sub(1, Ordering::AcqRel);
+    /// Gives a connection's descriptor back; true when a flood just ended: at least
+    /// [`FLOOD`] connections closed since the peak, and fewer than half of it are left.
+    fn give_back(&self) -> bool {
+        let open = self.open.fetch_sub(1, Ordering::AcqRel) - 1;
+        let peak = self.peak.load(Ordering::Relaxed);
+        peak >= open + FLOOD
+            && open < peak / 2
+            && self
+                .peak
+                .compare_exchange(peak, open, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+    }
+}
+
+/// Connections closed since the peak that make a flood worth handing memory back for.
+pub const FLOOD: usize = 64;
+
+/// Hands the memory freed by a flood's connections back to the system, off the runtime.
+fn trim() {
+    #[cfg(target_env = "gnu")]
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn_blocking(|| {
+            // SAFETY: malloc_trim only walks glibc's own arenas; it has no preconditions.
+            unsafe { libc::malloc_trim(0) };
+        });
     }
 }
 
@@ -196,7 +248,7 @@ impl Gate {
             if from >= self.limits.per_address {
                 return Err(Refusal::Address);
             }
-            if p.total >= self.limits.pending {
+            if p.total >= self.limits.pending.min(self.descriptors.capacity() / 2) {
                 return Err(Refusal::Pending);
             }
             if !self.descriptors.take() {
@@ -281,7 +333,9 @@ impl Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         self.authenticated();
-        self.gate.descriptors.give_back();
+        if self.gate.descriptors.give_back() {
+            trim();
+        }
     }
 }
 
@@ -344,7 +398,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_descriptor_reserve_counts_logged_in_connections_too() {
-        let fds = Arc::new(Descriptors::new(2));
+        let fds = Arc::new(Descriptors::new(4));
         let limits = Limits {
             slots: 8,
             per_address: 10,
@@ -352,18 +406,23 @@ mod tests {
         };
         let web = Gate::new(limits, fds.clone());
         let media = Gate::new(limits, fds.clone());
-        let a = admit(&web, "192.0.2.1").await.unwrap();
-        a.authenticated();
-        let _b = admit(&media, "192.0.2.2").await.unwrap();
+        let mut viewers = Vec::new();
+        for i in 1..=3 {
+            let t = admit(&web, &format!("192.0.2.{i}")).await.unwrap();
+            t.authenticated();
+            viewers.push(t);
+        }
+        let _d = admit(&media, "192.0.2.4").await.unwrap();
         assert_eq!(
-            admit(&media, "192.0.2.3").await.unwrap_err(),
+            admit(&media, "192.0.2.5").await.unwrap_err(),
             Refusal::Descriptors
         );
         // Refused connections took nothing.
-        assert_eq!((fds.open(), media.pending("192.0.2.3".parse().unwrap())), (2, (1, 0)));
-        drop(a);
-        assert_eq!(fds.open(), 1);
-        admit(&web, "192.0.2.3").await.unwrap();
+        let ip = "192.0.2.5".parse().unwrap();
+        assert_eq!((fds.open(), media.pending(ip)), (4, (1, 0)));
+        viewers.pop();
+        assert_eq!(fds.open(), 3);
+        admit(&web, "192.0.2.5").await.unwrap();
     }
 
     #[tokio::test]
@@ -382,6 +441,29 @@ mod tests {
         admit(&web, "192.0.2.1").await.unwrap();
         held.leave_slot();
         admit(&media, "192.0.2.1").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_listener_takes_at_most_half_the_descriptors_before_a_login() {
+        let g = gate(1000, 1000, 10);
+        let mut held = Vec::new();
+        for i in 0..5 {
+            held.push(admit(&g, &format!("192.0.2.{i}")).await.unwrap());
+        }
+        assert_eq!(admit(&g, "192.0.2.9").await.unwrap_err(), Refusal::Pending);
+        held[0].authenticated();
+        admit(&g, "192.0.2.9").await.unwrap();
+    }
+
+    #[test]
+    fn the_end_of_a_flood_is_noticed_when_half_of_it_is_gone() {
+        let fds = Descriptors::new(1000);
+        for _ in 0..200 {
+            assert!(fds.take());
+        }
+        let ends: Vec<usize> = (0..200).filter(|_| fds.give_back()).map(|_| fds.open()).collect();
+        // 99 open of a peak of 200; then 35 of 99; 64 closes are too few after that.
+        assert_eq!(ends, [99, 35]);
     }
 
     #[test]
