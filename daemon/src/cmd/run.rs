@@ -89,9 +89,9 @@ pub fn run(args: &Args) -> ExitCode {
         );
     }
     // Peers get descriptors only while a reserve stays free for the daemon's own files.
-    match crate::web::admission::raise_nofile() {
+    match crate::base::admission::raise_nofile() {
         Ok((soft, _)) => {
-            let reserve = crate::web::admission::reserve(soft);
+            let reserve = crate::base::admission::reserve(soft);
             tracing::info!(open_files = soft, reserve, "file descriptors: {soft}, of which {reserve} are kept from peers");
         }
         Err(e) => tracing::warn!(error = %e, "cannot read or raise the limit on open files"),

@@ -19,11 +19,12 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::media::frame::{Codec, Frame, Kind, Track, Tracks};
+use super::Live;
 use super::rtsp_request::{self as request, Bad, Channels, MAX_REQUEST, Method, Request, TRACKS};
 use super::writev::write_parts;
+use crate::auth::Credentials;
+use crate::base::admission::Ticket;
 use crate::media::hub::{Item, Reader};
-use crate::web::App;
-use crate::web::admission::Ticket;
 
 /// The largest RTP payload sent; larger NAL units are fragmented.
 pub const MTU: usize = 1400;
@@ -228,32 +229,18 @@ fn audio(out: &mut BytesMut, rtp: &mut Rtp, frame: &Frame) {
     rtp.packet(out, frame.pts() as u32, true, 97, &[&header, &frame.data]);
 }
 
-fn authorized(app: &App, req: &Request, peer: SocketAddr) -> bool {
-    let users = app.users();
-    let query = &req.target.query;
-    if let Some(token) = query.split('&').find_map(|kv| kv.strip_prefix("token="))
-        && app.auth.lookup(&users, token).is_some()
-    {
-        return true;
-    }
-    let Some(basic) = req
-        .headers
-        .get("authorization")
-        .and_then(|v| v.strip_prefix("Basic "))
-    else {
-        return false;
-    };
-    let Some(text) = base64::engine::general_purpose::STANDARD
-        .decode(basic.trim())
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-    else {
-        return false;
-    };
-    let Some((user, password)) = text.split_once(':') else {
-        return false;
-    };
-    app.auth.login(&users, peer.ip(), user, password).is_ok()
+fn authorized(live: &Live, req: &Request, peer: SocketAddr) -> bool {
+    let credentials = Credentials::from_parts(
+        |name| {
+            req.headers
+                .get(name)
+                .map(String::as_str)
+                .into_iter()
+                .collect()
+        },
+        Some(&req.target.query),
+    );
+    live.viewer(&credentials, peer.ip()).is_some()
 }
 
 /// Reads one request (head and body) into a typed value: `Ok(None)` when the client closed
@@ -298,13 +285,22 @@ async fn read_request(
 
 /// Serves one RTSP connection until TEARDOWN, a closed socket, an error, or a client that
 /// does not log in within [`LOGIN_WITHIN`].
-pub async fn connection(mut stream: TcpStream, peer: SocketAddr, app: Arc<App>, ticket: Arc<Ticket>) {
+pub async fn connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    live: Arc<Live>,
+    ticket: Arc<Ticket>,
+) {
     let connected = Instant::now();
     let mut buf = BytesMut::with_capacity(4096);
     let mut session: Option<(String, Arc<Tracks>)> = None;
     let mut channels: [Option<Channels>; TRACKS] = [None; TRACKS];
     let mut setups = 0usize;
-    let session_id = format!("{:016x}", rand_u64());
+    let Ok(id) = crate::base::random::bytes::<8>() else {
+        tracing::error!("no random session id can be made; closing the RTSP connection");
+        return;
+    };
+    let session_id = crate::base::hex::encode(&id);
     loop {
         let idle_until = match ticket.is_pending() {
             true => (Instant::now() + IDLE).min(connected + LOGIN_WITHIN),
@@ -324,7 +320,7 @@ pub async fn connection(mut stream: TcpStream, peer: SocketAddr, app: Arc<App>, 
         let name = request.target.name.clone();
         let needs_login = matches!(request.method, Method::Describe | Method::Setup | Method::Play);
         if needs_login {
-            if !authorized(&app, &request, peer) {
+            if !authorized(&live, &request, peer) {
                 let reply = response(
                     401,
                     "Unauthorized",
@@ -350,7 +346,7 @@ pub async fn connection(mut stream: TcpStream, peer: SocketAddr, app: Arc<App>, 
                 )],
                 "",
             ),
-            Method::Describe => match app.hubs.get(&name).and_then(|h| h.tracks()) {
+            Method::Describe => match live.hubs.get(&name).and_then(|h| h.tracks()) {
                 Some(tracks) => {
                     let body = sdp(&name, &tracks);
                     session = Some((name.clone(), tracks));
@@ -405,7 +401,7 @@ pub async fn connection(mut stream: TcpStream, peer: SocketAddr, app: Arc<App>, 
                     }
                     continue;
                 };
-                let Some(hub) = app.hubs.get(&name) else {
+                let Some(hub) = live.hubs.get(&name) else {
                     return;
                 };
                 let head = response(
@@ -444,12 +440,6 @@ fn find(buf: &[u8], needle: &[u8]) -> Option<usize> {
     buf.windows(needle.len()).position(|w| w == needle)
 }
 
-fn rand_u64() -> u64 {
-    let mut b = [0u8; 8];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
-    u64::from_be_bytes(b)
-}
-
 async fn play(
     stream: TcpStream,
     mut reader: Reader,
@@ -460,13 +450,16 @@ async fn play(
     let mut rtp: HashMap<Kind, Rtp> = HashMap::new();
     for (track, kind) in [(0, Kind::Video), (1, Kind::Audio)] {
         if let Some(pair) = channels[track] {
+            // Random starting values (RFC 3550 §5.1); they protect nothing, so a failed
+            // generator leaves them at zero rather than ending the session.
+            let r = crate::base::random::bytes::<10>().unwrap_or_default();
             rtp.insert(
                 kind,
                 Rtp {
                     channel: pair.rtp(),
-                    ssrc: rand_u64() as u32,
-                    seq: rand_u64() as u16,
-                    base: rand_u64() as u32,
+                    ssrc: u32::from_be_bytes([r[0], r[1], r[2], r[3]]),
+                    seq: u16::from_be_bytes([r[4], r[5]]),
+                    base: u32::from_be_bytes([r[6], r[7], r[8], r[9]]),
                 },
             );
         }
@@ -525,14 +518,14 @@ async fn play(
 /// Serves RTSP on bound sockets until `stop`.
 pub async fn serve(
     sockets: Vec<tokio::net::TcpListener>,
-    app: Arc<App>,
+    live: Arc<Live>,
     stop: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
-    crate::web::accept_each(
+    crate::base::listen::accept_each(
         sockets,
         stop,
         Arc::new(move |stream, peer, ticket| {
-            Box::pin(connection(stream, peer, app.clone(), ticket))
+            Box::pin(connection(stream, peer, live.clone(), ticket))
         }),
     )
     .await

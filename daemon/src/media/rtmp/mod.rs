@@ -26,9 +26,9 @@
 //! publisher's 8 MiB a message and 16 MiB unfinished; 8 KiB and 16 KiB for anyone who has not
 //! published with a valid key) and [`command`], timeouts in `session` (a peer has 10 s after
 //! its handshake to publish or play). The number of connections is the listener's to cap
-//! (`web::admission`): a session counts against its address until it publishes or plays. Composition time offsets (B-frames) are dropped: a hub frame has a
-//! single timestamp, and it carries the decode time so that every output's timeline stays
-//! monotonic.
+//! (`base::admission`): a session counts against its address until it publishes or plays.
+//! Composition time offsets (B-frames) are dropped: a hub frame has a single timestamp, and it
+//! carries the decode time so that every output's timeline stays monotonic.
 
 pub mod chunk;
 pub mod command;
@@ -128,7 +128,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send>(
     stream: S,
     peer: SocketAddr,
     ctx: Arc<RtmpContext>,
-    ticket: Arc<crate::web::admission::Ticket>,
+    ticket: Arc<crate::base::admission::Ticket>,
 ) {
     match session::run(stream, peer, ctx, ticket).await {
         Ok(reason) => tracing::info!(peer = %peer, reason = %reason, "RTMP connection ended"),

@@ -23,7 +23,7 @@ use super::play::{OUT_CHUNK_SIZE, Player, STREAM_ID};
 use super::publish::Publisher;
 use super::{APP, RtmpContext};
 use crate::media::hub::{Item, Stop};
-use crate::web::admission::Ticket;
+use crate::base::admission::Ticket;
 
 /// How long the handshake may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

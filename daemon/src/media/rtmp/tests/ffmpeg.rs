@@ -12,12 +12,15 @@ use crate::media::fmp4;
 use crate::media::frame::{Codec, Kind};
 use crate::media::hub::Item;
 use crate::media::rtmp::{RtmpContext, serve};
-use crate::web::admission::Ticket;
+use crate::base::admission::Ticket;
 
 fn have_ffmpeg() -> bool {
     let found = Path::new("/usr/bin/ffmpeg").exists() && Path::new("/usr/bin/ffprobe").exists();
     if !found {
-        eprintln!("skipped: /usr/bin/ffmpeg or /usr/bin/ffprobe is missing");
+        crate::base::skip::skip(
+            module_path!(),
+            "/usr/bin/ffmpeg or /usr/bin/ffprobe is missing; `make test` installs them",
+        );
     }
     found
 }

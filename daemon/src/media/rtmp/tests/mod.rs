@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use super::chunk::{self, Header, Message};
 use super::command::{self, AMF0_COMMAND};
 use super::{RtmpContext, session};
-use crate::web::admission::Ticket;
+use crate::base::admission::Ticket;
 use crate::media::frame::{Codec, Kind};
 use crate::media::hub::{Hubs, Item};
 use crate::media::sample_entry::tests::hvcc_1366x766;

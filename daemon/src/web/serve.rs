@@ -1,18 +1,15 @@
-//! Accepting connections: one accept loop for every listener sited serves, and the HTTP
-//! connection on top of it.
+//! Serving HTTP on a listener: the HTTP connection on top of the shared accept loop
+//! ([`crate::base::listen`]).
 //!
-//! [`accept_each`] accepts on already-bound sockets and runs a handler per connection, each
-//! admitted by the listener's [`Gate`] (slots, connections before a login per address and per
-//! listener, the daemon's reserve of file descriptors: [`super::admission`]); the RTSP and RTMP
-//! servers use it directly. [`serve_with`] is the handler of the HTTP listeners: TLS when the
-//! listener has it, then HTTP/1.1 with upgrades (WebSocket), unless one of the listener's
-//! [`Takeovers`] claims the connection first: on a plain connection, by its first bytes, peeked
-//! (an RTMP handshake starts with 0x03; an HTTP-FLV viewer's request head is served past
-//! hyper); on TLS, by the first decrypted byte (RTMPS). That is how VALT's 1935 carries RTMP
-//! beside WebSocket, and its 444 RTMPS beside WSS. A claimed connection leaves its HTTP slot,
-//! as viewers are bounded by file descriptors, not by HTTP slots; it keeps its [`Ticket`], so
-//! it counts against its address until it logs in. An HTTP connection that accepts no bytes
-//! for [`STALL`] while a response waits is closed ([`super::stall`]).
+//! [`serve_with`] is the handler of the HTTP listeners: TLS when the listener has it, then HTTP/1.1 with
+//! upgrades (WebSocket), unless one of the listener's [`Takeovers`] claims the connection first:
+//! on a plain connection, by its first bytes, peeked (an RTMP handshake starts with 0x03; an
+//! HTTP-FLV viewer's request head is served past hyper); on TLS, by the first decrypted byte
+//! (RTMPS). That is how VALT's 1935 carries RTMP beside WebSocket, and its 444 RTMPS beside
+//! WSS. A claimed connection leaves its HTTP slot, as viewers are bounded by file descriptors,
+//! not by HTTP slots; it keeps its [`Ticket`], so it counts against its address until it logs
+//! in ([`crate::base::admission`]). An HTTP connection that accepts no bytes for [`STALL`] while
+//! a response waits is closed ([`super::stall`]).
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -28,18 +25,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use super::admission::{Descriptors, Gate, LIMITS, Ticket};
 use super::stall::{STALL, WriteDeadline};
 use super::{HANDSHAKE_TIMEOUT, HEADER_TIMEOUT, Peer, tls};
-
-/// A byte stream a protocol server can run on: plain TCP or TLS.
-pub trait Conn: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
-
-/// What serves one accepted TCP connection, to its end. The ticket is the connection's
-/// admission: the handler tells it when the peer logs in, and it ends with the connection.
-pub type Handler =
-    Arc<dyn Fn(TcpStream, SocketAddr, Arc<Ticket>) -> BoxFuture<'static, ()> + Send + Sync>;
+use crate::base::admission::Ticket;
+use crate::base::listen::{Conn, Handler, accept_each};
 
 /// Serves a connection past TLS whose first decrypted byte is 0x03 (RTMPS).
 pub type Takeover =
@@ -67,56 +56,6 @@ pub struct Takeovers {
 
 /// The first byte of an RTMP handshake (C0: version 3).
 pub const RTMP_VERSION: u8 = 0x03;
-
-/// Accepts connections on bound sockets until `stop`, running `handle` for each one the
-/// listener's [`Gate`] admits; the others are closed at once. Returns the accept error that
-/// ended it, if any; transient errors (a peer gone, no descriptors left) only pause accepting.
-pub async fn accept_each(
-    sockets: Vec<TcpListener>,
-    stop: CancellationToken,
-    handle: Handler,
-) -> std::io::Result<()> {
-    let gate = Gate::new(LIMITS, Descriptors::global());
-    let mut accepts = tokio::task::JoinSet::new();
-    for socket in sockets {
-        let (stop, handle, gate) = (stop.clone(), handle.clone(), gate.clone());
-        accepts.spawn(async move {
-            loop {
-                let slot = tokio::select! {
-                    _ = stop.cancelled() => return Ok(()),
-                    p = gate.slot() => p,
-                };
-                let (stream, peer) = tokio::select! {
-                    _ = stop.cancelled() => return Ok(()),
-                    a = socket.accept() => match a {
-                        Ok(a) => a,
-                        Err(e) if is_transient(&e) => {
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                        Err(e) => return Err(e),
-                    },
-                };
-                let ticket = match gate.admit(peer.ip(), slot) {
-                    Ok(t) => t,
-                    Err(refusal) => {
-                        tracing::debug!(peer = %peer, %refusal, "connection refused");
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                tokio::spawn(handle(stream, peer, ticket));
-            }
-        });
-    }
-    let result = match accepts.join_next().await {
-        Some(Ok(r)) => r,
-        Some(Err(e)) => Err(std::io::Error::other(e)),
-        None => Ok(()),
-    };
-    accepts.abort_all();
-    result
-}
 
 /// Serves `router` on bound sockets until `stop` (stop accepting) or `shutdown` (close
 /// connections too), after offering each connection to `takeovers`. Returns the accept error
@@ -257,18 +196,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Rewound<S> {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
-}
-
-fn is_transient(e: &std::io::Error) -> bool {
-    use nix::errno::Errno;
-    use std::io::ErrorKind as K;
-    let recoverable = [Errno::EMFILE, Errno::ENFILE, Errno::ENOBUFS, Errno::ENOMEM];
-    matches!(
-        e.kind(),
-        K::ConnectionAborted | K::ConnectionReset | K::Interrupted | K::WouldBlock
-    ) || e
-        .raw_os_error()
-        .is_some_and(|n| recoverable.iter().any(|r| *r as i32 == n))
 }
 
 /// Serves HTTP/1.1 (with upgrades) on one connection until it ends or `shutdown`. The
