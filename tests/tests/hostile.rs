@@ -235,9 +235,45 @@ fn rtsp_requests_whose_body_never_comes_are_dropped() {
         String::from_utf8_lossy(&answer[..n])
     );
     assert!(started.elapsed() < Duration::from_millis(500));
+    setups_are_checked_and_capped(&mut real);
     assert_health_holds(api, "300 RTSP slowloris peers");
     let took = until_all_closed(&mut held, Duration::from_secs(14));
     eprintln!("300 RTSP requests without their body dropped within {took:?}");
+}
+
+/// One RTSP request on `s`: the status code of its answer.
+fn rtsp(s: &mut TcpStream, head: &str) -> u16 {
+    use base64::Engine as _;
+    let (user, password) = sited_tests::daemon::ADMIN;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    write!(s, "{head}\r\nAuthorization: Basic {basic}\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed after {head:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+/// Issue 11 §5 and 16 §3: `interleaved=255` was answered `255-0`; a track id past the stream's
+/// two, and any number of SETUPs, were accepted.
+fn setups_are_checked_and_capped(s: &mut TcpStream) {
+    let setup = |track: u32, transport: &str| {
+        format!("SETUP rtsp://h/cam/trackID={track} RTSP/1.0\r\nCSeq: 2\r\nTransport: {transport}")
+    };
+    let tcp = "RTP/AVP/TCP;unicast;interleaved";
+    assert_eq!(rtsp(s, &setup(0, &format!("{tcp}=255"))), 461);
+    assert_eq!(rtsp(s, &setup(0, &format!("{tcp}=256-257"))), 461);
+    assert_eq!(rtsp(s, &setup(7, &format!("{tcp}=0-1"))), 404);
+    assert_eq!(rtsp(s, &setup(0, &format!("{tcp}=254-255"))), 200);
+    let codes: Vec<u16> = (0..8)
+        .map(|_| rtsp(s, &setup(1, &format!("{tcp}=2-3"))))
+        .collect();
+    assert_eq!(codes.iter().filter(|c| **c == 200).count(), 3, "4 SETUPs in all");
+    assert!(codes[3..].iter().all(|c| *c == 455));
 }
 
 /// File descriptors: under a limit of 400 open files, peers get at most the limit less the

@@ -10,6 +10,7 @@ pub mod live;
 pub mod metrics;
 pub mod openapi;
 pub mod page;
+pub mod range;
 pub mod recordings;
 pub mod serve;
 pub mod stall;

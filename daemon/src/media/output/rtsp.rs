@@ -34,7 +34,7 @@ pub const IDLE: Duration = Duration::from_secs(60);
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a connection may go on without logging in.
 pub const LOGIN_WITHIN: Duration = Duration::from_secs(30);
-/// The most SETUP requests one connection may make (a stream has two tracks).
+/// The most SETUP requests one connection may have granted (a stream has two tracks).
 pub const MAX_SETUPS: usize = 4;
 
 fn response(code: u16, reason: &str, cseq: &str, extra: &[(&str, String)], body: &str) -> Vec<u8> {
@@ -229,7 +229,7 @@ fn audio(out: &mut BytesMut, rtp: &mut Rtp, frame: &Frame) {
     rtp.packet(out, frame.pts() as u32, true, 97, &[&header, &frame.data]);
 }
 
-fn authorized(live: &Live, req: &Request, peer: SocketAddr) -> bool {
+fn authorized(live: &Live, req: &Request, query: &str, peer: SocketAddr) -> bool {
     let credentials = Credentials::from_parts(
         |name| {
             req.headers
@@ -238,7 +238,7 @@ fn authorized(live: &Live, req: &Request, peer: SocketAddr) -> bool {
                 .into_iter()
                 .collect()
         },
-        Some(&req.target.query),
+        Some(query),
     );
     live.viewer(&credentials, peer.ip()).is_some()
 }
@@ -317,10 +317,21 @@ pub async fn connection(
             }
         };
         let cseq = request.cseq.clone();
-        let name = request.target.name.clone();
+        let target = match (&request.method, &request.target) {
+            (_, Ok(t)) => t.clone(),
+            (Method::Describe | Method::Setup | Method::Play, Err(Bad(code, reason))) => {
+                let reply = response(*code, reason, &cseq, &[], "");
+                if write_parts(&mut stream, &[&reply]).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            (_, Err(_)) => request::Target::default(),
+        };
+        let name = target.name.clone();
         let needs_login = matches!(request.method, Method::Describe | Method::Setup | Method::Play);
         if needs_login {
-            if !authorized(&live, &request, peer) {
+            if !authorized(&live, &request, &target.query, peer) {
                 let reply = response(
                     401,
                     "Unauthorized",
@@ -328,7 +339,7 @@ pub async fn connection(
                     &[("WWW-Authenticate", "Basic realm=\"sited\"".into())],
                     "",
                 );
-                if stream.write_all(&reply).await.is_err() {
+                if write_parts(&mut stream, &[&reply]).await.is_err() {
                     return;
                 }
                 continue;
@@ -370,11 +381,11 @@ pub async fn connection(
                 response(455, "Method Not Valid In This State", &cseq, &[], "")
             }
             Method::Setup => {
-                setups += 1;
-                let track = request.target.track.unwrap_or(0);
+                let track = target.track.unwrap_or(0);
                 let header = request.headers.get("transport").map_or("", String::as_str);
                 match request::transport(header) {
                     Ok(asked) => {
+                        setups += 1;
                         // The client's channel pair, or the track's own: 0-1 video, 2-3 audio.
                         let pair = asked.unwrap_or(Channels::of_track(track));
                         channels[track] = Some(pair);

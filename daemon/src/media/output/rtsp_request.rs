@@ -2,7 +2,8 @@
 //!
 //! [`parse`] turns a request head into a [`Request`]: a [`Method`], the stream it names
 //! ([`Target`]: a name, a track that exists, a query), its `CSeq`, a `Content-Length` within
-//! [`MAX_REQUEST`], and the headers. [`transport`] reads a SETUP's `Transport` into the one
+//! [`MAX_REQUEST`], and the headers. A head that is not RTSP ends the connection; a URL that
+//! names nothing served is answered (404) and the connection goes on. [`transport`] reads a SETUP's `Transport` into the one
 //! kind served (RTP over TCP, interleaved on a channel pair that fits in a byte). Anything
 //! else is a [`Bad`] request, answered with its status and never reaching arithmetic.
 
@@ -50,8 +51,8 @@ pub struct Request {
     pub method: Method,
     /// The URL as sent.
     pub url: String,
-    /// What the URL names.
-    pub target: Target,
+    /// What the URL names, or why it names nothing served (answered, the connection goes on).
+    pub target: Result<Target, Bad>,
     /// The `CSeq` header: digits, echoed in the response.
     pub cseq: String,
     /// The body's length.
@@ -106,7 +107,7 @@ pub fn parse(head: &str) -> Result<Request, Bad> {
     Ok(Request {
         method,
         url: url.to_string(),
-        target: target(url)?,
+        target: target(url),
         cseq: cseq.to_string(),
         content_length,
         headers,
