@@ -6,6 +6,7 @@
 //! Everything but `GET /api/v1/health` and the login page needs a login.
 
 pub mod api;
+pub mod headers;
 pub mod live;
 pub mod metrics;
 pub mod openapi;
@@ -222,6 +223,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(api)
         .merge(ui)
         .merge(vod::routes(app.clone()))
+        .layer(middleware::from_fn(headers::security))
         .with_state(app)
 }
 
@@ -233,6 +235,7 @@ pub fn downloads_router(app: Arc<App>) -> Router {
         .route("/api/v1/health", get(api::health))
         .merge(protected)
         .merge(vod::routes(app.clone()))
+        .layer(middleware::from_fn(headers::security))
         .with_state(app)
 }
 

@@ -275,7 +275,7 @@ async fn failed_logins_are_rate_limited() {
         "",
     )
     .await;
-    assert_eq!(code, 429, "the right password is refused while throttled");
+    assert_eq!(code, 429, "slowed: the right password waits for the next slot");
     assert!(headers.contains("retry-after:"));
     s.stop.cancel();
 }
@@ -410,5 +410,25 @@ async fn storage_and_recordings_answer_for_known_cameras() {
     assert_eq!(code, 400, "{body}");
     let (code, _, _) = request(s.addr, &format!("GET /api/v1/cameras/quay/clip.mp4?start=2026-11-21T10:00:00Z&end=2026-11-21T10:01:00Z HTTP/1.1\r\n{auth}"), "").await;
     assert_eq!(code, 404, "nothing recorded there");
+    s.stop.cancel();
+}
+
+/// Issue 16 §2: the usual security headers, on every page (HSTS only under TLS).
+#[tokio::test]
+async fn responses_carry_the_security_headers() {
+    let s = server().await;
+    for path in ["/api/v1/health", "/login"] {
+        let (code, headers, _) = request(s.addr, &format!("GET {path} HTTP/1.1"), "").await;
+        assert_eq!(code, 200, "{path}");
+        let headers = headers.to_ascii_lowercase();
+        for h in [
+            "x-content-type-options: nosniff",
+            "content-security-policy: frame-ancestors 'none'",
+            "referrer-policy: same-origin",
+        ] {
+            assert!(headers.contains(h), "{path}: {h} missing from {headers}");
+        }
+        assert!(!headers.contains("strict-transport-security"), "{path}");
+    }
     s.stop.cancel();
 }

@@ -226,6 +226,16 @@ fn utc(t: &str) -> String {
     }
 }
 
+/// Whether `next` (where the login goes on to) is a path of this site: a browser must read it
+/// as nothing else. Backslashes (`/\\evil.example`), controls and spaces (`/\t/evil.example`, which
+/// browsers strip) and a second leading slash would take the user off-site.
+fn same_origin_path(next: &str) -> bool {
+    next.starts_with('/')
+        && !next[1..].starts_with(['/', '\\'])
+        && next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
+        && next.parse::<axum::http::uri::PathAndQuery>().is_ok()
+}
+
 /// The clip a form asks for, as a same-origin location; `None` when its fields are not a
 /// camera name and two times (they are checked before they become a URL and a header).
 fn clip_location(camera: &str, start: &str, end: &str) -> Option<String> {
@@ -518,7 +528,7 @@ pub async fn login(State(app): State<Arc<App>>, req: Request) -> Response {
     let site = app.status.read().map(|s| site_name(&s)).unwrap_or_default();
     let next = c
         .next
-        .filter(|n| n.starts_with('/') && !n.starts_with("//"))
+        .filter(|n| same_origin_path(n))
         .unwrap_or_else(|| "/".into());
     match app.auth.login(&app.users(), ip, &c.user, &c.password) {
         Ok(principal) => {
@@ -572,6 +582,27 @@ pub async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Response
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 16 §2: `/login?next=/%5Cevil.example` and `/%09/…` sent the user off-site.
+    #[test]
+    fn only_paths_of_this_site_are_followed_after_a_login() {
+        for good in ["/", "/recordings?camera=quay", "/api/v1/site"] {
+            assert!(same_origin_path(good), "{good}");
+        }
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/ /evil.example",
+            "https://evil.example",
+            "evil.example",
+            "/a\\b",
+            "",
+        ] {
+            assert!(!same_origin_path(bad), "{bad:?}");
+        }
+    }
 
     /// Issue 16 §3: a CR/LF in `/recordings?camera=` made the redirect's header invalid (a 500).
     #[test]
