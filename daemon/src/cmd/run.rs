@@ -88,6 +88,9 @@ pub fn run(args: &Args) -> ExitCode {
             "not running as root: ports below 1024 are bound at port + {port_offset}"
         );
     }
+    // State files (the database, keys, certificates, recordings) are the daemon's alone,
+    // whatever the umask of whoever started it.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     // Peers get descriptors only while a reserve stays free for the daemon's own files.
     match crate::base::admission::raise_nofile() {
         Ok((soft, _)) => {
