@@ -85,9 +85,20 @@ fn peer_ip(req: &Request) -> IpAddr {
         .map_or(IpAddr::from([0, 0, 0, 0]), |p| p.0.ip())
 }
 
-/// Who is asking, by session cookie, bearer token (or `token=` query), or HTTP Basic.
+/// Whether a path is media a player fetches (live video, VOD, a clip), the only URLs where a
+/// `?token=` is taken: a token in the URL of a page or an API call would end up in logs and
+/// referrers for nothing.
+pub fn is_media_path(path: &str) -> bool {
+    path.starts_with("/live/")
+        || path.starts_with("/vod/")
+        || (path.starts_with("/api/v1/cameras/") && path.ends_with("/clip.mp4"))
+}
+
+/// Who is asking, by session cookie, bearer token (or `token=` query on media URLs), or HTTP
+/// Basic.
 pub fn principal(app: &App, req: &Request) -> Result<Option<Principal>, Refusal> {
-    let credentials = Credentials::from_http(req.headers(), req.uri().query());
+    let query = req.uri().query().filter(|_| is_media_path(req.uri().path()));
+    let credentials = Credentials::from_http(req.headers(), query);
     let found = app.auth.principal(&app.users(), &credentials, peer_ip(req));
     if let Ok(Some(_)) = found
         && let Some(ticket) = req.extensions().get::<Arc<crate::base::admission::Ticket>>()

@@ -247,13 +247,20 @@ async fn a_session_logs_into_the_ui_and_a_token_into_the_api() {
     )
     .await;
     assert_eq!(code, 200);
-    let (code, _, _) = request(
-        s.addr,
-        &format!("GET /api/v1/node?token={token} HTTP/1.1"),
-        "",
-    )
-    .await;
-    assert_eq!(code, 200);
+    // Issue 16 §2: `?token=` is for media URLs only, not the API or the UI.
+    for path in ["/api/v1/node", "/", "/recordings"] {
+        let (code, _, _) = request(
+            s.addr,
+            &format!("GET {path}?token={token} HTTP/1.1"),
+            "",
+        )
+        .await;
+        assert!(code == 401 || code == 303, "{path}: {code}");
+    }
+    assert!(super::is_media_path("/live/cam.flv"));
+    assert!(super::is_media_path("/vod/cam/index.m3u8"));
+    assert!(super::is_media_path("/api/v1/cameras/cam/clip.mp4"));
+    assert!(!super::is_media_path("/api/v1/cameras"));
     s.stop.cancel();
 }
 
