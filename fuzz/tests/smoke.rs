@@ -29,10 +29,16 @@ fn mutate(input: &[u8], other: &[u8], seed: &mut u64) -> Vec<u8> {
     };
     let mut out = input.to_vec();
     for _ in 0..=next() % 4 {
-        let at = if out.is_empty() { 0 } else { (next() as usize) % out.len() };
+        let at = if out.is_empty() {
+            0
+        } else {
+            (next() as usize) % out.len()
+        };
         match next() % 6 {
             0 if !out.is_empty() => out[at] ^= 1 << (next() % 8),
-            1 if !out.is_empty() => out[at] = [0, 0xff, 0x7f, 0x80, b'-', b'"'][(next() % 6) as usize],
+            1 if !out.is_empty() => {
+                out[at] = [0, 0xff, 0x7f, 0x80, b'-', b'"'][(next() % 6) as usize]
+            }
             2 => out.insert(at, next() as u8),
             3 if !out.is_empty() => {
                 out.remove(at);

@@ -128,7 +128,10 @@ fn until_all_closed(held: &mut [TcpStream], limit: Duration) -> Duration {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(_) => break,
             }
-            assert!(started.elapsed() < limit, "a hostile peer held past {limit:?}");
+            assert!(
+                started.elapsed() < limit,
+                "a hostile peer held past {limit:?}"
+            );
         }
     }
     started.elapsed()
@@ -148,8 +151,16 @@ fn rtmp_sessions_without_a_login_pin_kilobytes_and_are_dropped() {
     std::thread::sleep(Duration::from_millis(500));
     let before = rss_kib(&d);
     // 30 from each of 10 addresses: under the per-address limit of 32.
-    let mut held = still_open((0..300).filter_map(|i| rtmp_hostile(i % 10, rtmp)).collect());
-    assert_eq!(held.len(), 300, "every session within the limits is admitted");
+    let mut held = still_open(
+        (0..300)
+            .filter_map(|i| rtmp_hostile(i % 10, rtmp))
+            .collect(),
+    );
+    assert_eq!(
+        held.len(),
+        300,
+        "every session within the limits is admitted"
+    );
     let during = rss_kib(&d);
     assert_health_holds(web, "300 RTMP sessions without a login");
     // The cap: 64 KiB a session (16 KiB of messages, its input, its task, its socket).
@@ -190,7 +201,10 @@ fn one_address_holds_32_connections_before_a_login() {
             .collect(),
     );
     assert_eq!(trickle.len(), 32);
-    assert_health_holds(web, "40 RTMP and 40 HTTP slowloris peers from two addresses");
+    assert_health_holds(
+        web,
+        "40 RTMP and 40 HTTP slowloris peers from two addresses",
+    );
     drop((held, trickle));
 }
 
@@ -255,7 +269,10 @@ fn rtsp(s: &mut TcpStream, head: &str) -> u16 {
         got.extend_from_slice(&buf[..n]);
     }
     let text = String::from_utf8_lossy(&got);
-    text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+    text.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Issue 11 §5 and 16 §3: `interleaved=255` was answered `255-0`; a track id past the stream's
@@ -272,7 +289,11 @@ fn setups_are_checked_and_capped(s: &mut TcpStream) {
     let codes: Vec<u16> = (0..8)
         .map(|_| rtsp(s, &setup(1, &format!("{tcp}=2-3"))))
         .collect();
-    assert_eq!(codes.iter().filter(|c| **c == 200).count(), 3, "4 SETUPs in all");
+    assert_eq!(
+        codes.iter().filter(|c| **c == 200).count(),
+        3,
+        "4 SETUPs in all"
+    );
     assert!(codes[3..].iter().all(|c| *c == 455));
 }
 
@@ -294,7 +315,11 @@ fn peers_never_take_the_daemons_reserve_of_descriptors() {
         .unwrap();
     assert!(limited.success());
     // 16 addresses of 30: 480 peers, more than the limit itself.
-    let held = still_open((0..480).filter_map(|i| rtmp_hostile(i % 16, rtmp)).collect());
+    let held = still_open(
+        (0..480)
+            .filter_map(|i| rtmp_hostile(i % 16, rtmp))
+            .collect(),
+    );
     assert_eq!(held.len(), 150, "peers admitted under a limit of 400");
     assert_health_holds(web, "peers up to the descriptor reserve");
     let log = d.log();

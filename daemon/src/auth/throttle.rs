@@ -199,9 +199,7 @@ mod tests {
     fn many_networks_guessing_one_user_are_slowed_together() {
         let mut t = Throttle::default();
         let now = Instant::now();
-        let sources: Vec<IpAddr> = (1..=20)
-            .map(|i| ip(&format!("2001:db8:{i}::1")))
-            .collect();
+        let sources: Vec<IpAddr> = (1..=20).map(|i| ip(&format!("2001:db8:{i}::1"))).collect();
         assert_eq!(guesses(&mut t, &sources, "ann", now), MAX_FAILURES as usize);
         // Another user is not slowed by them.
         assert!(t.admit(ip("192.0.2.1"), "bob", now).is_ok());
@@ -230,9 +228,7 @@ mod tests {
         let now = Instant::now();
         let owner = ip("198.51.100.4");
         t.succeeded(owner, "ann", now);
-        let attackers: Vec<IpAddr> = (1..=20)
-            .map(|i| ip(&format!("2001:db8:{i}::1")))
-            .collect();
+        let attackers: Vec<IpAddr> = (1..=20).map(|i| ip(&format!("2001:db8:{i}::1"))).collect();
         guesses(&mut t, &attackers, "ann", now);
         assert!(t.admit(owner, "ann", now).is_ok());
         assert!(t.admit(ip("203.0.113.9"), "ann", now).is_err());

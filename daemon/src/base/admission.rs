@@ -461,7 +461,10 @@ mod tests {
         for _ in 0..200 {
             assert!(fds.take());
         }
-        let ends: Vec<usize> = (0..200).filter(|_| fds.give_back()).map(|_| fds.open()).collect();
+        let ends: Vec<usize> = (0..200)
+            .filter(|_| fds.give_back())
+            .map(|_| fds.open())
+            .collect();
         // 99 open of a peak of 200; then 35 of 99; 64 closes are too few after that.
         assert_eq!(ends, [99, 35]);
     }

@@ -95,7 +95,11 @@ pub fn run(args: &Args) -> ExitCode {
     match crate::base::admission::raise_nofile() {
         Ok((soft, _)) => {
             let reserve = crate::base::admission::reserve(soft);
-            tracing::info!(open_files = soft, reserve, "file descriptors: {soft}, of which {reserve} are kept from peers");
+            tracing::info!(
+                open_files = soft,
+                reserve,
+                "file descriptors: {soft}, of which {reserve} are kept from peers"
+            );
         }
         Err(e) => tracing::warn!(error = %e, "cannot read or raise the limit on open files"),
     }

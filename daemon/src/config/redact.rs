@@ -79,7 +79,10 @@ mod tests {
             line("url = \"rtsp://admin:hunter2@198.51.100.21/stream1\""),
             "url = \"rtsp://admin:*******@198.51.100.21/stream1\""
         );
-        assert_eq!(line("stream_key = \"k3y\" # the phone"), "stream_key = \"***\" # the phone");
+        assert_eq!(
+            line("stream_key = \"k3y\" # the phone"),
+            "stream_key = \"***\" # the phone"
+        );
         assert_eq!(
             line("a = \"rtsp://u:p@h\", b = \"http://x:y@z/\""),
             "a = \"rtsp://u:*@h\", b = \"http://x:*@z/\""

@@ -99,7 +99,9 @@ impl Nft {
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
-            Err(failed(String::from_utf8_lossy(&out.stderr).trim().to_string()))
+            Err(failed(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ))
         }
     }
 
@@ -242,8 +244,12 @@ pub fn apply(driver: &dyn Driver, rs: &Ruleset, extra: &str) -> Result<Applied, 
             format!("nft rejected the ruleset, nothing was changed: {e}"),
         )
     })?;
-    let nft_failed =
-        |e: Error| Error::new(Kind::FirewallFailed, format!("nft failed, nothing was changed: {e}"));
+    let nft_failed = |e: Error| {
+        Error::new(
+            Kind::FirewallFailed,
+            format!("nft failed, nothing was changed: {e}"),
+        )
+    };
     let previous = driver.live_text().map_err(nft_failed)?;
     driver.run(&script).map_err(nft_failed)?;
     if !driver.changes_system() {
@@ -261,11 +267,15 @@ pub fn apply(driver: &dyn Driver, rs: &Ruleset, extra: &str) -> Result<Applied, 
         return Err(match driver.run(&restore_script(previous.as_deref())) {
             Ok(()) => Error::new(
                 Kind::FirewallMismatch,
-                format!("the live table did not match the plan ({mismatch}); the previous table was restored"),
+                format!(
+                    "the live table did not match the plan ({mismatch}); the previous table was restored"
+                ),
             ),
             Err(e) => Error::new(
                 Kind::FirewallRestoreFailed,
-                format!("the live table did not match the plan ({mismatch}), and restoring the previous table failed: {e}"),
+                format!(
+                    "the live table did not match the plan ({mismatch}), and restoring the previous table failed: {e}"
+                ),
             ),
         });
     }

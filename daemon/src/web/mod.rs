@@ -97,11 +97,16 @@ pub fn is_media_path(path: &str) -> bool {
 /// Who is asking, by session cookie, bearer token (or `token=` query on media URLs), or HTTP
 /// Basic.
 pub fn principal(app: &App, req: &Request) -> Result<Option<Principal>, Refusal> {
-    let query = req.uri().query().filter(|_| is_media_path(req.uri().path()));
+    let query = req
+        .uri()
+        .query()
+        .filter(|_| is_media_path(req.uri().path()));
     let credentials = Credentials::from_http(req.headers(), query);
     let found = app.auth.principal(&app.users(), &credentials, peer_ip(req));
     if let Ok(Some(_)) = found
-        && let Some(ticket) = req.extensions().get::<Arc<crate::base::admission::Ticket>>()
+        && let Some(ticket) = req
+            .extensions()
+            .get::<Arc<crate::base::admission::Ticket>>()
     {
         // The connection logged in: it no longer counts against its address.
         ticket.authenticated();

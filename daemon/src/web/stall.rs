@@ -38,7 +38,11 @@ impl<I> WriteDeadline<I> {
     }
 
     /// Passes a ready result through (progress: the timer is disarmed), or waits on the timer.
-    fn watch<T>(&mut self, cx: &mut Context<'_>, r: Poll<std::io::Result<T>>) -> Poll<std::io::Result<T>> {
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        r: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
         if r.is_ready() {
             self.timer = None;
             return r;

@@ -249,12 +249,7 @@ async fn a_session_logs_into_the_ui_and_a_token_into_the_api() {
     assert_eq!(code, 200);
     // Issue 16 §2: `?token=` is for media URLs only, not the API or the UI.
     for path in ["/api/v1/node", "/", "/recordings"] {
-        let (code, _, _) = request(
-            s.addr,
-            &format!("GET {path}?token={token} HTTP/1.1"),
-            "",
-        )
-        .await;
+        let (code, _, _) = request(s.addr, &format!("GET {path}?token={token} HTTP/1.1"), "").await;
         assert!(code == 401 || code == 303, "{path}: {code}");
     }
     assert!(super::is_media_path("/live/cam.flv"));
@@ -282,7 +277,10 @@ async fn failed_logins_are_rate_limited() {
         "",
     )
     .await;
-    assert_eq!(code, 429, "slowed: the right password waits for the next slot");
+    assert_eq!(
+        code, 429,
+        "slowed: the right password waits for the next slot"
+    );
     assert!(headers.contains("retry-after:"));
     s.stop.cancel();
 }

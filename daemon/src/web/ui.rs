@@ -620,7 +620,11 @@ mod tests {
             ("quay", "yesterday"),
             ("quay", "2026-11-21T10:00\r\nX: 1"),
         ] {
-            assert_eq!(clip_location(camera, start, "2026-11-21T10:01Z"), None, "{camera:?} {start:?}");
+            assert_eq!(
+                clip_location(camera, start, "2026-11-21T10:01Z"),
+                None,
+                "{camera:?} {start:?}"
+            );
         }
     }
 }

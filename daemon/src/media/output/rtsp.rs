@@ -18,12 +18,12 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::media::frame::{Codec, Frame, Kind, Track, Tracks};
 use super::Live;
 use super::rtsp_request::{self as request, Bad, Channels, MAX_REQUEST, Method, Request, TRACKS};
 use super::writev::write_parts;
 use crate::auth::Credentials;
 use crate::base::admission::Ticket;
+use crate::media::frame::{Codec, Frame, Kind, Track, Tracks};
 use crate::media::hub::{Item, Reader};
 
 /// The largest RTP payload sent; larger NAL units are fragmented.
@@ -329,7 +329,10 @@ pub async fn connection(
             (_, Err(_)) => request::Target::default(),
         };
         let name = target.name.clone();
-        let needs_login = matches!(request.method, Method::Describe | Method::Setup | Method::Play);
+        let needs_login = matches!(
+            request.method,
+            Method::Describe | Method::Setup | Method::Play
+        );
         if needs_login {
             if !authorized(&live, &request, &target.query, peer) {
                 let reply = response(
@@ -389,7 +392,8 @@ pub async fn connection(
                         // The client's channel pair, or the track's own: 0-1 video, 2-3 audio.
                         let pair = asked.unwrap_or(Channels::of_track(track));
                         channels[track] = Some(pair);
-                        let transport = format!("RTP/AVP/TCP;unicast;interleaved={}", pair.header());
+                        let transport =
+                            format!("RTP/AVP/TCP;unicast;interleaved={}", pair.header());
                         response(
                             200,
                             "OK",
@@ -432,9 +436,7 @@ pub async fn connection(
                 play(stream, hub.subscribe(), tracks, channels).await;
                 return;
             }
-            Method::Parameter => {
-                response(200, "OK", &cseq, &[("Session", session_id.clone())], "")
-            }
+            Method::Parameter => response(200, "OK", &cseq, &[("Session", session_id.clone())], ""),
             Method::Teardown => {
                 let _ = stream.write_all(&response(200, "OK", &cseq, &[], "")).await;
                 return;

@@ -246,9 +246,15 @@ mod tests {
         assert_eq!((r.method, r.cseq.as_str()), (Method::Setup, "3"));
         assert_eq!(r.headers["transport"], "x");
         for (head, code) in [
-            ("OPTIONS * RTSP/1.0\r\nCSeq: 1\r\nContent-Length: 99999", 413),
+            (
+                "OPTIONS * RTSP/1.0\r\nCSeq: 1\r\nContent-Length: 99999",
+                413,
+            ),
             ("OPTIONS * RTSP/1.0\r\nCSeq: 1\r\nContent-Length: -1", 400),
-            ("OPTIONS * RTSP/1.0\r\nCSeq: 1\r\nContent-Length: 18446744073709551616", 400),
+            (
+                "OPTIONS * RTSP/1.0\r\nCSeq: 1\r\nContent-Length: 18446744073709551616",
+                400,
+            ),
             ("OPTIONS * RTSP/1.0\r\nCSeq: 1\r\nX-Evil: a\r\nbroken", 400),
             ("OPTIONS * RTSP/1.0\r\nCSeq: 1\rX: 2", 400),
             ("OPTIONS * HTTP/1.1\r\nCSeq: 1", 505),

@@ -768,8 +768,15 @@ mod tests {
             w.put_slice(&bytes[..12 + 128]);
         }
         let e = read_all(&mut r, &mut w).unwrap_err();
-        assert_eq!(e, Error::TooManyChunkStreams(Budget::UNTRUSTED.max_chunk_streams));
-        assert!(r.held() <= 2 * Budget::UNTRUSTED.max_buffered, "{}", r.held());
+        assert_eq!(
+            e,
+            Error::TooManyChunkStreams(Budget::UNTRUSTED.max_chunk_streams)
+        );
+        assert!(
+            r.held() <= 2 * Budget::UNTRUSTED.max_buffered,
+            "{}",
+            r.held()
+        );
 
         // One message filled chunk by chunk up to the budget.
         let mut r = Reader::new();
@@ -785,7 +792,11 @@ mod tests {
         }
         let e = read_all(&mut r, &mut w).unwrap_err();
         assert_eq!(e, Error::TooMuchBuffered(Budget::UNTRUSTED.max_buffered));
-        assert!(r.held() <= 2 * Budget::UNTRUSTED.max_buffered, "{}", r.held());
+        assert!(
+            r.held() <= 2 * Budget::UNTRUSTED.max_buffered,
+            "{}",
+            r.held()
+        );
     }
 
     #[test]

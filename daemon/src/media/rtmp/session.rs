@@ -22,8 +22,8 @@ use super::command::{self, AMF0_COMMAND, AMF0_DATA, AMF3_COMMAND, Command};
 use super::play::{OUT_CHUNK_SIZE, Player, STREAM_ID};
 use super::publish::Publisher;
 use super::{APP, RtmpContext};
-use crate::media::hub::{Item, Stop};
 use crate::base::admission::Ticket;
+use crate::media::hub::{Item, Stop};
 
 /// How long the handshake may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{DEVICE, KEY, TOKEN, context};
+use crate::base::admission::Ticket;
 use crate::media::fmp4;
 use crate::media::frame::{Codec, Kind};
 use crate::media::hub::Item;
 use crate::media::rtmp::{RtmpContext, serve};
-use crate::base::admission::Ticket;
 
 fn have_ffmpeg() -> bool {
     let found = Path::new("/usr/bin/ffmpeg").exists() && Path::new("/usr/bin/ffprobe").exists();

@@ -50,7 +50,12 @@ fn start(ctx: &Arc<RtmpContext>) -> (DuplexStream, JoinHandle<session::End>) {
     let (ours, theirs) = tokio::io::duplex(1 << 20);
     (
         ours,
-        tokio::spawn(session::run(theirs, peer(), ctx.clone(), Ticket::unlimited())),
+        tokio::spawn(session::run(
+            theirs,
+            peer(),
+            ctx.clone(),
+            Ticket::unlimited(),
+        )),
     )
 }
 
