@@ -12,8 +12,11 @@ use sited::media::output::rtsp_request;
 use sited::media::rtmp::{chunk, command, sps, tag};
 use sited::media::sample_entry;
 
+/// A fuzz target: input bytes in, a panic on a finding.
+pub type Target = fn(&[u8]);
+
 /// The targets, by name (the names of `corpus/` folders and of the binaries).
-pub const TARGETS: [(&str, fn(&[u8])); 8] = [
+pub const TARGETS: [(&str, Target); 8] = [
     ("site_file", site_file),
     ("rtmp_chunks", rtmp_chunks),
     ("amf0", amf0),
