@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use sited_tests::daemon::{Daemon, free_port, get, live_ports, titop_site};
 
-const T: Duration = Duration::from_secs(20);
+const T: Duration = Duration::from_secs(60);
 
 fn start(name: &str, site: &str) -> Daemon {
     Daemon::start(

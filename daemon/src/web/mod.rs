@@ -10,6 +10,7 @@ pub mod headers;
 pub mod live;
 pub mod metrics;
 pub mod openapi;
+pub mod origin;
 pub mod page;
 pub mod range;
 pub mod recordings;
@@ -256,6 +257,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(api)
         .merge(ui)
         .merge(vod::routes(app.clone()))
+        .layer(middleware::from_fn(origin::check))
         .layer(middleware::from_fn(headers::security))
         .with_state(app)
 }

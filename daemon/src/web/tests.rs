@@ -437,3 +437,27 @@ async fn responses_carry_the_security_headers() {
     }
     s.stop.cancel();
 }
+
+/// Issue 16 §2: a page of another site cannot post to the UI or the API with the user's cookie.
+#[tokio::test]
+async fn state_changing_requests_from_another_site_are_refused() {
+    let s = server().await;
+    let (code, _, _) = request(
+        s.addr,
+        "POST /logout HTTP/1.1\r\nOrigin: https://evil.example",
+        "",
+    )
+    .await;
+    assert_eq!(code, 403);
+    let (code, _, _) = request(
+        s.addr,
+        &format!(
+            "POST /api/v1/tokens HTTP/1.1\r\nOrigin: http://test\r\n{}",
+            basic("vic", "vic-pw")
+        ),
+        "",
+    )
+    .await;
+    assert_eq!(code, 201, "the host's own origin");
+    s.stop.cancel();
+}
