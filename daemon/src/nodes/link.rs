@@ -13,6 +13,9 @@ use super::seal::{self, Sealed, Secret, Side};
 use super::wire::{self, Message, Report};
 use crate::base::{Error, Kind, hex};
 
+/// The `Upgrade` token of the HTTP request that becomes a link.
+pub const UPGRADE: &str = "sited-link";
+
 /// How often each side says it is alive.
 pub const PING: Duration = Duration::from_secs(5);
 /// A link silent for this long is down.

@@ -26,6 +26,7 @@
 //! The channel is ours rather than TLS with a pre-shared key because rustls offers no external
 //! PSK, and certificates would need a site CA that installers would have to manage.
 
+pub mod dial;
 pub mod link;
 pub mod registry;
 pub mod seal;

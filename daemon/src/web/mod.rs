@@ -15,6 +15,7 @@ pub mod page;
 pub mod range;
 pub mod recordings;
 pub mod serve;
+pub mod site;
 pub mod stall;
 pub mod tls;
 pub mod ui;
@@ -63,6 +64,10 @@ pub struct App {
     pub hls: Arc<crate::media::output::hls::Hls>,
     /// The recordings root, `<state-dir>/recordings`.
     pub recordings: std::path::PathBuf,
+    /// The site file (`/etc/sited/site.toml`), which `PUT /api/v1/site` replaces.
+    pub site_file: std::path::PathBuf,
+    /// The media nodes linked to this one, when it is the application node.
+    pub nodes: Arc<crate::nodes::Registry>,
 }
 
 impl App {
@@ -228,7 +233,9 @@ async fn live_js() -> impl IntoResponse {
 /// The router of every web listener.
 pub fn router(app: Arc<App>) -> Router {
     let api = Router::new()
-        .route("/api/v1/site", get(api::site))
+        .route("/api/v1/site", get(api::site).put(site::put))
+        .route("/api/v1/site/file", get(site::file))
+        .route("/api/v1/nodes", get(site::nodes))
         .route("/api/v1/node", get(api::node))
         .route("/api/v1/cameras", get(api::cameras))
         .merge(recordings::routes())
@@ -250,6 +257,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route_layer(middleware::from_fn_with_state(app.clone(), ui_login));
     Router::new()
         .route("/api/v1/health", get(api::health))
+        .route("/api/v1/node/link", get(site::link))
         .route("/login", get(ui::login_page).post(ui::login))
         .route("/logout", post(ui::logout))
         .route("/assets/style.css", get(style))
