@@ -1,0 +1,127 @@
+//! The UDP side of discovery: send the Probe, gather the ProbeMatches for a fixed window.
+//!
+//! Thin: the messages are [`super::discovery`]'s. The socket binds port 3702 when it is free (so
+//! that answers to the multicast Probe arrive on the port the `onvif_discovery` catalog row opens
+//! to the cameras zone), else any port. Bound to an interface's address, the multicast Probe
+//! leaves by that interface. However many datagrams arrive, the work stops at the end of the
+//! window, each datagram is parsed within [`super::discovery::DATAGRAM`], and at most
+//! [`MAX_DEVICES`] distinct devices are kept.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+
+use super::discovery::{self, ProbeMatch};
+
+/// The most distinct devices one scan keeps.
+pub const MAX_DEVICES: usize = 256;
+/// The most addresses probed one by one (a /22).
+pub const MAX_TARGETS: usize = 1024;
+/// How often the multicast Probe is sent (UDP may lose one).
+const REPEATS: usize = 2;
+
+/// What to probe.
+#[derive(Debug, Clone)]
+pub struct Scan {
+    /// The local address to send from: an interface's, or unspecified for the default route.
+    pub local: Ipv4Addr,
+    /// Send the multicast Probe.
+    pub multicast: bool,
+    /// Addresses to probe one by one, on port 3702.
+    pub unicast: Vec<IpAddr>,
+    /// How long to gather answers.
+    pub window: Duration,
+}
+
+/// What a scan heard.
+#[derive(Debug, Default)]
+pub struct Heard {
+    /// The distinct devices, by endpoint, with the address each answered from.
+    pub matches: Vec<(ProbeMatch, IpAddr)>,
+    /// Datagrams received.
+    pub datagrams: usize,
+    /// Datagrams refused (too large, too deep, not XML, not a ProbeMatches).
+    pub refused: usize,
+    /// Whether devices past [`MAX_DEVICES`] were left out.
+    pub truncated: bool,
+}
+
+async fn bind(local: Ipv4Addr) -> std::io::Result<UdpSocket> {
+    match UdpSocket::bind((local, discovery::PORT)).await {
+        Ok(socket) => Ok(socket),
+        Err(_) => UdpSocket::bind((local, 0)).await,
+    }
+}
+
+/// Sends the Probes and gathers the answers until the window closes.
+pub async fn scan(scan: &Scan) -> std::io::Result<Heard> {
+    let socket = bind(scan.local).await?;
+    let id = discovery::message_id();
+    let probe = discovery::probe(&id);
+    let deadline = tokio::time::Instant::now() + scan.window;
+    let mut heard = Heard::default();
+    let mut seen = HashSet::new();
+    let mut sent_any = false;
+    let mut last_error = None;
+    for repeat in 0..REPEATS {
+        if scan.multicast {
+            match socket.send_to(probe.as_bytes(), discovery::MULTICAST).await {
+                Ok(_) => sent_any = true,
+                Err(e) => last_error = Some(e),
+            }
+        }
+        if repeat == 0 {
+            for address in scan.unicast.iter().take(MAX_TARGETS) {
+                // A host that does not exist costs an ARP miss, never an error worth stopping for.
+                if socket
+                    .send_to(probe.as_bytes(), SocketAddr::new(*address, discovery::PORT))
+                    .await
+                    .is_ok()
+                {
+                    sent_any = true;
+                }
+            }
+        }
+        let gap = tokio::time::Instant::now() + Duration::from_millis(200);
+        gather(&socket, gap.min(deadline), &mut heard, &mut seen).await;
+    }
+    if !sent_any && let Some(e) = last_error {
+        return Err(e);
+    }
+    gather(&socket, deadline, &mut heard, &mut seen).await;
+    Ok(heard)
+}
+
+async fn gather(
+    socket: &UdpSocket,
+    until: tokio::time::Instant,
+    heard: &mut Heard,
+    seen: &mut HashSet<String>,
+) {
+    let mut buffer = vec![0u8; 65_536];
+    while let Ok(Ok((n, from))) =
+        tokio::time::timeout_at(until, socket.recv_from(&mut buffer)).await
+    {
+        heard.datagrams += 1;
+        let Ok(matches) = discovery::parse_matches(&buffer[..n]) else {
+            heard.refused += 1;
+            continue;
+        };
+        if matches.is_empty() {
+            heard.refused += 1;
+        }
+        for found in matches {
+            if seen.contains(&found.endpoint) {
+                continue;
+            }
+            if heard.matches.len() >= MAX_DEVICES {
+                heard.truncated = true;
+                continue;
+            }
+            seen.insert(found.endpoint.clone());
+            heard.matches.push((found, from.ip()));
+        }
+    }
+}
