@@ -5,7 +5,7 @@
 //! to the cameras zone), else any port. Bound to an interface's address, the multicast Probe
 //! leaves by that interface. However many datagrams arrive, the work stops at the end of the
 //! window, each datagram is parsed within [`super::discovery::DATAGRAM`], and at most
-//! [`MAX_DEVICES`] distinct devices are kept.
+//! [`MAX_DEVICES`] distinct devices are kept, at most [`MAX_PER_ADDRESS`] from one address.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -17,6 +17,9 @@ use super::discovery::{self, ProbeMatch};
 
 /// The most distinct devices one scan keeps.
 pub const MAX_DEVICES: usize = 256;
+/// The most devices kept from one address: a recorder may show a few, a flood from one rogue
+/// host cannot crowd out the real cameras.
+pub const MAX_PER_ADDRESS: usize = 4;
 /// The most addresses probed one by one (a /22).
 pub const MAX_TARGETS: usize = 1024;
 /// How often the multicast Probe is sent (UDP may lose one).
@@ -46,6 +49,30 @@ pub struct Heard {
     pub refused: usize,
     /// Whether devices past [`MAX_DEVICES`] were left out.
     pub truncated: bool,
+}
+
+/// The IPv4 address of a network interface, by name.
+pub fn interface_address(name: &str) -> Option<Ipv4Addr> {
+    nix::ifaddrs::getifaddrs()
+        .ok()?
+        .filter(|a| a.interface_name == name)
+        .find_map(|a| a.address?.as_sockaddr_in().map(|s| s.ip()))
+}
+
+/// The addresses of an IPv4 network to probe one by one, or why not.
+pub fn targets(network: ipnet::IpNet) -> Result<Vec<IpAddr>, String> {
+    let ipnet::IpNet::V4(net) = network else {
+        return Err(format!(
+            "{network}: only IPv4 networks are probed one by one (ONVIF multicast is IPv4)"
+        ));
+    };
+    let hosts: Vec<IpAddr> = net.hosts().take(MAX_TARGETS + 1).map(IpAddr::V4).collect();
+    if hosts.len() > MAX_TARGETS {
+        return Err(format!(
+            "{network} has more than {MAX_TARGETS} addresses: give a /22 or smaller"
+        ));
+    }
+    Ok(hosts)
 }
 
 async fn bind(local: Ipv4Addr) -> std::io::Result<UdpSocket> {
@@ -116,12 +143,42 @@ async fn gather(
             if seen.contains(&found.endpoint) {
                 continue;
             }
-            if heard.matches.len() >= MAX_DEVICES {
+            let from_here = heard
+                .matches
+                .iter()
+                .filter(|(_, a)| *a == from.ip())
+                .count();
+            if heard.matches.len() >= MAX_DEVICES || from_here >= MAX_PER_ADDRESS {
                 heard.truncated = true;
                 continue;
             }
             seen.insert(found.endpoint.clone());
             heard.matches.push((found, from.ip()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_the_hosts_of_a_small_ipv4_network() {
+        let hosts = targets("192.0.2.0/29".parse().unwrap()).unwrap();
+        assert_eq!(hosts.first().unwrap().to_string(), "192.0.2.1");
+        assert_eq!(hosts.len(), 6);
+        assert_eq!(targets("192.0.2.7/32".parse().unwrap()).unwrap().len(), 1);
+        assert_eq!(
+            targets("198.51.100.0/22".parse().unwrap()).unwrap().len(),
+            1022
+        );
+        assert!(
+            targets("198.51.100.0/21".parse().unwrap())
+                .unwrap_err()
+                .contains("/22")
+        );
+        assert!(targets("2001:db8::/120".parse().unwrap()).is_err());
+        assert!(interface_address("lo").is_some_and(|a| a.is_loopback()));
+        assert_eq!(interface_address("no-such-if0"), None);
     }
 }

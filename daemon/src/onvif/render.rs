@@ -109,6 +109,31 @@ pub fn toml(devices: &[Device], names: &[String], username: Option<&str>) -> Str
     out
 }
 
+/// One device with its name and its entries: what `--format json` and the API give.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Found {
+    /// The device.
+    #[serde(flatten)]
+    pub device: Device,
+    /// The name its main stream's entry has.
+    pub name: String,
+    /// Its `[[cameras]]` entries, or the comment that says why it has none.
+    pub toml: String,
+}
+
+/// Names and renders each device.
+pub fn found(devices: &[Device], taken: &[&str], username: Option<&str>) -> Vec<Found> {
+    devices
+        .iter()
+        .zip(names(devices, taken))
+        .map(|(device, name)| Found {
+            toml: entry(device, &name, username),
+            device: device.clone(),
+            name,
+        })
+        .collect()
+}
+
 /// The entries of one device.
 pub fn entry(device: &Device, name: &str, username: Option<&str>) -> String {
     let mut out = String::new();
@@ -166,10 +191,11 @@ pub fn entry(device: &Device, name: &str, username: Option<&str>) -> String {
                     quote(&password_file)
                 ));
             }
-            None => lines.push(format!(
+            None if i == 0 => lines.push(format!(
                 "# username = \"…\" and password_file = {} if the stream needs them",
                 quote(&password_file)
             )),
+            None => {}
         }
         if let Some(port) = device.onvif_port {
             lines.push(format!("onvif_port = {port}"));
