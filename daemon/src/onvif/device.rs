@@ -126,7 +126,7 @@ impl<T: Transport> Session<'_, T> {
                 } else {
                     now - Duration::from_secs(self.skew.unsigned_abs())
                 };
-                Some(UsernameToken::fresh(c, at))
+                Some(UsernameToken::fresh(c, at).map_err(|e| Problem::NoAnswer(e.to_string()))?)
             }
             _ => None,
         };

@@ -50,20 +50,19 @@ pub fn probe(message_id: &str) -> String {
 }
 
 /// A fresh `urn:uuid:` (random, version 4) for a Probe's MessageID.
-pub fn message_id() -> String {
-    let mut b = [0u8; 16];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+pub fn message_id() -> Result<String, crate::base::error::Error> {
+    let mut b = crate::base::random::bytes::<16>()?;
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
+    let hex = crate::base::hex::encode(&b);
+    Ok(format!(
         "urn:uuid:{}-{}-{}-{}-{}",
         &hex[..8],
         &hex[8..12],
         &hex[12..16],
         &hex[16..20],
         &hex[20..]
-    )
+    ))
 }
 
 /// One device's answer to a Probe.
@@ -191,9 +190,9 @@ mod tests {
 
     #[test]
     fn a_probe_is_well_formed_and_carries_its_id() {
-        let id = message_id();
+        let id = message_id().unwrap();
         assert_eq!(id.len(), "urn:uuid:".len() + 36);
-        assert_ne!(id, message_id());
+        assert_ne!(id, message_id().unwrap());
         let root = xml::parse(probe(&id).as_bytes(), DATAGRAM).unwrap();
         assert_eq!(root.text_at(&["Header", "MessageID"]), id);
         assert_eq!(

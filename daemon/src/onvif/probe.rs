@@ -85,7 +85,7 @@ async fn bind(local: Ipv4Addr) -> std::io::Result<UdpSocket> {
 /// Sends the Probes and gathers the answers until the window closes.
 pub async fn scan(scan: &Scan) -> std::io::Result<Heard> {
     let socket = bind(scan.local).await?;
-    let id = discovery::message_id();
+    let id = discovery::message_id().map_err(std::io::Error::other)?;
     let probe = discovery::probe(&id);
     let deadline = tokio::time::Instant::now() + scan.window;
     let mut heard = Heard::default();

@@ -140,10 +140,12 @@ impl UsernameToken {
     }
 
     /// A token with a fresh random nonce.
-    pub fn fresh(credentials: &Credentials, created: SystemTime) -> UsernameToken {
-        let mut nonce = [0u8; 16];
-        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce);
-        UsernameToken::new(credentials, &nonce, created)
+    pub fn fresh(
+        credentials: &Credentials,
+        created: SystemTime,
+    ) -> Result<UsernameToken, crate::base::error::Error> {
+        let nonce = crate::base::random::bytes::<16>()?;
+        Ok(UsernameToken::new(credentials, &nonce, created))
     }
 
     fn header(&self) -> String {
@@ -420,7 +422,7 @@ mod tests {
         assert_eq!(t.text_at(&["Username"]), "admin");
         assert_eq!(t.text_at(&["Password"]), token.digest);
         assert!(!text.contains("s3cret"));
-        assert_ne!(UsernameToken::fresh(&c, at).nonce, token.nonce);
+        assert_ne!(UsernameToken::fresh(&c, at).unwrap().nonce, token.nonce);
     }
 
     #[test]
