@@ -187,6 +187,11 @@ impl Daemon {
             downloads: web::downloads_router(app.clone()),
             vod: web::vod_router(app.clone()),
             rtmp: Arc::new(RwLock::new(Arc::new(rtmp_context(&live_outputs, &[])))),
+            push: Arc::new(crate::media::push::PushContext {
+                hubs: ingest.hubs.clone(),
+                cameras: ingest.push.clone(),
+                status: ingest.status.clone(),
+            }),
             live_outputs,
         };
         Ok((

@@ -31,13 +31,17 @@ pub const IDLE: Duration = Duration::from_secs(60);
 
 /// A parsed request.
 #[derive(Debug, Default)]
-struct Request {
-    method: String,
-    url: String,
-    headers: HashMap<String, String>,
+pub struct Request {
+    /// The method.
+    pub method: String,
+    /// The URL.
+    pub url: String,
+    /// The headers, by lowercase name.
+    pub headers: HashMap<String, String>,
 }
 
-fn parse(head: &str) -> Option<Request> {
+/// Parses a request head (without its blank line).
+pub fn parse(head: &str) -> Option<Request> {
     let mut lines = head.split("\r\n");
     let mut first = lines.next()?.split(' ');
     let (method, url, version) = (first.next()?, first.next()?, first.next()?);
@@ -70,7 +74,14 @@ fn target(url: &str) -> (String, Option<usize>, String) {
     (name, track, query.to_string())
 }
 
-fn response(code: u16, reason: &str, cseq: &str, extra: &[(&str, String)], body: &str) -> Vec<u8> {
+/// A response with its headers and body.
+pub fn response(
+    code: u16,
+    reason: &str,
+    cseq: &str,
+    extra: &[(&str, String)],
+    body: &str,
+) -> Vec<u8> {
     let mut out = format!("RTSP/1.0 {code} {reason}\r\nCSeq: {cseq}\r\nServer: sited\r\n");
     for (k, v) in extra {
         out.push_str(&format!("{k}: {v}\r\n"));
@@ -447,7 +458,8 @@ pub async fn connection(mut stream: TcpStream, peer: SocketAddr, live: Arc<Live>
     }
 }
 
-fn find(buf: &[u8], needle: &[u8]) -> Option<usize> {
+/// Where `needle` first occurs in `buf`.
+pub fn find(buf: &[u8], needle: &[u8]) -> Option<usize> {
     buf.windows(needle.len()).position(|w| w == needle)
 }
 
