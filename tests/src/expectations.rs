@@ -218,9 +218,9 @@ pub fn inbound(
             continue;
         }
         for to in row.to.iter().filter(|t| roles.contains(&t.as_str())) {
-            let shut = NODE_CONDITIONS
-                .iter()
-                .any(|(l, p, f_, t, c)| *l == layout && *p == row.port && *f_ == from && t == to && !f.hold(c));
+            let shut = NODE_CONDITIONS.iter().any(|(l, p, f_, t, c)| {
+                *l == layout && *p == row.port && *f_ == from && t == to && !f.hold(c)
+            });
             if !interpreted(layout, &row.port, from, to) && !shut {
                 let (lo, hi) = range(&row.port);
                 out.insert((row.proto.clone(), lo, hi));

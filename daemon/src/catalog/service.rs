@@ -188,7 +188,8 @@ impl Service {
             Service::EngineEvents | Service::Database => Component::InProcess,
             Service::Webrtc | Service::Turn | Service::TurnRelay => Component::NotBuilt,
             Service::CameraPush => Component::Media,
-            Service::OnvifDiscovery => Component::NotBuilt,
+            // Bound on demand by `POST /api/v1/discover`, not held open.
+            Service::OnvifDiscovery => Component::InProcess,
             Service::ObjectStore | Service::DevServer => Component::NotBuilt,
             Service::CameraHttp | Service::CameraHttps | Service::CameraRtsp => Component::Outbound,
             Service::CameraOnvif | Service::License | Service::Dns | Service::Ntp => {

@@ -61,34 +61,35 @@ pub async fn discover(
         timeout: REQUEST_TIMEOUT,
     };
     let overall = tokio::time::Instant::now() + ASK_DEADLINE;
-    let devices = futures_util::stream::iter(heard.matches.iter())
-        .map(|(found, from)| {
-            let transport = &transport;
-            async move {
-                let deadline = (tokio::time::Instant::now() + DEVICE_DEADLINE).min(overall);
-                let asked = device::interrogate(transport, found, *from, credentials);
-                match tokio::time::timeout_at(deadline, asked).await {
-                    Ok(device) => device,
-                    Err(_) => Device {
-                        address: *from,
-                        endpoint: found.endpoint.clone(),
-                        xaddr: found.xaddrs.first().cloned(),
-                        onvif_port: None,
-                        scopes: found.scopes.clone(),
-                        information: None,
-                        profiles: Vec::new(),
-                        problem: Some(Problem::NoAnswer("no complete answer in time".into())),
-                    },
-                }
+    let (datagrams, refused, truncated) = (heard.datagrams, heard.refused, heard.truncated);
+    let asks = heard.matches.into_iter().map(|(found, from)| {
+        let credentials = credentials.cloned();
+        async move {
+            let deadline = (tokio::time::Instant::now() + DEVICE_DEADLINE).min(overall);
+            let asked = device::interrogate(&transport, &found, from, credentials.as_ref());
+            match tokio::time::timeout_at(deadline, asked).await {
+                Ok(device) => device,
+                Err(_) => Device {
+                    address: from,
+                    endpoint: found.endpoint.clone(),
+                    xaddr: found.xaddrs.first().cloned(),
+                    onvif_port: None,
+                    scopes: found.scopes.clone(),
+                    information: None,
+                    profiles: Vec::new(),
+                    problem: Some(Problem::NoAnswer("no complete answer in time".into())),
+                },
             }
-        })
+        }
+    });
+    let devices = futures_util::stream::iter(asks)
         .buffered(CONCURRENCY)
         .collect()
         .await;
     Ok(Report {
         devices,
-        datagrams: heard.datagrams,
-        refused: heard.refused,
-        truncated: heard.truncated,
+        datagrams,
+        refused,
+        truncated,
     })
 }

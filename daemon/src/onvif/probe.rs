@@ -28,7 +28,8 @@ const REPEATS: usize = 2;
 /// What to probe.
 #[derive(Debug, Clone)]
 pub struct Scan {
-    /// The local address to send from: an interface's, or unspecified for the default route.
+    /// The local address to send from: an interface's, or unspecified for the default route (also
+    /// used when the address is not this host's).
     pub local: Ipv4Addr,
     /// Send the multicast Probe.
     pub multicast: bool,
@@ -76,10 +77,17 @@ pub fn targets(network: ipnet::IpNet) -> Result<Vec<IpAddr>, String> {
 }
 
 async fn bind(local: Ipv4Addr) -> std::io::Result<UdpSocket> {
-    match UdpSocket::bind((local, discovery::PORT)).await {
-        Ok(socket) => Ok(socket),
-        Err(_) => UdpSocket::bind((local, 0)).await,
+    let mut last = None;
+    // The given address when it is this host's, else any; port 3702 when free, else any.
+    for address in [local, Ipv4Addr::UNSPECIFIED] {
+        for port in [discovery::PORT, 0] {
+            match UdpSocket::bind((address, port)).await {
+                Ok(socket) => return Ok(socket),
+                Err(e) => last = Some(e),
+            }
+        }
     }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no socket")))
 }
 
 /// Sends the Probes and gathers the answers until the window closes.

@@ -164,6 +164,7 @@ impl Daemon {
             cameras: cameras.clone(),
             hls: hls.clone(),
             recordings: recordings.clone(),
+            discoveries: Default::default(),
         });
         let live_outputs = Arc::new(crate::media::output::Live {
             hubs: hubs.clone(),

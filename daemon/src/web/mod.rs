@@ -6,6 +6,7 @@
 //! Everything but `GET /api/v1/health` and the login page needs a login.
 
 pub mod api;
+pub mod discover;
 pub mod live;
 pub mod metrics;
 pub mod openapi;
@@ -59,6 +60,8 @@ pub struct App {
     pub hls: Arc<crate::media::output::hls::Hls>,
     /// The recordings root, `<state-dir>/recordings`.
     pub recordings: std::path::PathBuf,
+    /// The last ONVIF discovery of the node.
+    pub discoveries: Arc<discover::Discoveries>,
 }
 
 impl App {
@@ -193,6 +196,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/config/history", get(api::history))
         .route("/api/v1/config/validate", post(api::validate))
         .route("/api/v1/tokens", post(api::tokens))
+        .route("/api/v1/discover", post(discover::discover))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics::render))
         .route_layer(middleware::from_fn_with_state(app.clone(), api_login));
