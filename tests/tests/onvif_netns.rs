@@ -221,3 +221,95 @@ fn a_flood_of_hostile_answers_leaves_discover_bounded() {
     );
     assert!(report["refused"].as_u64().unwrap() >= 3, "{report:#}");
 }
+
+#[test]
+fn the_daemon_discovers_on_demand_and_tells_configured_cameras_apart() {
+    require_root!("ip");
+    let lab = Lab::new(&["camera", "other"]);
+    let (cam, other) = (lab.peer("camera").v4.clone(), lab.peer("other").v4.clone());
+    let _lobby = FakeOnvif::start_in(
+        &lab.peer("camera").ns,
+        &["--address", &cam, "--http-port", "8080", "--name", "Lobby"],
+    );
+    let _yard = FakeOnvif::start_in(
+        &lab.peer("other").ns,
+        &["--address", &other, "--http-port", "8080", "--name", "Yard"],
+    );
+    let (tls, api) = (free_port(), free_port());
+    let site = format!(
+        "[site]\nname = \"nova\"\nlayout = \"novavms\"\n\n[networks]\nclients = [\"192.0.2.0/24\"]\ncameras = [\"192.0.2.0/24\"]\n\n[[nodes]]\nname = \"n1\"\naddress = \"192.0.2.1\"\nroles = [\"application\", \"media\"]\n\n[[users]]\nname = \"{}\"\nrole = \"admin\"\npassword_hash = \"{}\"\n\n[[cameras]]\nname = \"lobby\"\nurl = \"rtsp://{cam}:8554/cam1\"\n\n[ports]\nweb_tls = {tls}\napi = {api}\n",
+        ADMIN.0,
+        sited_tests::daemon::admin_hash()
+    );
+    let d = Daemon::start_in(
+        &lab.node,
+        "onvif-api",
+        &site,
+        &["--firewall", "none", "--node", "n1"],
+    );
+    let auth = format!("{}:{}", ADMIN.0, ADMIN.1);
+    let base = format!("http://127.0.0.1:{api}");
+    d.wait_for("the API", Duration::from_secs(30), || {
+        lab.try_exec(
+            &lab.node,
+            &[
+                "curl",
+                "-sf",
+                "-u",
+                &auth,
+                &format!("{base}/api/v1/cameras"),
+            ],
+        )
+        .status
+        .success()
+    });
+    let out = lab.try_exec(
+        &lab.node,
+        &[
+            "curl",
+            "-s",
+            "-u",
+            &auth,
+            "-X",
+            "POST",
+            "-d",
+            "{\"window\": 1}",
+            &format!("{base}/api/v1/discover"),
+        ],
+    );
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", String::from_utf8_lossy(&out.stdout), d.log()));
+    let devices = found["devices"].as_array().cloned().unwrap_or_default();
+    let at = |a: &str| {
+        devices
+            .iter()
+            .find(|d| d["address"] == a)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(at(&cam)["configured"], "lobby", "{found:#}");
+    assert_eq!(at(&cam)["model"], "Fake FakeCam-1");
+    assert_eq!(at(&cam)["firmware"], "1.2.3");
+    assert!(at(&cam)["toml"].is_null());
+    assert!(at(&other)["configured"].is_null(), "{found:#}");
+    assert!(
+        at(&other)["toml"]
+            .as_str()
+            .unwrap_or("")
+            .contains("name = \"yard\""),
+        "{found:#}"
+    );
+
+    // The Cameras page shows both: the configured camera's model, the new one's snippet.
+    let page = lab.try_exec(
+        &lab.node,
+        &["curl", "-s", "-u", &auth, &format!("{base}/cameras")],
+    );
+    let page = String::from_utf8_lossy(&page.stdout);
+    assert!(
+        page.contains("ONVIF: Fake FakeCam-1 1.2.3")
+            && page.contains("Found, not configured")
+            && page.contains("name = &quot;yard&quot;"),
+        "{page}"
+    );
+}
