@@ -97,6 +97,8 @@ pub struct FirewallStatus {
     pub apply_ms: Option<u64>,
     /// The last apply error, if the last apply failed.
     pub error: Option<String>,
+    /// Its kind (`firewall-rejected`, `firewall-restore-failed`, …), if the last apply failed.
+    pub error_kind: Option<String>,
 }
 
 /// Everything the daemon shows of itself.
@@ -124,4 +126,6 @@ pub struct Status {
     pub reload_failures: u64,
     /// Firewall applies that failed.
     pub firewall_failures: u64,
+    /// Firewall applies that failed, by the error's kind.
+    pub firewall_failures_by_kind: BTreeMap<&'static str, u64>,
 }

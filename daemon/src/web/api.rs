@@ -91,6 +91,7 @@ pub async fn cameras(State(app): State<Arc<App>>) -> Json<Value> {
             let mut v = json!({
                 "name": c.name,
                 "url": c.url,
+                "push": c.push,
                 "node": c.node,
                 "record": c.record,
                 "transport": format!("{:?}", c.transport).to_lowercase(),
@@ -139,14 +140,10 @@ pub async fn history(
         return r;
     }
     let limit = page.limit.unwrap_or(50).clamp(1, 500);
-    let result = app
-        .store
-        .lock()
-        .map_err(|_| "state database lock poisoned".to_string())
-        .and_then(|s| s.history(limit, page.before).map_err(|e| e.to_string()));
-    match result {
+    let before = page.before;
+    match super::with_store(&app, move |s| s.history(limit, before)).await {
         Ok(list) => Json(list).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": e}))).into_response(),
+        Err(e) => super::failure(&e),
     }
 }
 

@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use crate::auth::COOKIE;
 use crate::auth::{Auth, Credentials, Principal, Refusal};
-use crate::base::Error;
+use crate::base::{Error, Kind};
 use crate::config::site::{User, UserRole};
 use crate::state::Shared;
 use crate::store::Store;
@@ -55,7 +55,7 @@ pub struct App {
     /// The live streams of the node.
     pub hubs: Arc<crate::media::hub::Hubs>,
     /// The cameras' status.
-    pub cameras: crate::media::ingest::Cameras,
+    pub cameras: crate::media::ingest::Statuses,
     /// The HLS segmenters.
     pub hls: Arc<crate::media::output::hls::Hls>,
     /// The recordings root, `<state-dir>/recordings`.
@@ -89,6 +89,23 @@ fn peer_ip(req: &Request) -> IpAddr {
 pub fn principal(app: &App, req: &Request) -> Result<Option<Principal>, Refusal> {
     let credentials = Credentials::from_http(req.headers(), req.uri().query());
     app.auth.principal(&app.users(), &credentials, peer_ip(req))
+}
+
+/// Runs `f` on the state database off the async threads: SQLite blocks, so no query runs on a
+/// tokio worker.
+pub async fn with_store<T: Send + 'static>(
+    app: &App,
+    f: impl FnOnce(&Store) -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    let store = app.store.clone();
+    tokio::task::spawn_blocking(move || {
+        let s = store
+            .lock()
+            .map_err(|_| Error::new(Kind::Internal, "the state database lock is poisoned"))?;
+        f(&s)
+    })
+    .await
+    .map_err(|e| Error::new(Kind::Internal, "a state database task died").with_source(e))?
 }
 
 /// The answer to a request that failed with `e`: its kind's status, and JSON naming the kind.

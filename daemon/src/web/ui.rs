@@ -420,11 +420,8 @@ pub async fn history(State(app): State<Arc<App>>, Extension(p): Extension<Princi
         )
             .into_response();
     }
-    let list = app
-        .store
-        .lock()
-        .ok()
-        .and_then(|s| s.history(100, None).ok())
+    let list = super::with_store(&app, |s| s.history(100, None))
+        .await
         .unwrap_or_default();
     let rows: Vec<Vec<String>> = list
         .iter()

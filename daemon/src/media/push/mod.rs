@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::frame::{Kind, Tracks};
 use super::hub::Hubs;
-use super::ingest::{CameraState, Cameras, update};
+use super::ingest::{CameraState, Statuses, update};
 use super::output::rtsp::{Request, find, parse, response};
 use crate::config::Camera;
 
@@ -71,7 +71,7 @@ pub struct PushContext {
     /// The cameras that may push.
     pub cameras: PushCameras,
     /// The cameras' status.
-    pub status: Cameras,
+    pub status: Statuses,
 }
 
 /// The live publisher of a slot; dropping it frees the slot.
