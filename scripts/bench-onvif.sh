@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ONVIF and push benchmarks (issue 14).
 # 1. Discovery time: `sited discover` on a namespace network of 50 fake ONVIF devices
-#    (scripts/fake-onvif.py, one namespace, 50 addresses), with the default 3 s window and a 1 s
+#    (scripts/fake-onvif.py, one namespace, 50 addresses), with the default 2 s window and a 1 s
 #    one. Target: under 5 s with the default window.
 # 2. Push ingest CPU per camera, side by side with pull: M cameras pushed by ffmpeg (RTSP RECORD,
 #    H.264 640x360 25 fps 2 Mbps) against M cameras of the same shape pulled from the fake RTSP
@@ -9,7 +9,7 @@
 # Needs root (namespaces) for 1; ffmpeg and GStreamer's RTSP server for 2. Skips what it cannot run.
 set -euo pipefail
 out=${1:-target/bench}
-sited=$PWD/target/release/sited
+sited=${SITED:-$PWD/target/release/sited}
 mkdir -p "$out"
 [ -x "$sited" ] || cargo build --quiet --release -p sited --bin sited
 
@@ -28,7 +28,7 @@ if [ "$(id -u)" = 0 ] && command -v ip >/dev/null; then
   for i in $(seq 100 149); do ip -n $p addr add 192.0.2.$i/24 dev sdbp$$; args+=(--address 192.0.2.$i); done
   ip netns exec $p /usr/bin/python3 scripts/fake-onvif.py "${args[@]}" --http-port 8080 >"$out/fake-onvif.log" 2>&1 &
   sleep 1.5
-  for window in 3 1; do
+  for window in 2 1; do
     start=$(date +%s.%N)
     ip netns exec $n "$sited" discover --interface br0 --window $window --format json >"$out/discover.json"
     end=$(date +%s.%N)

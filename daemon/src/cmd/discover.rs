@@ -34,7 +34,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Format::Toml)]
     pub format: Format,
     /// How long to gather answers, in seconds.
-    #[arg(long, default_value_t = 3.0)]
+    #[arg(long, default_value_t = onvif::WINDOW.as_secs_f64())]
     pub window: f64,
 }
 

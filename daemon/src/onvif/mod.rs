@@ -28,15 +28,16 @@ pub use device::{Device, Problem};
 pub use soap::Credentials;
 
 /// How many devices are asked at once.
-pub const CONCURRENCY: usize = 32;
+pub const CONCURRENCY: usize = 64;
 /// The most one device's questions may take together.
 pub const DEVICE_DEADLINE: Duration = Duration::from_secs(6);
 /// The most all devices' questions may take together, after the gathering window.
 pub const ASK_DEADLINE: Duration = Duration::from_secs(12);
 /// The most one ONVIF request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
-/// The default gathering window.
-pub const WINDOW: Duration = Duration::from_secs(3);
+/// The default gathering window: four times WS-Discovery's APP_MAX_DELAY (500 ms, the longest a
+/// device waits before it answers a multicast Probe), with room for the repeated Probe.
+pub const WINDOW: Duration = Duration::from_secs(2);
 
 /// A whole discovery: every device heard, and what the scan saw.
 #[derive(Debug, Clone, Default, serde::Serialize)]

@@ -99,16 +99,6 @@ pub fn names(devices: &[Device], taken: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// Renders the devices as `[[cameras]]` entries; `username` is the user discovery logged in as.
-pub fn toml(devices: &[Device], names: &[String], username: Option<&str>) -> String {
-    let mut out = String::new();
-    for (device, name) in devices.iter().zip(names) {
-        out.push_str(&entry(device, name, username));
-        out.push('\n');
-    }
-    out
-}
-
 /// One device with its name and its entries: what `--format json` and the API give.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Found {
@@ -269,7 +259,7 @@ mod tests {
 
     #[test]
     fn an_entry_is_valid_toml_without_credentials_in_urls() {
-        let text = toml(&[lobby()], &["lobby".into()], Some("admin"));
+        let text = entry(&lobby(), "lobby", Some("admin"));
         let parsed: toml::Table = toml::from_str(&text).unwrap();
         let cameras = parsed["cameras"].as_array().unwrap();
         assert_eq!(cameras.len(), 1, "the sub stream is commented out:\n{text}");
@@ -303,7 +293,7 @@ mod tests {
         let mut d = lobby();
         d.profiles.clear();
         d.problem = Some(Problem::Credentials("Sender not Authorized".into()));
-        let text = toml(&[d], &["lobby".into()], None);
+        let text = entry(&d, "lobby", None);
         assert!(toml::from_str::<toml::Table>(&text).unwrap().is_empty());
         assert!(
             text.contains("# not usable: refused the credentials (Sender not Authorized)"),

@@ -33,7 +33,7 @@ pub struct Ask {
     pub user: Option<String>,
     /// Its password.
     pub password: Option<String>,
-    /// Seconds to gather answers (0.5 to 10; default 3).
+    /// Seconds to gather answers (0.5 to 10; default 2).
     pub window: Option<f64>,
 }
 
@@ -160,7 +160,7 @@ pub async fn discover(
             ),
         );
     }
-    let window = ask.window.unwrap_or(3.0);
+    let window = ask.window.unwrap_or(onvif::WINDOW.as_secs_f64());
     if !(0.5..=10.0).contains(&window) {
         return refuse(StatusCode::BAD_REQUEST, "window is 0.5 to 10 seconds");
     }
