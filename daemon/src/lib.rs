@@ -28,6 +28,7 @@ pub mod cmd;
 pub mod config;
 pub mod firewall;
 pub mod media;
+pub mod nodes;
 pub mod onvif;
 pub mod plan;
 pub mod reconcile;

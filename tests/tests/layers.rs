@@ -19,6 +19,7 @@ const ORDER: &[&str] = &[
     "auth",
     "onvif",
     "media",
+    "nodes",
     "web",
     "reconcile",
     "cmd",

@@ -120,7 +120,7 @@ impl Daemon {
         }
     }
 
-    /// One reconcile attempt.
+    /// One reconcile attempt on the site file.
     pub async fn reconcile(&mut self, trigger: Trigger) {
         let path = self.cfg.config.clone();
         let text = match std::fs::read_to_string(&path) {
@@ -135,6 +135,35 @@ impl Daemon {
                 return;
             }
         };
+        if let Some(diverged) = self.diverged(trigger, &text) {
+            // A media node runs its application node's version: the local edit is put back.
+            let sha = hex::sha256(text.as_bytes());
+            tracing::error!("{diverged}");
+            self.record(
+                trigger,
+                Some(&sha),
+                Outcome::Failed,
+                &serde_json::json!([]),
+                &diverged,
+            );
+            if let Some(text) = self.received.as_ref().map(|v| v.text.clone())
+                && let Err(e) = crate::base::fs::write_atomic(&path, text.as_bytes())
+            {
+                tracing::error!(error = %e, "cannot put the application node's version back");
+            }
+            return;
+        }
+        self.attempt(trigger, &text).await;
+    }
+
+    /// One reconcile attempt on a site file's text, from the file or from the node link;
+    /// returns how it ended.
+    pub(super) async fn attempt(
+        &mut self,
+        trigger: Trigger,
+        text: &str,
+    ) -> (Outcome, String, serde_json::Value) {
+        let path = self.cfg.config.clone();
         let sha = hex::sha256(text.as_bytes());
         if trigger != Trigger::Startup
             && self
@@ -142,19 +171,24 @@ impl Daemon {
                 .as_ref()
                 .is_some_and(|c| c.sha256.as_deref() == Some(sha.as_str()))
         {
+            let summary = "the file is the one in force";
             self.record(
                 trigger,
                 Some(&sha),
                 Outcome::Unchanged,
                 &serde_json::json!([]),
-                "the file is the one in force",
+                summary,
             );
-            return;
+            return (
+                Outcome::Unchanged,
+                summary.to_string(),
+                serde_json::json!([]),
+            );
         }
-        let checked = plan::check(&text, config::Options::default());
-        let diagnostics = json_diagnostics(&path, &text, &checked);
+        let checked = plan::check(text, config::Options::default());
+        let diagnostics = json_diagnostics(&path, text, &checked);
         let shown = path.display().to_string();
-        let source = Source::new(&shown, &text);
+        let source = Source::new(&shown, text);
         for d in &checked.diagnostics {
             tracing::warn!(code = d.code.as_str(), "{}", source.human(d).trim_end());
         }
@@ -175,9 +209,9 @@ impl Daemon {
             if !self.configured() {
                 self.run_last_good(&summary).await;
             }
-            return;
+            return (Outcome::Invalid, summary, diagnostics);
         };
-        match self.apply_site(site, &sha).await {
+        match self.apply_site(site, &sha, text).await {
             Ok(summary) => {
                 self.record(
                     trigger,
@@ -190,6 +224,7 @@ impl Daemon {
                 if let Err(e) = crate::base::fs::write_atomic(&last_good, text.as_bytes()) {
                     tracing::error!(file = %last_good.display(), error = %e, "cannot keep the last good site file; a restart with a broken file will run unconfigured");
                 }
+                (Outcome::Applied, summary, diagnostics)
             }
             Err(e) => {
                 tracing::error!(error = %e, kind = %e.kind(), "the site file is valid but could not be applied; the last good plan keeps running");
@@ -203,6 +238,7 @@ impl Daemon {
                 if !self.configured() {
                     self.unconfigured(&e.to_string()).await;
                 }
+                (Outcome::Failed, e.to_string(), diagnostics)
             }
         }
     }
@@ -222,7 +258,10 @@ impl Daemon {
         match good {
             Some((text, site)) => {
                 tracing::warn!(file = %last.display(), "running the last good site file");
-                if let Err(e) = self.apply_site(site, &hex::sha256(text.as_bytes())).await {
+                if let Err(e) = self
+                    .apply_site(site, &hex::sha256(text.as_bytes()), &text)
+                    .await
+                {
                     self.unconfigured(&format!("{why}; the last good file failed too: {e}"))
                         .await;
                 }
@@ -233,7 +272,12 @@ impl Daemon {
 
     /// Plans the node of a checked site, decides, and applies; returns the summary the history
     /// keeps: the node, the plan's diff and the actions taken.
-    async fn apply_site(&mut self, site: config::Site, sha: &str) -> Result<String, Error> {
+    async fn apply_site(
+        &mut self,
+        site: config::Site,
+        sha: &str,
+        text: &str,
+    ) -> Result<String, Error> {
         let hostname = nix::unistd::gethostname()
             .ok()
             .and_then(|h| h.into_string().ok());
@@ -243,8 +287,7 @@ impl Daemon {
             &self.cfg.node_file,
             hostname.as_deref(),
             &node::local_addresses(),
-        )
-        .map_err(|e| Error::new(Kind::Invalid, e))?;
+        )?;
         let plan = Arc::new(
             plan::plan(&site, found.name())
                 .ok_or_else(|| Error::new(Kind::Internal, "the node vanished from the site"))?,
@@ -259,9 +302,10 @@ impl Daemon {
         if let Ok(mut ctx) = self.routers.rtmp.write() {
             *ctx = Arc::new(rtmp_context(&self.routers.live_outputs, &keys));
         }
+        let site_for_links = Arc::new(site);
         if let Ok(mut s) = self.status.write() {
             s.node = Some(found.name().to_string());
-            s.site = Some(Arc::new(site));
+            s.site = Some(site_for_links.clone());
             s.plan = Some(plan.clone());
             s.unconfigured = None;
             s.version = Some(Version {
@@ -274,6 +318,7 @@ impl Daemon {
             Some(c) => diff::diff(&c.plan, &plan),
             None => diff::diff(&plan.emptied(), &plan),
         };
+        self.site_links(&site_for_links, &plan, sha, text);
         self.current = Some(Running {
             sha256: Some(sha.to_string()),
             plan,

@@ -63,6 +63,14 @@ pub struct Daemon {
     pub(super) shutdown: CancellationToken,
     /// Whether a retention pass is running; a pass asked for meanwhile is skipped.
     pub(super) retaining: Arc<std::sync::atomic::AtomicBool>,
+    /// The media nodes linked to this one (application node).
+    pub(super) nodes: Arc<crate::nodes::Registry>,
+    /// This node's link to its application node (media node).
+    pub(super) link: Option<super::links::Link>,
+    /// The channels between the daemon and its link.
+    pub(super) channels: super::links::Channels,
+    /// The last version the application node sent (media node).
+    pub(super) received: Option<crate::nodes::Version>,
 }
 
 impl Daemon {
@@ -94,6 +102,7 @@ impl Daemon {
         let hubs = Arc::new(crate::media::hub::Hubs::default());
         let statuses: crate::media::ingest::Statuses = Default::default();
         let auth: Arc<crate::auth::Auth> = Arc::default();
+        let nodes: Arc<crate::nodes::Registry> = Arc::default();
         let hls: Arc<crate::media::output::hls::Hls> = Arc::default();
         let app = Arc::new(App {
             status: status.clone(),
@@ -103,6 +112,8 @@ impl Daemon {
             cameras: statuses.clone(),
             hls: hls.clone(),
             recordings: recordings.clone(),
+            site_file: cfg.config.clone(),
+            nodes: nodes.clone(),
             discoveries: Default::default(),
         });
         let live_outputs = Arc::new(crate::media::output::Live {
@@ -148,6 +159,10 @@ impl Daemon {
                 current: None,
                 shutdown,
                 retaining: Arc::default(),
+                nodes,
+                link: None,
+                channels: Default::default(),
+                received: None,
             },
             app,
         ))

@@ -33,6 +33,11 @@ impl Daemon {
         license.tick().await;
         let mut retention = tokio::time::interval(self.cfg.retention);
         let disk_full = self.cameras.disk_full.clone();
+        let mut pushed = self
+            .channels
+            .pushed_rx
+            .take()
+            .ok_or_else(|| Error::new(Kind::Internal, "the daemon runs once"))?;
         notify::ready(&self.status_line());
         loop {
             tokio::select! {
@@ -44,6 +49,11 @@ impl Daemon {
                     self.reload(Trigger::FileChange).await;
                 }
                 _ = hup.recv() => self.reload(Trigger::Sighup).await,
+                Some(version) = pushed.recv() => {
+                    notify::reloading();
+                    self.pushed(version).await;
+                    notify::reloaded(&self.status_line());
+                }
                 _ = dog.tick() => if watchdog.is_some() { notify::watchdog() },
                 _ = license.tick() => self.refresh_license_hosts().await,
                 _ = retention.tick() => self.retention(),

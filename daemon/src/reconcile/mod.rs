@@ -18,6 +18,7 @@ pub mod attempt;
 pub mod boot;
 pub mod daemon;
 pub mod event;
+pub mod links;
 pub mod listeners;
 pub mod node;
 pub mod watch;

@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod page;
 pub mod recordings;
 pub mod serve;
+pub mod site;
 pub mod tls;
 pub mod ui;
 pub mod vod;
@@ -60,6 +61,10 @@ pub struct App {
     pub hls: Arc<crate::media::output::hls::Hls>,
     /// The recordings root, `<state-dir>/recordings`.
     pub recordings: std::path::PathBuf,
+    /// The site file (`/etc/sited/site.toml`), which `PUT /api/v1/site` replaces.
+    pub site_file: std::path::PathBuf,
+    /// The media nodes linked to this one, when it is the application node.
+    pub nodes: Arc<crate::nodes::Registry>,
     /// The last ONVIF discovery of the node.
     pub discoveries: Arc<discover::Discoveries>,
 }
@@ -204,7 +209,9 @@ async fn live_js() -> impl IntoResponse {
 /// The router of every web listener.
 pub fn router(app: Arc<App>) -> Router {
     let api = Router::new()
-        .route("/api/v1/site", get(api::site))
+        .route("/api/v1/site", get(api::site).put(site::put))
+        .route("/api/v1/site/file", get(site::file))
+        .route("/api/v1/nodes", get(site::nodes))
         .route("/api/v1/node", get(api::node))
         .route("/api/v1/cameras", get(api::cameras))
         .merge(recordings::routes())
@@ -227,6 +234,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route_layer(middleware::from_fn_with_state(app.clone(), ui_login));
     Router::new()
         .route("/api/v1/health", get(api::health))
+        .route("/api/v1/node/link", get(site::link))
         .route("/login", get(ui::login_page).post(ui::login))
         .route("/logout", post(ui::logout))
         .route("/assets/style.css", get(style))

@@ -334,40 +334,9 @@ pub async fn ports(State(app): State<Arc<App>>, Extension(p): Extension<Principa
         let rows: Vec<Vec<String>> = plan
             .flows
             .iter()
-            .map(|f| {
-                vec![
-                    format!("{:?}", f.direction).to_lowercase(),
-                    f.proto.to_string(),
-                    f.ports
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    esc(&f.peers.describe()),
-                    esc(f.service().name()),
-                    esc(f.row.purpose),
-                    esc(&f
-                        .row
-                        .references
-                        .iter()
-                        .map(|r| r.cite())
-                        .collect::<Vec<_>>()
-                        .join("; ")),
-                ]
-            })
+            .map(|f| crate::plan::flow::cells(f).iter().map(|c| esc(c)).collect())
             .collect();
-        body.push_str(&table(
-            &[
-                "Direction",
-                "Proto",
-                "Port",
-                "Peers",
-                "Service",
-                "Purpose",
-                "Reference",
-            ],
-            &rows,
-        ));
+        body.push_str(&table(&crate::plan::flow::COLUMNS, &rows));
     }
     let listeners: Vec<Vec<String>> = s
         .listeners
