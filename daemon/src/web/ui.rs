@@ -89,7 +89,104 @@ pub async fn overview(State(app): State<Arc<App>>, Extension(p): Extension<Princ
             ));
         }
         body.push_str("</dl>");
+        if let Some(link) = &s.link {
+            let state = if link.online {
+                badge("ok", "linked")
+            } else {
+                badge("bad", "offline")
+            };
+            body.push_str(&format!(
+                "<p>Application node <strong>{}</strong>: {state} since {}{}</p>",
+                esc(&link.application),
+                esc(link.since.as_deref().unwrap_or("start")),
+                link.error
+                    .as_deref()
+                    .map(|e| format!(" <span class=\"note\">({})</span>", esc(e)))
+                    .unwrap_or_default()
+            ));
+        }
     }
+    drop(s);
+    let rollout = super::site::rollout(&app);
+    if let Some(list) = rollout["nodes"].as_array().filter(|l| l.len() > 1) {
+        let rows: Vec<Vec<String>> = list
+            .iter()
+            .map(|n| {
+                let online = if n["online"] == true {
+                    badge("ok", "online")
+                } else {
+                    badge("bad", "offline")
+                };
+                let last = &n["last"];
+                let outcome = last["outcome"].as_str().unwrap_or("");
+                let kind = if matches!(outcome, "invalid" | "failed") {
+                    "bad"
+                } else {
+                    "ok"
+                };
+                vec![
+                    esc(n["name"].as_str().unwrap_or("")),
+                    esc(&n["roles"]
+                        .as_array()
+                        .map(|r| {
+                            r.iter()
+                                .filter_map(|x| x.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        })
+                        .unwrap_or_default()),
+                    esc(n["address"].as_str().unwrap_or("")),
+                    online,
+                    esc(n["last_seen"].as_str().unwrap_or(if n["this"] == true {
+                        "now"
+                    } else {
+                        "never"
+                    })),
+                    format!(
+                        "<code>{}</code>",
+                        esc(n["version"]
+                            .as_str()
+                            .map(|v| &v[..12.min(v.len())])
+                            .unwrap_or("none"))
+                    ),
+                    if outcome.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "{} {}{}",
+                            badge(kind, outcome),
+                            esc(last["summary"]
+                                .as_str()
+                                .unwrap_or("")
+                                .lines()
+                                .next()
+                                .unwrap_or("")),
+                            diagnostics_list(&last["diagnostics"])
+                        )
+                    },
+                ]
+            })
+            .collect();
+        body.push_str(&format!(
+            "<h2>Nodes</h2><p>{}</p>{}",
+            esc(rollout["rollout"]["text"].as_str().unwrap_or("")),
+            super::page::table(
+                &[
+                    "Node",
+                    "Roles",
+                    "Address",
+                    "State",
+                    "Last seen",
+                    "Version",
+                    "Last reload"
+                ],
+                &rows
+            )
+        ));
+    }
+    let Ok(s) = app.status.read() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
     if let Some(last) = &s.last {
         let kind = match last.outcome.as_str() {
             "applied" | "unchanged" | "imported" => "ok",
