@@ -15,6 +15,7 @@
 //! | [`firewall`] | applying a ruleset through a driver: check, replace, verify, restore |
 //! | [`store`] | the state database: config history, recordings index, schema upgrades |
 //! | [`auth`] | users, sessions, tokens, credentials and the login throttle |
+//! | [`onvif`] | finding cameras on the LAN: WS-Discovery, ONVIF SOAP, `[[cameras]]` text |
 //! | [`media`] | ingest, the hub, muxers, the RTMP and RTSP servers, the recorder |
 //! | [`web`] | the HTTP surfaces: UI, REST API, live and VOD routes, TLS |
 //! | [`reconcile`] | the daemon: one attempt decides with `plan::diff` and applies through drivers |
@@ -28,6 +29,7 @@ pub mod config;
 pub mod firewall;
 pub mod media;
 pub mod nodes;
+pub mod onvif;
 pub mod plan;
 pub mod reconcile;
 pub mod state;

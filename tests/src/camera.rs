@@ -48,9 +48,25 @@ macro_rules! require_media {
 impl FakeCameras {
     /// Starts cameras (`name[:codec=h265][:audio=aac]…`) on `port`, waiting until they are ready.
     pub fn start_on(port: u16, specs: &[&str]) -> FakeCameras {
-        let mut cmd = Command::new(PYTHON);
-        cmd.arg(crate::root().join("scripts/fake-camera.py"))
-            .args(["--port", &port.to_string()]);
+        FakeCameras::start_in(None, "127.0.0.1", port, specs)
+    }
+
+    /// Starts cameras listening on `address`:`port`, in a network namespace if given.
+    pub fn start_in(netns: Option<&str>, address: &str, port: u16, specs: &[&str]) -> FakeCameras {
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, PYTHON]);
+                c
+            }
+            None => Command::new(PYTHON),
+        };
+        cmd.arg(crate::root().join("scripts/fake-camera.py")).args([
+            "--port",
+            &port.to_string(),
+            "--address",
+            address,
+        ]);
         for s in specs {
             cmd.args(["--camera", s]);
         }

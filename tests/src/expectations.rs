@@ -34,6 +34,17 @@ pub struct Expected {
     pub conditions: Vec<String>,
 }
 
+/// Flows sited opens only on a node that needs them, though the document says "always":
+/// (layout, port, from, to, the condition that opens them).
+pub const NODE_CONDITIONS: &[(&str, &str, &str, &str, &str)] = &[(
+    "novavms",
+    "554",
+    "cameras",
+    "media",
+    // Camera -> gateway RTSP serves cameras that push: shut on a node none of whose cameras does.
+    "push_cameras",
+)];
+
 /// Where sited reads a document differently, on purpose: (layout, port, from, to, why).
 pub const INTERPRETATIONS: &[(&str, &str, &str, &str, &str)] = &[
     (
@@ -161,6 +172,8 @@ pub struct Features {
     pub integration: bool,
     /// More than one node.
     pub multi_node: bool,
+    /// A camera of the node pushes (NovaVMS).
+    pub push_cameras: bool,
 }
 
 impl Features {
@@ -174,6 +187,7 @@ impl Features {
             "license_electronic" => self.license_electronic,
             "integration" => self.integration,
             "multi_node" => self.multi_node,
+            "push_cameras" => self.push_cameras,
             _ => false, // dev_only, planned, loopback_only: never from outside
         }
     }
@@ -204,7 +218,10 @@ pub fn inbound(
             continue;
         }
         for to in row.to.iter().filter(|t| roles.contains(&t.as_str())) {
-            if !interpreted(layout, &row.port, from, to) {
+            let shut = NODE_CONDITIONS.iter().any(|(l, p, f_, t, c)| {
+                *l == layout && *p == row.port && *f_ == from && t == to && !f.hold(c)
+            });
+            if !interpreted(layout, &row.port, from, to) && !shut {
                 let (lo, hi) = range(&row.port);
                 out.insert((row.proto.clone(), lo, hi));
             }

@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod expectations;
 pub mod media;
 pub mod netns;
+pub mod onvif;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

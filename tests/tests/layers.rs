@@ -17,6 +17,7 @@ const ORDER: &[&str] = &[
     "firewall",
     "store",
     "auth",
+    "onvif",
     "media",
     "nodes",
     "web",

@@ -269,7 +269,7 @@ pub const ROWS: &[Row] = &[
         from: Zone(Z::Cameras),
         to: Node(MEDIA),
         when: &[],
-        purpose: "Camera -> gateway (RTSP)",
+        purpose: "Camera -> gateway (RTSP), opened on a media node one of whose cameras pushes",
         references: &[cite(
             BULLETS,
             "Camera -> gateway: inbound TCP 554 (RTSP) on the gateway LAN",

@@ -187,7 +187,9 @@ impl Service {
             Service::Ssh => Component::System,
             Service::EngineEvents | Service::Database => Component::InProcess,
             Service::Webrtc | Service::Turn | Service::TurnRelay => Component::NotBuilt,
-            Service::CameraPush | Service::OnvifDiscovery => Component::NotBuilt,
+            Service::CameraPush => Component::Media,
+            // Bound on demand by `POST /api/v1/discover`, not held open.
+            Service::OnvifDiscovery => Component::InProcess,
             Service::ObjectStore | Service::DevServer => Component::NotBuilt,
             Service::CameraHttp | Service::CameraHttps | Service::CameraRtsp => Component::Outbound,
             Service::CameraOnvif | Service::License | Service::Dns | Service::Ntp => {

@@ -4,6 +4,7 @@
 //! I/O error.
 
 pub mod apply;
+pub mod discover;
 pub mod hash_password;
 pub mod plan;
 pub mod ports;
@@ -47,6 +48,8 @@ pub enum Command {
     Apply(apply::Args),
     /// Keep a firewall change made with `apply --confirm`.
     Confirm(apply::ConfirmArgs),
+    /// Find the ONVIF cameras of a LAN and print them as `[[cameras]]` entries.
+    Discover(discover::Args),
     /// Read a password on stdin and print its argon2 hash for `[[users]]`.
     HashPassword,
     /// Make a new per-site secret for the node links.
@@ -67,6 +70,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Plan(args) => plan::run(&args),
         Command::Apply(args) => apply::run(&args),
         Command::Confirm(args) => apply::confirm(&args),
+        Command::Discover(args) => discover::run(&args),
         Command::HashPassword => hash_password::run(),
         Command::Secret(args) => secret::run(&args),
         Command::Push(args) => push::run(&args),

@@ -13,11 +13,13 @@ use super::file::CameraEntry;
 use super::locate::{Locator, Seg};
 use super::site::{Camera, Node};
 use super::validate::{Options, is_good_name, missing_file};
+use crate::catalog::Layout;
 
 /// Checks every camera; returns those that are valid, assigned to their node.
 pub fn check_all(
     entries: &[CameraEntry],
     nodes: &[Node],
+    layout: Layout,
     at: &Locator<'_, '_>,
     found: &mut Vec<Diagnostic>,
     options: Options,
@@ -47,7 +49,16 @@ pub fn check_all(
                 .help("give every camera its own name"),
             );
         }
-        let url = check_url(entry, at.value(&path("url")), found);
+        let url = if entry.push {
+            check_push(entry, layout, at.value(&path("push")), found).then(|| (String::new(), 0))
+        } else {
+            check_url(
+                entry,
+                at.value(&path("url")),
+                at.value(&[Seg::Key("cameras"), Seg::Index(i)]),
+                found,
+            )
+        };
         let node = assign(entry, nodes, &media, at, &path, found);
         if options.on_node
             && let Some(file) = &entry.password_file
@@ -60,7 +71,8 @@ pub fn check_all(
         if let (Some((host, port)), Some(node)) = (url, node) {
             cameras.push(Camera {
                 name: entry.name.clone(),
-                url: entry.url.clone(),
+                url: entry.url.clone().unwrap_or_default(),
+                push: entry.push,
                 host,
                 port,
                 username: entry.username.clone(),
@@ -77,21 +89,70 @@ pub fn check_all(
     cameras
 }
 
+/// Whether a pushing camera is complete: no `url`, its credentials, a layout with a push port.
+fn check_push(
+    entry: &CameraEntry,
+    layout: Layout,
+    span: Option<std::ops::Range<usize>>,
+    found: &mut Vec<Diagnostic>,
+) -> bool {
+    let mut bad = |message: String, help: &str| {
+        found.push(
+            Diagnostic::error(Code::CameraPush, span.clone(), message).help(help.to_string()),
+        );
+        false
+    };
+    if !crate::catalog::rows(layout).any(|r| r.service == crate::catalog::Service::CameraPush) {
+        return bad(
+            format!(
+                "camera \"{}\" pushes, but layout {layout} documents no port for cameras that push",
+                entry.name
+            ),
+            "give it a `url` to pull instead; only NovaVMS documents RTSP from cameras (TCP 554)",
+        );
+    }
+    if entry.url.is_some() {
+        return bad(
+            format!("camera \"{}\" pushes and also has a `url`", entry.name),
+            "remove `url` (the camera pushes to rtsp://NODE:554/<name>), or remove `push = true` to pull it",
+        );
+    }
+    if entry.username.is_none() || entry.password_file.is_none() {
+        return bad(
+            format!("camera \"{}\" pushes without credentials", entry.name),
+            "give `username` and `password_file`: the camera logs in with them (HTTP Digest) before it may push",
+        );
+    }
+    true
+}
+
 /// The host and port of a camera URL, or a diagnostic.
 fn check_url(
     entry: &CameraEntry,
     span: Option<std::ops::Range<usize>>,
+    entry_span: Option<std::ops::Range<usize>>,
     found: &mut Vec<Diagnostic>,
 ) -> Option<(String, u16)> {
     let bad = |code, message: String, help: &str| {
         Diagnostic::error(code, span.clone(), message).help(help.to_string())
     };
-    let Ok(uri) = entry.url.parse::<http::Uri>() else {
+    let Some(url) = &entry.url else {
+        found.push(
+            Diagnostic::error(
+                Code::MissingKey,
+                entry_span,
+                format!("camera \"{}\" has no `url`", entry.name),
+            )
+            .help("give the stream as `url = \"rtsp://host[:port]/path\"`, or `push = true` for a camera that pushes"),
+        );
+        return None;
+    };
+    let Ok(uri) = url.parse::<http::Uri>() else {
         found.push(bad(
             Code::CameraScheme,
             format!(
                 "camera \"{}\" has URL \"{}\", which does not parse",
-                entry.name, entry.url
+                entry.name, url
             ),
             "write it as rtsp://host[:port]/path",
         ));

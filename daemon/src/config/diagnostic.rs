@@ -44,6 +44,8 @@ pub enum Code {
     CameraScheme,
     /// A camera URL with a user name or password in it.
     CameraCredentials,
+    /// A camera that pushes is incomplete, has a `url`, or its layout has no push port.
+    CameraPush,
     /// Two nodes with one name.
     DuplicateNode,
     /// Two cameras with one name.
@@ -84,7 +86,7 @@ pub enum Code {
 
 impl Code {
     /// Every code.
-    pub const ALL: [Code; 29] = [
+    pub const ALL: [Code; 30] = [
         Code::Syntax,
         Code::UnknownKey,
         Code::WrongType,
@@ -96,6 +98,7 @@ impl Code {
         Code::BadAddress,
         Code::CameraScheme,
         Code::CameraCredentials,
+        Code::CameraPush,
         Code::DuplicateNode,
         Code::DuplicateCamera,
         Code::DuplicateAddress,
@@ -130,6 +133,7 @@ impl Code {
             Code::BadAddress => "bad-address",
             Code::CameraScheme => "camera-scheme",
             Code::CameraCredentials => "camera-credentials",
+            Code::CameraPush => "camera-push",
             Code::DuplicateNode => "duplicate-node",
             Code::DuplicateCamera => "duplicate-camera",
             Code::DuplicateAddress => "duplicate-address",

@@ -202,11 +202,19 @@ pub struct CameraEntry {
     /// The camera's name: letters, digits, `-` and `_`. Required. It is the stream's name in every
     /// output URL.
     pub name: String,
-    /// The stream, `rtsp://host[:port]/path` or `rtsps://…`, without credentials. Required.
-    pub url: String,
-    /// The RTSP user name. Default: none.
+    /// The stream, `rtsp://host[:port]/path` or `rtsps://…`, without credentials. Required,
+    /// unless the camera pushes.
+    pub url: Option<String>,
+    /// The camera pushes its stream to its node (RTSP ANNOUNCE and RECORD to
+    /// `rtsp://NODE:554/<name>`, NovaVMS's camera port) instead of being pulled from `url`.
+    /// It then logs in with `username` and the password in `password_file` (HTTP Digest).
+    /// Default: `false`.
+    #[serde(default)]
+    pub push: bool,
+    /// The RTSP user name: the one sited logs in as, or, for a pushing camera, the one the camera
+    /// must log in as. Default: none (required to push).
     pub username: Option<String>,
-    /// A file on the appliance that holds the RTSP password. Default: none.
+    /// A file on the appliance that holds that user's password. Default: none (required to push).
     pub password_file: Option<String>,
     /// The media node that ingests the camera. Default: in a site with one media node, that
     /// node; otherwise chosen by rendezvous hashing of the camera's name over the media nodes, so

@@ -105,8 +105,10 @@ pub struct Node {
 pub struct Camera {
     /// Its name: the stream's name in every output.
     pub name: String,
-    /// The stream URL, without credentials.
+    /// The stream URL, without credentials; empty for a camera that pushes.
     pub url: String,
+    /// Whether the camera pushes its stream (RTSP RECORD) instead of being pulled.
+    pub push: bool,
     /// The URL's host, without brackets.
     pub host: String,
     /// The URL's port, or the scheme's default (554 for rtsp, 322 for rtsps).

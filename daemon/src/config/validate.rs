@@ -95,7 +95,14 @@ impl Validator<'_, '_, '_> {
         let ports = self.ports(layout, &file.ports);
         let users = self.users(&file.users);
         let devices = self.devices(&file.mobile_devices, &file.cameras, options);
-        let cameras = camera::check_all(&file.cameras, &nodes, self.at, &mut self.found, options);
+        let cameras = camera::check_all(
+            &file.cameras,
+            &nodes,
+            layout,
+            self.at,
+            &mut self.found,
+            options,
+        );
         let site = Site {
             name: file.site.name.clone(),
             layout,

@@ -1,6 +1,8 @@
 //! The node's cameras: one supervised ingest task per camera of the plan.
 //!
-//! Each camera with `record = true` also has a recorder reading its hub.
+//! Each camera with `record = true` also has a recorder reading its hub. A camera that pushes
+//! has no ingest task: it gets a slot in [`super::push::PushCameras`], and the push server feeds
+//! its hub while it pushes.
 //!
 //! Reconcile hands over its actions (`plan::diff::actions` decides): a started camera gets a
 //! task and a hub, a restarted one keeps its hub, a stopped one loses both. A camera no action
@@ -34,6 +36,8 @@ pub struct Supervisor {
     pub disk_full: Arc<tokio::sync::Notify>,
     /// The length recorded segments aim for.
     pub segment: std::time::Duration,
+    /// The cameras that push, for the push server.
+    pub push: super::push::PushCameras,
 }
 
 impl Supervisor {
@@ -52,6 +56,7 @@ impl Supervisor {
             recordings,
             disk_full: Arc::default(),
             segment: std::time::Duration::from_secs(60),
+            push: Arc::default(),
         }
     }
 
@@ -85,6 +90,9 @@ impl Supervisor {
                 tokio::spawn(recorder.stop());
             }
         }
+        if let Ok(mut push) = self.push.write() {
+            push.remove(name);
+        }
         if forget {
             self.hubs.remove(name);
             if let Ok(mut s) = self.status.write() {
@@ -98,12 +106,23 @@ impl Supervisor {
         let stop = shutdown.child_token();
         let hub = self.hubs.get_or_create(name);
         tracing::info!(camera = %name, "starting camera");
-        tokio::spawn(ingest::run(
-            camera.clone(),
-            hub.clone(),
-            self.status.clone(),
-            stop.clone(),
-        ));
+        if camera.push {
+            // The push server feeds the hub when the camera pushes.
+            ingest::update(&self.status, name, |s| {
+                s.error = Some("waiting for the camera to push".into());
+            });
+            if let Ok(mut push) = self.push.write() {
+                let slot = super::push::Slot::new(camera.clone(), stop.clone());
+                push.insert(name.to_string(), Arc::new(slot));
+            }
+        } else {
+            tokio::spawn(ingest::run(
+                camera.clone(),
+                hub.clone(),
+                self.status.clone(),
+                stop.clone(),
+            ));
+        }
         let recorder = camera.record.then(|| {
             let mut options = super::recorder::Options::new(&self.recordings);
             options.disk_full = Some(self.disk_full.clone());
@@ -122,6 +141,9 @@ impl Supervisor {
 
     /// Stops every camera.
     pub fn stop_all(&mut self) {
+        if let Ok(mut push) = self.push.write() {
+            push.clear();
+        }
         for (_, r) in std::mem::take(&mut self.running) {
             r.stop.cancel();
             if let Some(recorder) = r.recorder {

@@ -77,7 +77,8 @@ pub struct CameraStatus {
 /// The status of every camera of the node, by name.
 pub type Statuses = Arc<RwLock<std::collections::BTreeMap<String, CameraStatus>>>;
 
-fn update(cams: &Statuses, name: &str, f: impl FnOnce(&mut CameraStatus)) {
+/// Changes a camera's status, creating it (connecting) if needed.
+pub fn update(cams: &Statuses, name: &str, f: impl FnOnce(&mut CameraStatus)) {
     if let Ok(mut c) = cams.write() {
         let entry = c.entry(name.to_string()).or_insert(CameraStatus {
             state: CameraState::Connecting,
@@ -325,14 +326,19 @@ async fn session(
             continue;
         }
         shown = std::time::Instant::now();
-        let stats = hub.stats();
-        update(cams, &camera.name, |c| {
-            c.state = CameraState::Streaming;
-            c.error = None;
-            c.failures = 0;
-            c.fps = (stats.fps * 10.0).round() / 10.0;
-            c.bitrate = stats.bitrate;
-            c.last_frame = Some(humantime::format_rfc3339_millis(SystemTime::now()).to_string());
-        });
+        show_streaming(cams, &camera.name, hub);
     }
+}
+
+/// Shows a camera as streaming, with its hub's frame rate and bit rate.
+pub fn show_streaming(cams: &Statuses, name: &str, hub: &Hub) {
+    let stats = hub.stats();
+    update(cams, name, |c| {
+        c.state = CameraState::Streaming;
+        c.error = None;
+        c.failures = 0;
+        c.fps = (stats.fps * 10.0).round() / 10.0;
+        c.bitrate = stats.bitrate;
+        c.last_frame = Some(humantime::format_rfc3339_millis(SystemTime::now()).to_string());
+    });
 }

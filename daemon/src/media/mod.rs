@@ -6,6 +6,7 @@
 //! - [`cameras`]: one supervised ingest task per camera of the plan;
 //! - [`fmp4`]: fragmented MP4 for browsers (MSE) and HLS;
 //! - [`recorder`]: continuous recording to segment files indexed in SQLite, recovery, clips.
+//! - [`push`]: cameras that push over RTSP (ANNOUNCE, RECORD) into their hubs;
 //! - [`rtmp`]: devices publish and viewers play over RTMP; [`sample_entry`]: MP4 sample entries
 //!   for sources that bring their own decoder configuration.
 
@@ -15,6 +16,7 @@ pub mod frame;
 pub mod hub;
 pub mod ingest;
 pub mod output;
+pub mod push;
 pub mod recorder;
 pub mod rtmp;
 pub mod sample_entry;

@@ -226,9 +226,9 @@ pub fn render(change: &Change) -> String {
     }
     for e in &change.cameras {
         match e {
-            Edit::Added(c) => line('+', format!("camera {} ({})", c.name, c.url)),
-            Edit::Removed(c) => line('-', format!("camera {} ({})", c.name, c.url)),
-            Edit::Changed(_, c) => line('~', format!("camera {} ({})", c.name, c.url)),
+            Edit::Added(c) => line('+', format!("camera {} ({})", c.name, source(c))),
+            Edit::Removed(c) => line('-', format!("camera {} ({})", c.name, source(c))),
+            Edit::Changed(_, c) => line('~', format!("camera {} ({})", c.name, source(c))),
         }
     }
     if count == [0, 0, 0] {
@@ -327,6 +327,11 @@ pub fn render_actions(actions: &[Action]) -> String {
         return "nothing to do\n".to_string();
     }
     actions.iter().map(|a| format!("  {a}\n")).collect()
+}
+
+/// Where a camera's stream comes from, for the diff's lines.
+fn source(camera: &crate::config::Camera) -> &str {
+    if camera.push { "pushes" } else { &camera.url }
 }
 
 #[cfg(test)]

@@ -123,9 +123,12 @@ fn ports(site: &Site, node: &Node, row: &Row) -> Vec<Ports> {
     let cameras = site.cameras_of(&node.name);
     let set: BTreeSet<Ports> = match row.service {
         Service::CameraRtsp => cameras
+            .filter(|c| !c.push)
             .map(|c| Ports::one(c.port))
             .chain([site.ports_of(row)])
             .collect(),
+        // Cameras push to a node only if one of its cameras pushes: else the port stays shut.
+        Service::CameraPush if !site.cameras_of(&node.name).any(|c| c.push) => BTreeSet::new(),
         Service::CameraOnvif => cameras
             .filter_map(|c| c.onvif_port)
             .map(Ports::one)

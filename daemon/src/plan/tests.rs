@@ -259,3 +259,36 @@ fn a_moved_port_is_one_listener_change() {
         "{text}"
     );
 }
+
+#[test]
+fn cameras_push_to_554_only_on_a_node_one_of_whose_cameras_pushes() {
+    let nova = |cameras: &str| {
+        format!(
+            "[site]\nname = \"s\"\nlayout = \"novavms\"\n[networks]\ncameras = [\"198.51.100.0/24\"]\n[[nodes]]\nname = \"gw\"\naddress = \"192.0.2.1\"\nroles = [\"application\", \"media\"]\n[[nodes]]\nname = \"gw2\"\naddress = \"192.0.2.2\"\nroles = [\"media\"]\n{cameras}"
+        )
+    };
+    let pulled = "[[cameras]]\nname = \"a\"\nurl = \"rtsp://198.51.100.7/s\"\nnode = \"gw\"\n";
+    let pushing = "[[cameras]]\nname = \"b\"\npush = true\nusername = \"b\"\npassword_file = \"/etc/b\"\nnode = \"gw2\"\n";
+    let push_port = |text: &str, node: &str| {
+        let p = plan(&site(text), node).unwrap();
+        let listening = p.listeners.iter().any(|l| l.service == Service::CameraPush);
+        let open = p
+            .flows
+            .iter()
+            .any(|f| f.service() == Service::CameraPush && f.direction == Direction::In);
+        assert_eq!(listening, open);
+        open
+    };
+    assert!(!push_port(&nova(pulled), "gw"));
+    let both = format!("{pulled}{pushing}");
+    assert!(!push_port(&nova(&both), "gw"), "gw's cameras are pulled");
+    assert!(push_port(&nova(&both), "gw2"));
+    // A pushing camera is never dialled: no outbound RTSP port of its own.
+    let p = plan(&site(&nova(&both)), "gw2").unwrap();
+    assert!(
+        p.flows
+            .iter()
+            .filter(|f| f.service() == Service::CameraRtsp)
+            .all(|f| f.ports.iter().all(|p| p.lo != 0))
+    );
+}

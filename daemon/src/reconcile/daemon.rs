@@ -114,6 +114,7 @@ impl Daemon {
             recordings: recordings.clone(),
             site_file: cfg.config.clone(),
             nodes: nodes.clone(),
+            discoveries: Default::default(),
         });
         let live_outputs = Arc::new(crate::media::output::Live {
             hubs: hubs.clone(),
@@ -139,6 +140,11 @@ impl Daemon {
             downloads: web::downloads_router(app.clone()),
             vod: web::vod_router(app.clone()),
             rtmp: Arc::new(RwLock::new(Arc::new(rtmp))),
+            push: Arc::new(crate::media::push::PushContext {
+                hubs: cameras.hubs.clone(),
+                cameras: cameras.push.clone(),
+                status: cameras.status.clone(),
+            }),
             live_outputs,
         };
         Ok((

@@ -40,6 +40,8 @@ pub enum Server {
     Rtsp(Arc<Live>),
     /// The RTMP server alone (Ti Top 1935).
     Rtmp(RtmpHandle),
+    /// Cameras that push over RTSP (NovaVMS 554).
+    Push(Arc<crate::media::push::PushContext>),
 }
 
 /// Hands a connection to the RTMP server of the site's current devices.
@@ -98,6 +100,8 @@ pub struct Routers {
     pub live_outputs: Arc<Live>,
     /// The RTMP server's context.
     pub rtmp: RtmpHandle,
+    /// What the push server reads.
+    pub push: Arc<crate::media::push::PushContext>,
 }
 
 impl Routers {
@@ -117,6 +121,7 @@ impl Routers {
             )),
             (Component::Media, Service::Rtmp) => Some(Server::Rtmp(self.rtmp.clone())),
             (Component::Media, Service::Rtsp) => Some(Server::Rtsp(self.live_outputs.clone())),
+            (Component::Media, Service::CameraPush) => Some(Server::Push(self.push.clone())),
             (Component::Recorder, Service::Downloads) => Some(Server::Http(self.downloads.clone())),
             (Component::Recorder, Service::Vod) => Some(Server::Http(self.vod.clone())),
             _ => None,
@@ -354,6 +359,9 @@ async fn supervise(
                     }
                     Server::Rtsp(live) => {
                         crate::media::output::rtsp::serve(sockets, live.clone(), stop.clone()).await
+                    }
+                    Server::Push(ctx) => {
+                        crate::media::push::serve(sockets, ctx.clone(), stop.clone()).await
                     }
                     Server::Rtmp(rtmp) => {
                         crate::base::listen::accept_each(sockets, stop.clone(), rtmp_handler(rtmp))

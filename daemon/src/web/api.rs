@@ -91,6 +91,7 @@ pub async fn cameras(State(app): State<Arc<App>>) -> Json<Value> {
             let mut v = json!({
                 "name": c.name,
                 "url": c.url,
+                "push": c.push,
                 "node": c.node,
                 "record": c.record,
                 "transport": format!("{:?}", c.transport).to_lowercase(),

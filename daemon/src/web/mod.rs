@@ -6,6 +6,7 @@
 //! Everything but `GET /api/v1/health` and the login page needs a login.
 
 pub mod api;
+pub mod discover;
 pub mod headers;
 pub mod live;
 pub mod metrics;
@@ -68,6 +69,8 @@ pub struct App {
     pub site_file: std::path::PathBuf,
     /// The media nodes linked to this one, when it is the application node.
     pub nodes: Arc<crate::nodes::Registry>,
+    /// The last ONVIF discovery of the node.
+    pub discoveries: Arc<discover::Discoveries>,
 }
 
 impl App {
@@ -244,6 +247,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/config/history", get(api::history))
         .route("/api/v1/config/validate", post(api::validate))
         .route("/api/v1/tokens", post(api::tokens))
+        .route("/api/v1/discover", post(discover::discover))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics::render))
         .route_layer(middleware::from_fn_with_state(app.clone(), api_login));

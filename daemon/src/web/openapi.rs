@@ -43,7 +43,9 @@ pub fn build() -> Value {
                 "Version": schema::<Version>(),
                 "LastReload": schema::<LastReload>(),
                 "ListenerStatus": schema::<ListenerStatus>(),
-                "FirewallStatus": schema::<FirewallStatus>()
+                "FirewallStatus": schema::<FirewallStatus>(),
+                "DiscoverRequest": schema::<super::discover::Ask>(),
+                "Discovery": schema::<super::discover::Discovery>()
             }
         },
         "security": [{"basic": []}, {"bearer": []}, {"session": []}],
@@ -71,6 +73,11 @@ pub fn build() -> Value {
                 "responses": {"200": {"description": "the diagnostics", "content": {"application/json": {"schema": {"type": "object", "properties": {"valid": {"type": "boolean"}, "diagnostics": {"type": "array"}}}}}}, "403": {"description": "not an admin"}}
             }},
             "/api/v1/tokens": {"post": {"summary": "A bearer token for the logged-in user", "responses": {"201": {"description": "the token", "content": {"application/json": {"schema": {"type": "object", "properties": {"token": {"type": "string"}, "user": {"type": "string"}, "expires_in": {"type": "integer"}}}}}}}}},
+            "/api/v1/discover": {"post": {
+                "summary": "ONVIF discovery from this media node (NovaVMS, UDP 3702): configured cameras with their model and firmware, devices found but not configured with their [[cameras]] snippet (admins)",
+                "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/DiscoverRequest"}}}},
+                "responses": {"200": {"description": "the discovery", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Discovery"}}}}, "400": {"description": "a bad request"}, "403": {"description": "not an admin"}, "409": {"description": "not a media node of a layout with ONVIF discovery, or a discovery is running"}}
+            }},
             "/api/v1/openapi.json": {"get": op("This document", true, object.clone())},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text format", "content": {"text/plain": {}}}}}}
         }

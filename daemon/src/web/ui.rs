@@ -209,6 +209,19 @@ pub async fn cameras(State(app): State<Arc<App>>, Extension(p): Extension<Princi
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
     let states = app.cameras.read().map(|c| c.clone()).unwrap_or_default();
+    let discovered = app.discoveries.last();
+    let onvif = |name: &str| {
+        let seen = discovered
+            .as_ref()?
+            .devices
+            .iter()
+            .find(|d| d.configured.as_deref() == Some(name))?;
+        Some(format!(
+            "ONVIF: {} {}",
+            esc(seen.model.as_deref()?),
+            esc(seen.firmware.as_deref().unwrap_or(""))
+        ))
+    };
     let rows: Vec<Vec<String>> = s
         .plan
         .iter()
@@ -235,13 +248,18 @@ pub async fn cameras(State(app): State<Arc<App>>, Extension(p): Extension<Princi
                     if let Some(e) = &x.error {
                         d.push(format!("<span class=\"error\">{}</span>", esc(e)));
                     }
+                    d.extend(onvif(&c.name));
                     d.join("<br>")
                 })
                 .unwrap_or_default();
             let last = st.and_then(|x| x.last_frame.clone()).unwrap_or_default();
             vec![
                 esc(&c.name),
-                format!("<code>{}</code>", esc(&c.url)),
+                if c.push {
+                    "pushes to this node".to_string()
+                } else {
+                    format!("<code>{}</code>", esc(&c.url))
+                },
                 if c.record { "yes".into() } else { "no".into() },
                 state,
                 detail,
@@ -249,7 +267,7 @@ pub async fn cameras(State(app): State<Arc<App>>, Extension(p): Extension<Princi
             ]
         })
         .collect();
-    let body = if rows.is_empty() {
+    let mut body = if rows.is_empty() {
         "<p class=\"note\">This node ingests no camera.</p>".to_string()
     } else {
         table(
@@ -257,6 +275,10 @@ pub async fn cameras(State(app): State<Arc<App>>, Extension(p): Extension<Princi
             &rows,
         )
     };
+    body.push_str(&super::discover::section(
+        discovered.as_deref(),
+        p.role == crate::config::site::UserRole::Admin,
+    ));
     frame("Cameras", &site_name(&s), Some(&p.name), "/cameras", &body).into_response()
 }
 

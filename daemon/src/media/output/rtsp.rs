@@ -37,7 +37,14 @@ pub const LOGIN_WITHIN: Duration = Duration::from_secs(30);
 /// The most SETUP requests one connection may have granted (a stream has two tracks).
 pub const MAX_SETUPS: usize = 4;
 
-fn response(code: u16, reason: &str, cseq: &str, extra: &[(&str, String)], body: &str) -> Vec<u8> {
+/// A response with its headers and body.
+pub fn response(
+    code: u16,
+    reason: &str,
+    cseq: &str,
+    extra: &[(&str, String)],
+    body: &str,
+) -> Vec<u8> {
     let mut out = format!("RTSP/1.0 {code} {reason}\r\nCSeq: {cseq}\r\nServer: sited\r\n");
     for (k, v) in extra {
         out.push_str(&format!("{k}: {v}\r\n"));
@@ -441,7 +448,9 @@ pub async fn connection(
                 let _ = stream.write_all(&response(200, "OK", &cseq, &[], "")).await;
                 return;
             }
-            Method::Other => response(501, "Not Implemented", &cseq, &[], ""),
+            Method::Announce | Method::Record | Method::Other => {
+                response(501, "Not Implemented", &cseq, &[], "")
+            }
         };
         if write_parts(&mut stream, &[&reply]).await.is_err() {
             return;
@@ -449,7 +458,8 @@ pub async fn connection(
     }
 }
 
-fn find(buf: &[u8], needle: &[u8]) -> Option<usize> {
+/// Where `needle` first occurs in `buf`.
+pub fn find(buf: &[u8], needle: &[u8]) -> Option<usize> {
     buf.windows(needle.len()).position(|w| w == needle)
 }
 

@@ -29,8 +29,30 @@ pub enum Method {
     Parameter,
     /// TEARDOWN.
     Teardown,
+    /// ANNOUNCE (a camera that pushes, `media::push`).
+    Announce,
+    /// RECORD (a camera that pushes).
+    Record,
     /// Any other method, answered 501.
     Other,
+}
+
+impl Method {
+    /// The method's name as sent; empty for [`Method::Other`]. `GET_PARAMETER` and
+    /// `SET_PARAMETER` both read as `GET_PARAMETER`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Method::Options => "OPTIONS",
+            Method::Describe => "DESCRIBE",
+            Method::Setup => "SETUP",
+            Method::Play => "PLAY",
+            Method::Parameter => "GET_PARAMETER",
+            Method::Teardown => "TEARDOWN",
+            Method::Announce => "ANNOUNCE",
+            Method::Record => "RECORD",
+            Method::Other => "",
+        }
+    }
 }
 
 /// The stream a URL names: `rtsp://h:p/<name>[/trackID=N][?query]`.
@@ -102,6 +124,8 @@ pub fn parse(head: &str) -> Result<Request, Bad> {
         "PLAY" => Method::Play,
         "GET_PARAMETER" | "SET_PARAMETER" => Method::Parameter,
         "TEARDOWN" => Method::Teardown,
+        "ANNOUNCE" => Method::Announce,
+        "RECORD" => Method::Record,
         _ => Method::Other,
     };
     Ok(Request {
