@@ -186,7 +186,7 @@ impl Service {
             Service::Vod | Service::Downloads => Component::Recorder,
             Service::Ssh => Component::System,
             Service::EngineEvents | Service::Database => Component::InProcess,
-            Service::Webrtc | Service::Turn | Service::TurnRelay => Component::NotBuilt,
+            Service::Webrtc | Service::Turn | Service::TurnRelay => Component::Media,
             Service::CameraPush | Service::OnvifDiscovery => Component::NotBuilt,
             Service::ObjectStore | Service::DevServer => Component::NotBuilt,
             Service::CameraHttp | Service::CameraHttps | Service::CameraRtsp => Component::Outbound,

@@ -39,6 +39,8 @@ struct Cache {
     tracks: Option<Arc<Tracks>>,
     gop: Vec<Arc<Frame>>,
     seq: u64,
+    /// A video frame with a composition offset came in this epoch.
+    bframes: bool,
 }
 
 /// Counters a hub keeps for the status.
@@ -85,6 +87,7 @@ impl Hub {
             }
             c.tracks = Some(tracks.clone());
             c.gop.clear();
+            c.bframes = false;
         }
         let _ = self.tx.send(Item::Tracks(tracks));
     }
@@ -114,6 +117,7 @@ impl Hub {
             if kind == Kind::Video && keyframe {
                 c.gop.clear();
             }
+            c.bframes |= kind == Kind::Video && composition != 0;
             if c.gop.len() < GOP_LIMIT && (!c.gop.is_empty() || (kind == Kind::Video && keyframe)) {
                 c.gop.push(frame.clone());
             }
@@ -142,6 +146,17 @@ impl Hub {
     /// The tracks of the stream, while it has a source.
     pub fn tracks(&self) -> Option<Arc<Tracks>> {
         self.cache.lock().ok()?.tracks.clone()
+    }
+
+    /// Whether the stream has B-frames (a video frame's presentation time differed from its
+    /// decode time since the tracks were last set): WebRTC cannot carry it.
+    pub fn has_bframes(&self) -> bool {
+        self.cache.lock().is_ok_and(|c| c.bframes)
+    }
+
+    /// The GOP cache's keyframe: what a viewer asking for a picture (PLI, FIR) gets.
+    pub fn keyframe(&self) -> Option<Arc<Frame>> {
+        self.cache.lock().ok()?.gop.first().cloned()
     }
 
     /// The counters.

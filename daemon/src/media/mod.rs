@@ -8,6 +8,8 @@
 //! - [`recorder`]: continuous recording to segment files indexed in SQLite, recovery, clips.
 //! - [`rtmp`]: devices publish and viewers play over RTMP; [`sample_entry`]: MP4 sample entries
 //!   for sources that bring their own decoder configuration.
+//! - [`webrtc`]: WebRTC viewers (WHEP) on one UDP socket; [`turn`]: the TURN relay that can
+//!   relay to nothing but that socket; [`stun`]: the STUN messages both read.
 
 pub mod cameras;
 pub mod fmp4;
@@ -18,3 +20,6 @@ pub mod output;
 pub mod recorder;
 pub mod rtmp;
 pub mod sample_entry;
+pub mod stun;
+pub mod turn;
+pub mod webrtc;

@@ -164,6 +164,7 @@ impl Daemon {
             cameras: cameras.clone(),
             hls: Default::default(),
             recordings: recordings.clone(),
+            webrtc: Default::default(),
         });
         let mut ingest = crate::media::cameras::Ingest::new(hubs, cameras, db, recordings);
         ingest.segment = cfg.segment;
@@ -181,6 +182,8 @@ impl Daemon {
             downloads: web::downloads_router(app.clone()),
             vod: web::vod_router(app.clone()),
             rtmp: Arc::new(RwLock::new(Arc::new(rtmp_context(&app, &[])))),
+            turn: Arc::new(crate::media::turn::Turn::new(listeners::turn_settings(None))),
+            turn_secret: Arc::from(crate::media::webrtc::random_id().into_bytes()),
             app: app.clone(),
         };
         Ok((
@@ -390,6 +393,17 @@ impl Daemon {
             });
             s.firewall.rules = plan.ruleset.rule_count();
         }
+        let secret = self.routers.turn_secret.clone();
+        self.routers.app.webrtc.set_settings(listeners::webrtc_settings(
+            &plan,
+            &self.listeners,
+            secret.clone(),
+        ));
+        self.routers.turn.set_settings(listeners::turn_settings(Some((
+            &plan,
+            &self.listeners,
+            secret,
+        ))));
         let started = self.listeners.reconcile(
             &plan,
             listeners::acceptor(tls),

@@ -15,6 +15,7 @@ pub mod recordings;
 pub mod tls;
 pub mod ui;
 pub mod vod;
+pub mod whep;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -59,6 +60,8 @@ pub struct App {
     pub hls: Arc<crate::media::output::hls::Hls>,
     /// The recordings root, `<state-dir>/recordings`.
     pub recordings: std::path::PathBuf,
+    /// WebRTC viewers (WHEP).
+    pub webrtc: Arc<crate::media::webrtc::Webrtc>,
 }
 
 impl App {
@@ -255,6 +258,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(api)
         .merge(ui)
         .merge(vod::routes(app.clone()))
+        .merge(whep::routes())
         .with_state(app)
 }
 

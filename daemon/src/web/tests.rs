@@ -45,6 +45,7 @@ pub(super) async fn server() -> Server {
         cameras: Default::default(),
         hls: Default::default(),
         recordings: std::env::temp_dir().join("sited-web-test-recordings"),
+        webrtc: Default::default(),
     });
     let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = socket.local_addr().unwrap();
