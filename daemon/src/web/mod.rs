@@ -297,3 +297,5 @@ pub async fn serve(
 mod tests;
 #[cfg(test)]
 mod vod_tests;
+#[cfg(test)]
+mod whep_tests;

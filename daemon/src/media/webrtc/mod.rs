@@ -247,7 +247,8 @@ impl Webrtc {
             .sdp_api()
             .accept_offer(offer)
             .map_err(|e| Refusal::BadOffer(e.to_string()))?;
-        let video_out = session::video_media(&mut rtc, video.codec).ok_or_else(|| {
+        let answer = answer.to_sdp_string();
+        let video_out = session::video_media(&mut rtc, &answer, video.codec).ok_or_else(|| {
             Refusal::Unplayable(format!(
                 "the browser offered no {} with the camera's profile to receive",
                 video.codec.name()
@@ -286,10 +287,7 @@ impl Webrtc {
             tracing::info!(session = %session_id, reason = %end, "WebRTC session ended");
             me.forget(&session_id);
         });
-        Ok(Opened {
-            id,
-            answer: answer.to_sdp_string(),
-        })
+        Ok(Opened { id, answer })
     }
 
     /// Whether a session exists and belongs to `user`.

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use str0m::media::{Frequency, MediaKind, MediaTime, Mid, Pt};
+use str0m::media::{Frequency, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
@@ -35,17 +35,17 @@ pub struct VideoOut {
     pub pt: Pt,
 }
 
-/// The video media line of an answered `Rtc` and its payload type for `codec`, if negotiated.
-pub fn video_media(rtc: &mut Rtc, codec: Codec) -> Option<VideoOut> {
-    let mut mids = Vec::new();
-    // accept_offer queues MediaAdded events; nothing is transmitted before ICE starts.
-    while let Ok(out) = rtc.poll_output() {
-        match out {
-            Output::Event(Event::MediaAdded(m)) if m.kind == MediaKind::Video => mids.push(m.mid),
-            Output::Timeout(_) => break,
-            _ => {}
-        }
-    }
+/// The video media line of an answered `Rtc` (read from its SDP answer) and its payload type
+/// for `codec`, if one was negotiated.
+pub fn video_media(rtc: &mut Rtc, answer: &str, codec: Codec) -> Option<VideoOut> {
+    let mids: Vec<Mid> = answer
+        .split("m=")
+        .filter(|section| section.starts_with("video"))
+        .filter_map(|section| {
+            let line = section.lines().find_map(|l| l.trim().strip_prefix("a=mid:"))?;
+            Some(Mid::from(line.trim()))
+        })
+        .collect();
     mids.into_iter().find_map(|mid| {
         let pt = negotiated_pt(codec, rtc.writer(mid)?.payload_params())?;
         Some(VideoOut { mid, pt })
