@@ -29,7 +29,7 @@ fn main() {
     };
     let iterations = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(50);
     let text = std::fs::read_to_string(path).expect("read site file");
-    let checked = sited::config::check(&text, sited::config::Options::default());
+    let checked = sited::plan::check(&text, sited::config::Options::default());
     assert!(!checked.has_errors(), "the benchmark site must be valid");
 
     let (parse_p50, parse_p90) = measure(iterations, || {
@@ -37,7 +37,7 @@ fn main() {
         std::hint::black_box(table);
     });
     let (check_p50, check_p90) = measure(iterations, || {
-        let c = sited::config::check(&text, sited::config::Options::default());
+        let c = sited::plan::check(&text, sited::config::Options::default());
         std::hint::black_box(c);
     });
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;

@@ -39,7 +39,7 @@ pub fn available() -> Result<(), String> {
 macro_rules! require_media {
     () => {
         if let Err(why) = $crate::camera::available() {
-            eprintln!("SKIPPED: {}: {why}", module_path!());
+            sited::base::skip::skip(module_path!(), &why);
             return;
         }
     };

@@ -2,7 +2,8 @@
 //!
 //! The tests run the real `sited` binary, built once per test process with the same cargo that
 //! runs the tests. Privileged tests (nft, network namespaces, qemu) call [`require_root`] first,
-//! which skips them with a reason when not run as root.
+//! which skips them with a reason when not run as root. Every skip goes through
+//! [`sited::base::skip`]: printed, counted by `make test`, and a failure under CI.
 
 pub mod camera;
 pub mod daemon;
@@ -63,9 +64,10 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// Whether golden files should be rewritten instead of compared (`SITED_BLESS=1`).
+/// Whether golden files should be rewritten instead of compared: `SITED_BLESS=1` exactly. Any
+/// other value (`0`, empty) compares, so that a stray variable cannot make golden tests pass.
 pub fn bless() -> bool {
-    std::env::var_os("SITED_BLESS").is_some()
+    std::env::var("SITED_BLESS").is_ok_and(|v| v == "1")
 }
 
 /// Compares `actual` with the golden file at `path`, or rewrites it under `SITED_BLESS=1`.
@@ -87,31 +89,12 @@ pub fn golden(path: &Path, actual: &str) {
     );
 }
 
-/// Whether this process runs as root; privileged tests need it.
-pub fn is_root() -> bool {
-    // The effective uid is in /proc/self/status; no libc binding is needed for one number.
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
-
-/// Skips the calling test, with a reason, unless run as root with `tool` on the PATH.
+/// Skips the calling test, with a reason, unless run as root with every `tool` on the PATH.
+/// The skip is recorded by [`sited::base::skip`]: `make test` counts it, and CI
+/// (`SITED_NO_SKIP=1`) fails on it.
 #[macro_export]
 macro_rules! require_root {
     ($($tool:expr),*) => {
-        if !$crate::is_root() {
-            eprintln!("SKIPPED: {} needs root (network namespaces, nft); run `make test` as root, as CI does", module_path!());
-            return;
-        }
-        $(
-            if std::process::Command::new("sh").args(["-c", &format!("command -v {}", $tool)]).output().map_or(true, |o| !o.status.success()) {
-                panic!("{} is not installed; `make test` installs it with apt-get", $tool);
-            }
-        )*
+        sited::skip_unless!(root $(, $tool)*);
     };
 }

@@ -69,8 +69,11 @@ fn devtools_list(port: u16) -> serde_json::Value {
 macro_rules! require_chromium {
     () => {
         if !std::path::Path::new(CHROMIUM).exists() {
-            eprintln!(
-                "SKIPPED: the browser test needs Chromium ({CHROMIUM}); `make test` installs it as root"
+            sited::base::skip::skip(
+                module_path!(),
+                &format!(
+                    "the browser test needs Chromium ({CHROMIUM}); `make test` installs it as root"
+                ),
             );
             return;
         }

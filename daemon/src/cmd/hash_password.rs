@@ -4,17 +4,6 @@
 use std::io::Read as _;
 use std::process::ExitCode;
 
-use argon2::password_hash::{PasswordHasher as _, SaltString, rand_core::OsRng};
-
-/// Hashes a password with argon2id and a random salt.
-pub fn hash(password: &str) -> Result<String, String> {
-    let salt = SaltString::generate(&mut OsRng);
-    argon2::Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
-}
-
 /// Runs the command.
 pub fn run() -> ExitCode {
     let mut input = String::new();
@@ -32,7 +21,7 @@ pub fn run() -> ExitCode {
         );
         return ExitCode::from(super::INVALID);
     }
-    match hash(password) {
+    match crate::auth::hash_password(password) {
         Ok(phc) => {
             println!("{phc}");
             ExitCode::SUCCESS

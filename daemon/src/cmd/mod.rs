@@ -80,7 +80,7 @@ pub fn read(path: &Path) -> Result<String, ExitCode> {
 /// Reads and checks a site file; prints its diagnostics and fails when it is invalid.
 pub fn load_site(path: &Path) -> Result<crate::config::Site, ExitCode> {
     let text = read(path)?;
-    let checked = crate::config::check(&text, crate::config::Options::default());
+    let checked = crate::plan::check(&text, crate::config::Options::default());
     let shown = path.display().to_string();
     let source = crate::config::Source::new(&shown, &text);
     for d in checked

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::ValueEnum;
 
-use crate::firewall::{json, text};
+use crate::plan::ruleset::{json, text};
 
 /// What `sited render` can render.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::ValueEnum;
 
-use crate::config::{self, Options, Severity, Source};
+use crate::config::{Options, Severity, Source};
 
 /// Arguments of `sited validate`.
 #[derive(Debug, clap::Args)]
@@ -49,7 +49,7 @@ pub fn run(args: &Args) -> ExitCode {
             continue;
         };
         let shown = path.display().to_string();
-        let checked = config::check(&text, options);
+        let checked = crate::plan::check(&text, options);
         let source = Source::new(&shown, &text);
         invalid |= checked.has_errors() || (args.strict && checked.has_warnings());
         match args.format {

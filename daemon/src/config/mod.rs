@@ -54,8 +54,13 @@ pub fn schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(file::SiteFile)).unwrap_or_default()
 }
 
-/// Checks a site file's text.
-pub fn check(text: &str, options: Options) -> Checked {
+/// A check of a valid site that only a higher layer can make (the planner's port conflicts),
+/// added to validation by [`check`]'s caller; its errors make the file invalid.
+pub type Rule = fn(&Site, &locate::Locator<'_, '_>) -> Vec<Diagnostic>;
+
+/// Checks a site file's text, with `rules` added to validation. Callers outside this layer use
+/// `plan::check`, which adds the planner's rules.
+pub fn check(text: &str, options: Options, rules: &[Rule]) -> Checked {
     let (doc, syntax) = DeTable::parse_recoverable(text);
     if !syntax.is_empty() {
         let diagnostics = syntax
@@ -94,7 +99,7 @@ pub fn check(text: &str, options: Options) -> Checked {
             };
         }
     };
-    let (site, found) = validate::validate(file, &locate::Locator::new(&doc), options);
+    let (site, found) = validate::validate(file, &locate::Locator::new(&doc), options, rules);
     diagnostics.extend(found);
     Checked {
         site,

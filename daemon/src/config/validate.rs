@@ -15,7 +15,6 @@ use super::file::{self, Role, SiteFile};
 use super::locate::{Locator, Seg};
 use super::site::{Device, Features, Node, Site, TlsFiles, User};
 use crate::catalog::{self, Layout, Roles, Service, Zone};
-use crate::plan::listener;
 
 /// What to check beyond the file itself.
 #[derive(Debug, Clone, Copy, Default)]
@@ -32,12 +31,16 @@ pub fn validate(
     file: SiteFile,
     at: &Locator<'_, '_>,
     options: Options,
+    rules: &[super::Rule],
 ) -> (Option<Site>, Vec<Diagnostic>) {
     let mut v = Validator {
         at,
         found: Vec::new(),
     };
     let site = v.site(file, options);
+    for rule in rules {
+        v.found.extend(rule(&site, at));
+    }
     let failed = v.found.iter().any(|d| d.severity == Severity::Error);
     (if failed { None } else { Some(site) }, v.found)
 }
@@ -108,7 +111,6 @@ impl Validator<'_, '_, '_> {
             devices,
             recording: file.recording,
         };
-        self.conflicts(&site);
         self.warnings(&site, &file);
         site
     }
@@ -437,72 +439,6 @@ impl Validator<'_, '_, '_> {
             ports.insert(service, port);
         }
         ports
-    }
-
-    fn conflicts(&mut self, site: &Site) {
-        let mut reported = Vec::new();
-        for node in &site.nodes {
-            let listeners = listener::listeners(site, node);
-            for (i, a) in listeners.iter().enumerate() {
-                for b in &listeners[i + 1..] {
-                    if a.service == b.service || a.proto != b.proto || !a.ports.overlaps(b.ports) {
-                        continue;
-                    }
-                    let key = (a.service.min(b.service), a.service.max(b.service));
-                    if reported.contains(&key) {
-                        continue;
-                    }
-                    reported.push(key);
-                    let place =
-                        |s: Service| self.at.entry(&[Seg::Key("ports"), Seg::Key(s.name())]);
-                    let label = |s: Service| match site.ports.get(&s) {
-                        Some(_) => format!("{s} is moved here"),
-                        None => format!("{s} is on its default port"),
-                    };
-                    let (first, second) = if place(a.service).is_some() {
-                        (b, a)
-                    } else {
-                        (a, b)
-                    };
-                    let defaults: Vec<String> = [first, second]
-                        .iter()
-                        .filter(|l| !site.ports.contains_key(&l.service))
-                        .map(|l| {
-                            format!(
-                                "`{}` is on {} {} by default in layout {}",
-                                l.service,
-                                l.proto.name().to_uppercase(),
-                                l.ports,
-                                site.layout
-                            )
-                        })
-                        .collect();
-                    let mut help = format!(
-                        "move one of them with `[ports]`, e.g. `{} = <free port>`",
-                        second.service
-                    );
-                    if !defaults.is_empty() {
-                        help = format!("{}; {help}", defaults.join("; "));
-                    }
-                    self.push(
-                        Diagnostic::error(
-                            Code::PortConflict,
-                            place(second.service),
-                            format!(
-                                "services `{}` and `{}` both use {} {} on node \"{}\"",
-                                first.service,
-                                second.service,
-                                a.proto.name().to_uppercase(),
-                                second.ports,
-                                node.name
-                            ),
-                        )
-                        .related(place(first.service), label(first.service))
-                        .help(help),
-                    );
-                }
-            }
-        }
     }
 
     fn warnings(&mut self, site: &Site, file: &SiteFile) {

@@ -20,8 +20,7 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 use serde_json::Value;
 
-use super::ruleset::{Action, FAMILY, Family, Ruleset, SetKind, TABLE};
-use super::text;
+use crate::plan::ruleset::{Action, FAMILY, Family, Ruleset, SetKind, TABLE, text};
 
 /// How long resolved licence-host addresses stay in their sets without a refresh.
 pub const RESOLVED_TIMEOUT: Duration = Duration::from_secs(3600);

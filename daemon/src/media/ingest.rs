@@ -21,9 +21,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::frame::{Codec, Kind, Track, Tracks};
 use super::hub::Hub;
+use crate::base::backoff::backoff;
 use crate::config::Camera;
 use crate::config::site::Transport as CameraTransport;
-use crate::reconcile::supervise::backoff;
 
 /// A camera that sends nothing for this long is reconnected.
 pub const STALL: Duration = Duration::from_secs(10);

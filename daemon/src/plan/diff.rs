@@ -12,7 +12,7 @@ use ipnet::IpNet;
 use super::{Listener, Plan};
 use crate::catalog::Service;
 use crate::config::Camera;
-use crate::firewall::{Ruleset, text};
+use crate::plan::ruleset::{Ruleset, text};
 
 /// One line of a diff.
 #[derive(Debug, Clone, PartialEq, Eq)]

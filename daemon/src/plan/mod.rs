@@ -5,12 +5,15 @@
 //! firewall ruleset; the apply layer makes the system match it, and [`diff`] compares two plans
 //! for reconcile and `sited plan`.
 
+pub mod check;
 pub mod diff;
 pub mod flow;
 pub mod listener;
+pub mod ruleset;
 
 use std::net::IpAddr;
 
+pub use check::check;
 pub use diff::Change;
 pub use flow::{Direction, Flow, Peers, flows};
 pub use listener::{Bind, Listener, listeners};
@@ -18,7 +21,7 @@ pub use listener::{Bind, Listener, listeners};
 use crate::catalog::{Layout, Roles};
 use crate::config::site::{Egress, TlsFiles};
 use crate::config::{Camera, Node, Site};
-use crate::firewall::{self, Ruleset};
+pub use ruleset::Ruleset;
 
 /// Where a node's TLS certificate comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +62,7 @@ pub fn plan(site: &Site, node: &str) -> Option<Plan> {
     let node = site.node(node)?.clone();
     let flows = flows(site, &node);
     let listeners = listeners(site, &node);
-    let ruleset = firewall::build(site.layout, &flows, site.egress == Egress::Documented);
+    let ruleset = ruleset::build(site.layout, &flows, site.egress == Egress::Documented);
     let tls = if !listeners.iter().any(|l| l.tls) {
         Tls::None
     } else if let Some(files) = &site.tls {
@@ -123,7 +126,7 @@ pub fn unconfigured(name: &str, address: std::net::IpAddr, local: &[ipnet::IpNet
     Plan {
         site: String::new(),
         layout: Layout::Valt,
-        ruleset: firewall::build(Layout::Valt, &flows, false),
+        ruleset: ruleset::build(Layout::Valt, &flows, false),
         node,
         peers: Vec::new(),
         flows,

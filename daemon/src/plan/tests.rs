@@ -2,11 +2,11 @@
 
 use super::*;
 use crate::catalog::{Component, Service};
-use crate::config::{self, Options};
-use crate::firewall::text;
+use crate::config::Options;
+use crate::plan::ruleset::text;
 
 fn site(text: &str) -> Site {
-    let checked = config::check(text, Options::default());
+    let checked = crate::plan::check(text, Options::default());
     assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
     checked.site.unwrap()
 }

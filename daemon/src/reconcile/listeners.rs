@@ -15,10 +15,11 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use super::state::{ListenerState, ListenerStatus, Shared};
-use super::supervise::backoff;
+use crate::base::backoff::backoff;
 use crate::catalog::{Component, Ports, Service};
+use crate::media::output::Live;
 use crate::plan::{Bind, Listener, Plan};
+use crate::state::{ListenerState, ListenerStatus, Shared};
 
 type Key = (Service, u16);
 
@@ -33,9 +34,9 @@ pub enum Server {
     /// The live router, with HTTP-FLV viewers served past it and, when given, RTMP on the same
     /// port: VALT 1935 (first byte 0x03), and RTMPS beside WSS on VALT 444 (the first byte
     /// after TLS).
-    Live(Router, Arc<crate::web::App>, Option<RtmpHandle>),
+    Live(Router, Arc<Live>, Option<RtmpHandle>),
     /// The RTSP server.
-    Rtsp(Arc<crate::web::App>),
+    Rtsp(Arc<Live>),
     /// The RTMP server alone (Ti Top 1935).
     Rtmp(RtmpHandle),
     /// The WebRTC media socket (NovaVMS UDP 8555).
@@ -135,7 +136,7 @@ fn rtmp_takeover(handle: &RtmpHandle) -> crate::web::Takeover {
 /// The RTMP server alone on a plain TCP listener (Ti Top 1935). Each session runs in its own
 /// task, outside the listener's connection limit, as RTMP on the live listeners does: viewers
 /// are bounded by file descriptors, not by slots.
-fn rtmp_handler(handle: &RtmpHandle) -> crate::web::Handler {
+fn rtmp_handler(handle: &RtmpHandle) -> crate::base::listen::Handler {
     let takeover = rtmp_takeover(handle);
     Arc::new(move |stream, peer| {
         tokio::spawn(takeover(Box::new(stream), peer));
@@ -145,15 +146,15 @@ fn rtmp_handler(handle: &RtmpHandle) -> crate::web::Handler {
 
 /// What a live listener takes before HTTP: RTMP (when it has it) and HTTP-FLV viewers on plain
 /// connections, RTMPS on TLS ones.
-fn live_takeovers(app: &Arc<crate::web::App>, rtmp: Option<&RtmpHandle>) -> crate::web::Takeovers {
-    let (app, rtmp) = (app.clone(), rtmp.map(rtmp_takeover));
+fn live_takeovers(live: &Arc<Live>, rtmp: Option<&RtmpHandle>) -> crate::web::Takeovers {
+    let (live, rtmp) = (live.clone(), rtmp.map(rtmp_takeover));
     let rtmps = rtmp.clone();
     let plain: crate::web::Sniff = Arc::new(move |first, stream, peer| match &rtmp {
-        Some(rtmp) if first.first() == Some(&crate::web::listen::RTMP_VERSION) => {
+        Some(rtmp) if first.first() == Some(&crate::web::serve::RTMP_VERSION) => {
             tokio::spawn(rtmp(Box::new(stream), peer));
             Ok(())
         }
-        _ => crate::media::output::http_flv::claim(&app, first, stream, peer),
+        _ => crate::media::output::http_flv::claim(&live, first, stream, peer),
     });
     crate::web::Takeovers {
         plain: Some(plain),
@@ -172,10 +173,12 @@ pub struct Routers {
     pub downloads: Router,
     /// Recorded video as HLS VOD (Ti Top's VOD port).
     pub vod: Router,
-    /// The state the RTSP server reads.
-    pub app: Arc<crate::web::App>,
+    /// What the RTSP server and the HTTP-FLV viewers read.
+    pub live_outputs: Arc<Live>,
     /// The RTMP server's context.
     pub rtmp: RtmpHandle,
+    /// WebRTC viewers (the same service the web's WHEP routes open sessions on).
+    pub webrtc: Arc<crate::media::webrtc::Webrtc>,
     /// The TURN relay.
     pub turn: Arc<crate::media::turn::Turn>,
     /// The per-node secret of the TURN REST credentials, drawn at start.
@@ -189,17 +192,19 @@ impl Routers {
             (Component::Web, _) => Some(Server::Http(self.web.clone())),
             (Component::Media, Service::Live | Service::LiveTls) => Some(Server::Live(
                 self.live.clone(),
-                self.app.clone(),
+                self.live_outputs.clone(),
                 Some(self.rtmp.clone()),
             )),
-            (Component::Media, Service::HttpLive) => {
-                Some(Server::Live(self.live.clone(), self.app.clone(), None))
-            }
+            (Component::Media, Service::HttpLive) => Some(Server::Live(
+                self.live.clone(),
+                self.live_outputs.clone(),
+                None,
+            )),
             (Component::Media, Service::Rtmp) => Some(Server::Rtmp(self.rtmp.clone())),
-            (Component::Media, Service::Rtsp) => Some(Server::Rtsp(self.app.clone())),
+            (Component::Media, Service::Rtsp) => Some(Server::Rtsp(self.live_outputs.clone())),
             (Component::Recorder, Service::Downloads) => Some(Server::Http(self.downloads.clone())),
             (Component::Recorder, Service::Vod) => Some(Server::Http(self.vod.clone())),
-            (Component::Media, Service::Webrtc) => Some(Server::Webrtc(self.app.webrtc.clone())),
+            (Component::Media, Service::Webrtc) => Some(Server::Webrtc(self.webrtc.clone())),
             (Component::Media, Service::Turn) => Some(Server::Turn(self.turn.clone())),
             (Component::Media, Service::TurnRelay) => Some(Server::TurnRelay),
             _ => None,
@@ -439,22 +444,23 @@ async fn supervise(
                         )
                         .await
                     }
-                    (Server::Live(router, app, rtmp), Sockets::Tcp(sockets)) => {
+                    (Server::Live(router, live, rtmp), Sockets::Tcp(sockets)) => {
                         crate::web::serve_with(
                             sockets,
                             tls.clone(),
                             router.clone(),
                             stop.clone(),
                             shutdown.clone(),
-                            live_takeovers(app, rtmp.as_ref()),
+                            live_takeovers(live, rtmp.as_ref()),
                         )
                         .await
                     }
-                    (Server::Rtsp(app), Sockets::Tcp(sockets)) => {
-                        crate::media::output::rtsp::serve(sockets, app.clone(), stop.clone()).await
+                    (Server::Rtsp(live), Sockets::Tcp(sockets)) => {
+                        crate::media::output::rtsp::serve(sockets, live.clone(), stop.clone()).await
                     }
                     (Server::Rtmp(rtmp), Sockets::Tcp(sockets)) => {
-                        crate::web::accept_each(sockets, stop.clone(), rtmp_handler(rtmp)).await
+                        crate::base::listen::accept_each(sockets, stop.clone(), rtmp_handler(rtmp))
+                            .await
                     }
                     (_, Sockets::Tcp(_)) => Ok(()),
                 };

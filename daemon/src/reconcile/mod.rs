@@ -11,8 +11,6 @@
 pub mod boot;
 pub mod listeners;
 pub mod node;
-pub mod state;
-pub mod supervise;
 pub mod watch;
 
 use std::path::{Path, PathBuf};
@@ -26,11 +24,11 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{self, Source};
 use crate::firewall::apply::{self as fw, Driver, Nft, SystemResolver};
 use crate::plan::{self, Plan, diff};
+use crate::state::{FirewallStatus, LastReload, Shared, Status, Version};
 use crate::store::{Outcome, Store, Trigger};
-use crate::system::{self, notify};
+use crate::system::notify;
 use crate::web::{self, App};
 use listeners::Listeners;
-use state::{FirewallStatus, LastReload, Shared, Status, Version};
 
 /// How often retention runs by default.
 pub const RETENTION: Duration = Duration::from_secs(60);
@@ -156,15 +154,23 @@ impl Daemon {
         let store = Arc::new(Mutex::new(store));
         let hubs = Arc::new(crate::media::hub::Hubs::default());
         let cameras: crate::media::ingest::Cameras = Default::default();
+        let auth: Arc<crate::auth::Auth> = Arc::default();
+        let hls: Arc<crate::media::output::hls::Hls> = Arc::default();
         let app = Arc::new(App {
             status: status.clone(),
             store: store.clone(),
-            auth: Default::default(),
+            auth: auth.clone(),
             hubs: hubs.clone(),
             cameras: cameras.clone(),
-            hls: Default::default(),
+            hls: hls.clone(),
             recordings: recordings.clone(),
             webrtc: Default::default(),
+        });
+        let live_outputs = Arc::new(crate::media::output::Live {
+            hubs: hubs.clone(),
+            hls,
+            auth,
+            status: status.clone(),
         });
         let mut ingest = crate::media::cameras::Ingest::new(hubs, cameras, db, recordings);
         ingest.segment = cfg.segment;
@@ -178,13 +184,14 @@ impl Daemon {
         let listeners = Listeners::new(cfg.port_offset);
         let routers = listeners::Routers {
             web: web::router(app.clone()),
-            live: crate::media::output::router(app.clone()),
+            live: web::live::router(app.clone()),
             downloads: web::downloads_router(app.clone()),
             vod: web::vod_router(app.clone()),
-            rtmp: Arc::new(RwLock::new(Arc::new(rtmp_context(&app, &[])))),
+            rtmp: Arc::new(RwLock::new(Arc::new(rtmp_context(&live_outputs, &[])))),
+            live_outputs,
+            webrtc: app.webrtc.clone(),
             turn: Arc::new(crate::media::turn::Turn::new(listeners::turn_settings(None))),
-            turn_secret: Arc::from(crate::media::webrtc::random_id().into_bytes()),
-            app: app.clone(),
+            turn_secret: Arc::from(crate::base::random::bytes::<32>().map_err(|e| e.to_string())?.to_vec()),
         };
         Ok((
             Daemon {
@@ -216,7 +223,7 @@ impl Daemon {
         diagnostics: &serde_json::Value,
         summary: &str,
     ) {
-        let at = system::now_rfc3339();
+        let at = crate::base::time::now_rfc3339();
         if let Ok(store) = self.store.lock()
             && let Err(e) = store.record(&at, trigger, sha, outcome, diagnostics, summary)
         {
@@ -288,7 +295,7 @@ impl Daemon {
             );
             return;
         }
-        let checked = config::check(&text, config::Options::default());
+        let checked = crate::plan::check(&text, config::Options::default());
         let diagnostics = json_diagnostics(&path, &text, &checked);
         let shown = path.display().to_string();
         let source = Source::new(&shown, &text);
@@ -338,7 +345,7 @@ impl Daemon {
     async fn run_last_good(&mut self, why: &str) {
         let last = self.cfg.state_dir.join("last-good.toml");
         let good = std::fs::read_to_string(&last).ok().and_then(|t| {
-            config::check(&t, config::Options::default())
+            crate::plan::check(&t, config::Options::default())
                 .site
                 .map(|s| (t, s))
         });
@@ -380,7 +387,7 @@ impl Daemon {
         }
         let site = Arc::new(site);
         if let Ok(mut ctx) = self.routers.rtmp.write() {
-            *ctx = Arc::new(rtmp_context(&self.routers.app, &site.devices));
+            *ctx = Arc::new(rtmp_context(&self.routers.live_outputs, &site.devices));
         }
         if let Ok(mut s) = self.status.write() {
             s.node = Some(found.name().to_string());
@@ -389,12 +396,12 @@ impl Daemon {
             s.unconfigured = None;
             s.version = Some(Version {
                 sha256: sha.to_string(),
-                applied_at: system::now_rfc3339(),
+                applied_at: crate::base::time::now_rfc3339(),
             });
             s.firewall.rules = plan.ruleset.rule_count();
         }
         let secret = self.routers.turn_secret.clone();
-        self.routers.app.webrtc.set_settings(listeners::webrtc_settings(
+        self.routers.webrtc.set_settings(listeners::webrtc_settings(
             &plan,
             &self.listeners,
             secret.clone(),
@@ -449,7 +456,7 @@ impl Daemon {
                 s.firewall = FirewallStatus {
                     driver: "nft".into(),
                     rules: plan.ruleset.rule_count(),
-                    applied_at: Some(system::now_rfc3339()),
+                    applied_at: Some(crate::base::time::now_rfc3339()),
                     apply_ms: Some(applied.took.as_millis() as u64),
                     error: None,
                 };
@@ -637,7 +644,7 @@ impl Daemon {
 /// The RTMP server's context for a site's devices: each device's key is read from its key file
 /// (a missing file is logged, and that device cannot publish); viewers need a token.
 fn rtmp_context(
-    app: &Arc<App>,
+    live: &Arc<crate::media::output::Live>,
     devices: &[crate::config::site::Device],
 ) -> crate::media::rtmp::RtmpContext {
     let mut keys = std::collections::HashMap::new();
@@ -654,12 +661,13 @@ fn rtmp_context(
             }
         }
     }
-    let weak = Arc::downgrade(app);
+    let weak = Arc::downgrade(live);
     let authorize: Box<dyn Fn(&str) -> bool + Send + Sync> = Box::new(move |token: &str| {
-        weak.upgrade()
-            .is_some_and(|app| !token.is_empty() && app.auth.lookup(&app.users(), token).is_some())
+        weak.upgrade().is_some_and(|live| {
+            !token.is_empty() && live.auth.lookup(&live.users(), token).is_some()
+        })
     });
-    crate::media::rtmp::RtmpContext::new(app.hubs.clone(), keys, authorize)
+    crate::media::rtmp::RtmpContext::new(live.hubs.clone(), keys, authorize)
 }
 
 /// Writes a file by writing a temporary one beside it, syncing it, and renaming it over.

@@ -103,7 +103,7 @@ mod tests {
 
     fn site() -> Site {
         let text = "[site]\nname = \"s\"\nlayout = \"valt\"\n[[nodes]]\nname = \"app\"\naddress = \"192.0.2.1\"\nroles = [\"application\"]\n[[nodes]]\nname = \"m1\"\naddress = \"192.0.2.2\"\nroles = [\"media\"]\n";
-        crate::config::check(text, Default::default()).site.unwrap()
+        crate::plan::check(text, Default::default()).site.unwrap()
     }
 
     #[test]

@@ -7,8 +7,3 @@ pub mod notify;
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
-
-/// Now, as RFC 3339 UTC with seconds.
-pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
-}

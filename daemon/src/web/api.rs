@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::auth::{Principal, TOKEN_TTL};
 use super::{App, require_admin};
+use crate::auth::{Principal, TOKEN_TTL};
 use crate::config::{self, Source};
 
 fn roles(r: crate::catalog::Roles) -> Vec<&'static str> {
@@ -164,7 +164,7 @@ pub async fn validate(Extension(p): Extension<Principal>, body: String) -> Respo
     if let Err(r) = require_admin(&p) {
         return r;
     }
-    let checked = config::check(&body, config::Options::default());
+    let checked = crate::plan::check(&body, config::Options::default());
     let source = Source::new("site.toml", &body);
     let diagnostics = checked
         .diagnostics
@@ -181,7 +181,10 @@ pub async fn validate(Extension(p): Extension<Principal>, body: String) -> Respo
 /// `POST /api/v1/tokens`: a bearer token for the logged-in user, also usable as `?token=` on
 /// the video outputs.
 pub async fn tokens(State(app): State<Arc<App>>, Extension(p): Extension<Principal>) -> Response {
-    let (token, _) = app.auth.grant(p.clone(), TOKEN_TTL);
+    let (token, _) = match app.auth.grant(p.clone(), TOKEN_TTL) {
+        Ok(t) => t,
+        Err(e) => return super::failure(&e),
+    };
     (
         StatusCode::CREATED,
         Json(json!({"token": token, "user": p.name, "expires_in": TOKEN_TTL.as_secs()})),

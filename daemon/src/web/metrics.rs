@@ -12,7 +12,7 @@ use axum::response::IntoResponse;
 
 use super::App;
 use crate::media::ingest::CameraState;
-use crate::reconcile::state::ListenerState;
+use crate::state::ListenerState;
 
 /// Renders the metrics.
 pub async fn render(State(app): State<Arc<App>>) -> impl IntoResponse {

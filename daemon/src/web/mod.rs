@@ -6,12 +6,12 @@
 //! Everything but `GET /api/v1/health` and the login page needs a login.
 
 pub mod api;
-pub mod auth;
-pub mod listen;
+pub mod live;
 pub mod metrics;
 pub mod openapi;
 pub mod page;
 pub mod recordings;
+pub mod serve;
 pub mod tls;
 pub mod ui;
 pub mod vod;
@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -31,14 +31,14 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::auth::COOKIE;
+use crate::auth::{Auth, Credentials, Principal, Refusal};
+use crate::base::Error;
 use crate::config::site::{User, UserRole};
-use crate::reconcile::state::Shared;
+use crate::state::Shared;
 use crate::store::Store;
-use auth::{Auth, Principal, Refusal};
-pub use listen::{Conn, Handler, SNIFF_BYTES, Sniff, Takeover, Takeovers, accept_each, serve_with};
+pub use serve::{SNIFF_BYTES, Sniff, Takeover, Takeovers, serve_with};
 
-/// Connections one listener serves at once; more wait for a free slot.
-pub const MAX_CONNECTIONS: usize = 1024;
 /// How long a client may take to send its request headers.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a TLS handshake may take.
@@ -51,7 +51,7 @@ pub struct App {
     /// The state database.
     pub store: Arc<Mutex<Store>>,
     /// Sessions, tokens and login throttling.
-    pub auth: Auth,
+    pub auth: Arc<Auth>,
     /// The live streams of the node.
     pub hubs: Arc<crate::media::hub::Hubs>,
     /// The cameras' status.
@@ -85,66 +85,24 @@ fn peer_ip(req: &Request) -> IpAddr {
         .map_or(IpAddr::from([0, 0, 0, 0]), |p| p.0.ip())
 }
 
-/// The session cookie's name.
-pub const COOKIE: &str = "sited_session";
-
-fn cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|c| {
-            let (k, v) = c.trim().split_once('=')?;
-            (k == COOKIE).then(|| v.to_string())
-        })
-}
-
-fn basic(headers: &HeaderMap) -> Option<(String, String)> {
-    use base64::Engine as _;
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let encoded = value.strip_prefix("Basic ")?;
-    let text = String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .ok()?,
-    )
-    .ok()?;
-    let (user, password) = text.split_once(':')?;
-    Some((user.to_string(), password.to_string()))
-}
-
-fn bearer(req: &Request) -> Option<String> {
-    let from_header = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| t.trim().to_string());
-    from_header.or_else(|| {
-        req.uri()
-            .query()?
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("token=").map(String::from))
-    })
-}
-
 /// Who is asking, by session cookie, bearer token (or `token=` query), or HTTP Basic.
 pub fn principal(app: &App, req: &Request) -> Result<Option<Principal>, Refusal> {
-    let users = app.users();
-    if let Some(p) = cookie(req.headers()).and_then(|c| app.auth.lookup(&users, &c)) {
-        return Ok(Some(p));
+    let credentials = Credentials::from_http(req.headers(), req.uri().query());
+    app.auth.principal(&app.users(), &credentials, peer_ip(req))
+}
+
+/// The answer to a request that failed with `e`: its kind's status, and JSON naming the kind.
+pub fn failure(e: &Error) -> Response {
+    let status =
+        StatusCode::from_u16(e.kind().http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if status.is_server_error() {
+        tracing::error!(error = %e, kind = %e.kind(), "request failed");
     }
-    if let Some(p) = bearer(req).and_then(|t| app.auth.lookup(&users, &t)) {
-        return Ok(Some(p));
-    }
-    match basic(req.headers()) {
-        Some((user, password)) => app
-            .auth
-            .login(&users, peer_ip(req), &user, &password)
-            .map(Some),
-        None => Ok(None),
-    }
+    (
+        status,
+        axum::Json(serde_json::json!({"error": e.to_string(), "kind": e.kind().name()})),
+    )
+        .into_response()
 }
 
 fn throttled(left: Duration) -> Response {

@@ -6,7 +6,7 @@
 use axum::Json;
 use serde_json::{Value, json};
 
-use crate::reconcile::state::{FirewallStatus, LastReload, ListenerStatus, Version};
+use crate::state::{FirewallStatus, LastReload, ListenerStatus, Version};
 use crate::store::Attempt;
 
 fn schema<T: schemars::JsonSchema>() -> Value {

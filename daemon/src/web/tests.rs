@@ -7,7 +7,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::reconcile::state::Status;
+use crate::state::Status;
 
 const SITE: &str = "[site]\nname = \"harbour\"\nlayout = \"valt\"\n[networks]\nclients = [\"192.0.2.0/24\"]\n[[nodes]]\nname = \"app\"\naddress = \"192.0.2.1\"\nroles = [\"application\", \"media\"]\n[[cameras]]\nname = \"quay\"\nurl = \"rtsp://198.51.100.1/s\"\n";
 
@@ -22,14 +22,12 @@ pub(super) struct Server {
 pub(super) async fn server() -> Server {
     let mut text = SITE.to_string();
     for (name, role, password) in [("ann", "admin", "ann-pw"), ("vic", "viewer", "vic-pw")] {
-        let hash = crate::cmd::hash_password::hash(password).unwrap();
+        let hash = crate::auth::hash_password(password).unwrap();
         text.push_str(&format!(
             "[[users]]\nname = \"{name}\"\nrole = \"{role}\"\npassword_hash = \"{hash}\"\n"
         ));
     }
-    let site = crate::config::check(&text, Default::default())
-        .site
-        .unwrap();
+    let site = crate::plan::check(&text, Default::default()).site.unwrap();
     let plan = crate::plan::plan(&site, "app").unwrap();
     let status = Status {
         site: Some(Arc::new(site)),
@@ -40,7 +38,7 @@ pub(super) async fn server() -> Server {
     let app = Arc::new(App {
         status: Arc::new(RwLock::new(status)),
         store: Arc::new(Mutex::new(crate::store::Store::memory().unwrap())),
-        auth: auth::Auth::default(),
+        auth: Default::default(),
         hubs: Default::default(),
         cameras: Default::default(),
         hls: Default::default(),
@@ -263,7 +261,7 @@ async fn a_session_logs_into_the_ui_and_a_token_into_the_api() {
 #[tokio::test]
 async fn failed_logins_are_rate_limited() {
     let s = server().await;
-    for _ in 0..auth::MAX_FAILURES {
+    for _ in 0..crate::auth::MAX_FAILURES {
         let (code, _, _) = request(
             s.addr,
             &format!("GET /api/v1/site HTTP/1.1\r\n{}", basic("ann", "nope")),

@@ -8,12 +8,12 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use serde::Deserialize;
 
-use super::auth::{Principal, Refusal, SESSION_TTL};
 use super::page::{badge, esc, frame, table};
 use super::{App, COOKIE, Peer};
+use crate::auth::{Principal, Refusal, SESSION_TTL};
 use crate::config::site::UserRole;
 use crate::media::ingest::CameraState;
-use crate::reconcile::state::{ListenerState, Status};
+use crate::state::{ListenerState, Status};
 
 fn site_name(s: &Status) -> String {
     s.site
@@ -186,7 +186,10 @@ pub async fn live(State(app): State<Arc<App>>, Extension(p): Extension<Principal
         None => "<p class=\"note\">No live output listens on this node: its layout has no WebSocket or HTTP live port.</p>".to_string(),
         Some(_) if cameras.is_empty() => "<p class=\"note\">This node ingests no camera.</p>".to_string(),
         Some(l) => {
-            let (token, _) = app.auth.grant(p.clone(), super::auth::TOKEN_TTL);
+            let (token, _) = match app.auth.grant(p.clone(), crate::auth::TOKEN_TTL) {
+                Ok(t) => t,
+                Err(e) => return super::failure(&e),
+            };
             let tiles: String = cameras
                 .iter()
                 .map(|c| format!("<figure><video data-stream=\"{0}\" muted autoplay playsinline></video><figcaption>{0} <span class=\"state note\"></span></figcaption></figure>", esc(c)))
@@ -505,7 +508,10 @@ pub async fn login(State(app): State<Arc<App>>, req: Request) -> Response {
         .unwrap_or_else(|| "/".into());
     match app.auth.login(&app.users(), ip, &c.user, &c.password) {
         Ok(principal) => {
-            let (token, _) = app.auth.grant(principal, SESSION_TTL);
+            let (token, _) = match app.auth.grant(principal, SESSION_TTL) {
+                Ok(t) => t,
+                Err(e) => return super::failure(&e),
+            };
             let flags = if secure { "; Secure" } else { "" };
             let cookie = format!(
                 "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{flags}",
@@ -539,7 +545,7 @@ pub async fn login(State(app): State<Arc<App>>, req: Request) -> Response {
 
 /// `POST /logout`.
 pub async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    if let Some(token) = super::cookie(&headers) {
+    if let Some(token) = crate::auth::Credentials::from_http(&headers, None).session {
         app.auth.revoke(&token);
     }
     let mut r = Redirect::to("/login").into_response();

@@ -12,7 +12,7 @@
 //! Anything else (a head split over several segments, another method or path, a refusal, a
 //! stream that is not live) is given back and served by hyper and the router, which answer it
 //! exactly as before. Claimed viewers are not counted in the listener's HTTP connection limit
-//! (`web::MAX_CONNECTIONS`), like RTMP viewers: the file-descriptor limit bounds them.
+//! (`base::listen::MAX_CONNECTIONS`), like RTMP viewers: the file-descriptor limit bounds them.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,10 +22,11 @@ use axum::http::{HeaderName, HeaderValue, Request};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
+use super::Live;
 use super::flv;
 use super::writev::write_parts;
+use crate::auth::Credentials;
 use crate::media::hub::{Item, Reader, Stop};
-use crate::web::{App, Peer};
 
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: video/x-flv\r\n\
 cache-control: no-store\r\nconnection: close\r\n\r\n";
@@ -65,19 +66,19 @@ fn parse(peeked: &[u8]) -> Option<(usize, String, Request<Body>)> {
 
 /// The claim of a live listener: takes an HTTP-FLV viewer, or gives the connection back.
 pub fn claim(
-    app: &Arc<App>,
+    live: &Arc<Live>,
     peeked: &[u8],
     stream: TcpStream,
     peer: SocketAddr,
 ) -> Result<(), TcpStream> {
-    let Some((length, name, mut request)) = parse(peeked) else {
+    let Some((length, name, request)) = parse(peeked) else {
         return Err(stream);
     };
-    request.extensions_mut().insert(Peer(peer));
-    if super::authorized(app, &request).is_err() {
+    let credentials = Credentials::from_http(request.headers(), request.uri().query());
+    if live.viewer(&credentials, peer.ip()).is_none() {
         return Err(stream);
     }
-    let Some(hub) = app.hubs.get(&name) else {
+    let Some(hub) = live.hubs.get(&name) else {
         return Err(stream);
     };
     tokio::spawn(serve(stream, length, hub.subscribe()));

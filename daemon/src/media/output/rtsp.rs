@@ -17,9 +17,10 @@ use bytes::{BufMut as _, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
+use super::Live;
+use crate::auth::Credentials;
 use crate::media::frame::{Codec, Frame, Kind, Track, Tracks};
 use crate::media::hub::{Item, Reader};
-use crate::web::App;
 
 /// The largest RTP payload sent; larger NAL units are fragmented.
 pub const MTU: usize = 1400;
@@ -261,39 +262,30 @@ fn audio(out: &mut BytesMut, rtp: &mut Rtp, frame: &Frame) {
     rtp.packet(out, frame.pts() as u32, true, 97, &[&header, &frame.data]);
 }
 
-fn authorized(app: &App, req: &Request, query: &str, peer: SocketAddr) -> bool {
-    let users = app.users();
-    if let Some(token) = query.split('&').find_map(|kv| kv.strip_prefix("token="))
-        && app.auth.lookup(&users, token).is_some()
-    {
-        return true;
-    }
-    let Some(basic) = req
-        .headers
-        .get("authorization")
-        .and_then(|v| v.strip_prefix("Basic "))
-    else {
-        return false;
-    };
-    let Some(text) = base64::engine::general_purpose::STANDARD
-        .decode(basic.trim())
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-    else {
-        return false;
-    };
-    let Some((user, password)) = text.split_once(':') else {
-        return false;
-    };
-    app.auth.login(&users, peer.ip(), user, password).is_ok()
+fn authorized(live: &Live, req: &Request, query: &str, peer: SocketAddr) -> bool {
+    let credentials = Credentials::from_parts(
+        |name| {
+            req.headers
+                .get(name)
+                .map(String::as_str)
+                .into_iter()
+                .collect()
+        },
+        Some(query),
+    );
+    live.viewer(&credentials, peer.ip()).is_some()
 }
 
 /// Serves one RTSP connection until TEARDOWN, a closed socket, or an error.
-pub async fn connection(mut stream: TcpStream, peer: SocketAddr, app: Arc<App>) {
+pub async fn connection(mut stream: TcpStream, peer: SocketAddr, live: Arc<Live>) {
     let mut buf = BytesMut::with_capacity(4096);
     let mut session: Option<(String, Arc<Tracks>)> = None;
     let mut channels: HashMap<usize, u8> = HashMap::new();
-    let session_id = format!("{:016x}", rand_u64());
+    let Ok(id) = crate::base::random::bytes::<8>() else {
+        tracing::error!("no random session id can be made; closing the RTSP connection");
+        return;
+    };
+    let session_id = crate::base::hex::encode(&id);
     loop {
         let request = loop {
             if let Some(end) = find(&buf, b"\r\n\r\n") {
@@ -350,14 +342,16 @@ pub async fn connection(mut stream: TcpStream, peer: SocketAddr, app: Arc<App>) 
                 )],
                 "",
             ),
-            "DESCRIBE" | "SETUP" | "PLAY" if !authorized(&app, &request, &query, peer) => response(
-                401,
-                "Unauthorized",
-                &cseq,
-                &[("WWW-Authenticate", "Basic realm=\"sited\"".into())],
-                "",
-            ),
-            "DESCRIBE" => match app.hubs.get(&name).and_then(|h| h.tracks()) {
+            "DESCRIBE" | "SETUP" | "PLAY" if !authorized(&live, &request, &query, peer) => {
+                response(
+                    401,
+                    "Unauthorized",
+                    &cseq,
+                    &[("WWW-Authenticate", "Basic realm=\"sited\"".into())],
+                    "",
+                )
+            }
+            "DESCRIBE" => match live.hubs.get(&name).and_then(|h| h.tracks()) {
                 Some(tracks) => {
                     let body = sdp(&name, &tracks);
                     session = Some((name.clone(), tracks));
@@ -419,7 +413,7 @@ pub async fn connection(mut stream: TcpStream, peer: SocketAddr, app: Arc<App>) 
                         .await;
                     continue;
                 };
-                let Some(hub) = app.hubs.get(&name) else {
+                let Some(hub) = live.hubs.get(&name) else {
                     return;
                 };
                 let head = response(
@@ -457,12 +451,6 @@ fn find(buf: &[u8], needle: &[u8]) -> Option<usize> {
     buf.windows(needle.len()).position(|w| w == needle)
 }
 
-fn rand_u64() -> u64 {
-    let mut b = [0u8; 8];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
-    u64::from_be_bytes(b)
-}
-
 async fn play(
     stream: TcpStream,
     mut reader: Reader,
@@ -474,13 +462,16 @@ async fn play(
     let mut rtp: HashMap<Kind, Rtp> = HashMap::new();
     for (track, kind) in [(0, Kind::Video), (1, Kind::Audio)] {
         if let Some(&channel) = channels.get(&track) {
+            // Random starting values (RFC 3550 §5.1); they protect nothing, so a failed
+            // generator leaves them at zero rather than ending the session.
+            let r = crate::base::random::bytes::<10>().unwrap_or_default();
             rtp.insert(
                 kind,
                 Rtp {
                     channel,
-                    ssrc: rand_u64() as u32,
-                    seq: rand_u64() as u16,
-                    base: rand_u64() as u32,
+                    ssrc: u32::from_be_bytes([r[0], r[1], r[2], r[3]]),
+                    seq: u16::from_be_bytes([r[4], r[5]]),
+                    base: u32::from_be_bytes([r[6], r[7], r[8], r[9]]),
                 },
             );
         }
@@ -538,13 +529,13 @@ async fn play(
 /// Serves RTSP on bound sockets until `stop`.
 pub async fn serve(
     sockets: Vec<tokio::net::TcpListener>,
-    app: Arc<App>,
+    live: Arc<Live>,
     stop: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
-    crate::web::accept_each(
+    crate::base::listen::accept_each(
         sockets,
         stop,
-        Arc::new(move |stream, peer| Box::pin(connection(stream, peer, app.clone()))),
+        Arc::new(move |stream, peer| Box::pin(connection(stream, peer, live.clone()))),
     )
     .await
 }

@@ -117,10 +117,7 @@ fn ffprobe(path: &Path, entries: &str) -> serde_json::Value {
 
 #[test]
 fn a_clip_of_a_real_h264_recording_plays_in_ffprobe_and_ffmpeg() {
-    if !Path::new("/usr/bin/ffmpeg").exists() {
-        eprintln!("no ffmpeg: skipped");
-        return;
-    }
+    crate::skip_unless!("/usr/bin/ffmpeg");
     let dir = TempDir::new("ffmpeg");
     let es = dir.0.join("in.h264");
     let status = Command::new("ffmpeg")

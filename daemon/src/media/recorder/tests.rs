@@ -309,7 +309,7 @@ async fn a_recorder_follows_a_hub_and_closes_its_segment_when_stopped() {
 /// The child of [`a_kill_9_loses_at_most_a_frame_or_so`]: records synthetic frames at 25 fps in
 /// real time, through a hub, until it is killed.
 #[tokio::test]
-#[ignore]
+#[ignore = "the child process of a_kill_9_loses_at_most_a_frame_or_so, which runs it"]
 async fn recording_child_until_killed() {
     let Some(dir) = std::env::var_os("SITED_RECORDING_CHILD") else {
         return;

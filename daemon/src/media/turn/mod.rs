@@ -444,8 +444,9 @@ async fn relay_to_client(
                 out
             }
             None => {
-                let mut tx = [0u8; 12];
-                let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut tx);
+                let Ok(tx) = crate::base::random::bytes::<12>() else {
+                    continue;
+                };
                 Builder::new(DATA, stun::INDICATION, tx)
                     .xor_address(stun::XOR_PEER_ADDRESS, peer)
                     .attribute(stun::DATA, &buf[..n])

@@ -151,11 +151,11 @@ fn crypto() -> Arc<str0m::crypto::CryptoProvider> {
         .clone()
 }
 
-/// 128 random bits, hex: session ids and ICE ufrags.
-pub fn random_id() -> String {
-    let mut bytes = [0u8; 16];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// 128 random bits, hex: session ids, ICE ufrags and passwords.
+fn random_id() -> Result<String, Refusal> {
+    crate::base::random::bytes::<16>()
+        .map(|b| crate::base::hex::encode(&b))
+        .map_err(|_| Refusal::Unavailable)
 }
 
 impl Webrtc {
@@ -226,13 +226,13 @@ impl Webrtc {
             .ok_or_else(|| Refusal::Unplayable("the camera sends no video yet".into()))?;
         let offer = str0m::change::SdpOffer::from_sdp_string(offer)
             .map_err(|e| Refusal::BadOffer(e.to_string()))?;
-        let ufrag = random_id();
+        let ufrag = random_id()?;
         let mut config = str0m::RtcConfig::new()
             .set_crypto_provider(crypto())
             .set_ice_lite(true)
             .set_local_ice_credentials(str0m::IceCreds {
                 ufrag: ufrag.clone(),
-                pass: random_id(),
+                pass: random_id()?,
             });
         *config.codec_config() = codec::codec_config(&video).ok_or_else(|| {
             Refusal::Unplayable("the camera's decoder configuration is unreadable".into())
@@ -254,7 +254,7 @@ impl Webrtc {
                 video.codec.name()
             ))
         })?;
-        let id = random_id();
+        let id = random_id()?;
         let (inbox, rx) = mpsc::channel(INBOX);
         let stop = CancellationToken::new();
         {

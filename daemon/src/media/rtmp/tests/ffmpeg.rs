@@ -16,7 +16,10 @@ use crate::media::rtmp::{RtmpContext, serve};
 fn have_ffmpeg() -> bool {
     let found = Path::new("/usr/bin/ffmpeg").exists() && Path::new("/usr/bin/ffprobe").exists();
     if !found {
-        eprintln!("skipped: /usr/bin/ffmpeg or /usr/bin/ffprobe is missing");
+        crate::base::skip::skip(
+            module_path!(),
+            "/usr/bin/ffmpeg or /usr/bin/ffprobe is missing; `make test` installs them",
+        );
     }
     found
 }

@@ -1,9 +1,7 @@
-//! Accepting connections: one accept loop for every listener sited serves, and the HTTP
-//! connection on top of it.
+//! Serving HTTP on a listener: the HTTP connection on top of the shared accept loop
+//! ([`crate::base::listen`]).
 //!
-//! [`accept_each`] accepts on already-bound sockets and runs a handler per connection, with at
-//! most [`MAX_CONNECTIONS`] at once; the RTSP and RTMP servers use it directly. [`serve_with`]
-//! is the handler of the HTTP listeners: TLS when the listener has it, then HTTP/1.1 with
+//! [`serve_with`] is the handler of the HTTP listeners: TLS when the listener has it, then HTTP/1.1 with
 //! upgrades (WebSocket), unless one of the listener's [`Takeovers`] claims the connection first:
 //! on a plain connection, by its first bytes, peeked (an RTMP handshake starts with 0x03; an
 //! HTTP-FLV viewer's request head is served past hyper); on TLS, by the first decrypted byte
@@ -25,14 +23,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use super::{HANDSHAKE_TIMEOUT, HEADER_TIMEOUT, MAX_CONNECTIONS, Peer, tls};
-
-/// A byte stream a protocol server can run on: plain TCP or TLS.
-pub trait Conn: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
-
-/// What serves one accepted TCP connection, to its end.
-pub type Handler = Arc<dyn Fn(TcpStream, SocketAddr) -> BoxFuture<'static, ()> + Send + Sync>;
+use super::{HANDSHAKE_TIMEOUT, HEADER_TIMEOUT, Peer, tls};
+use crate::base::listen::{Conn, Handler, accept_each};
 
 /// Serves a connection past TLS whose first decrypted byte is 0x03 (RTMPS).
 pub type Takeover = Arc<dyn Fn(Box<dyn Conn>, SocketAddr) -> BoxFuture<'static, ()> + Send + Sync>;
@@ -55,53 +47,6 @@ pub struct Takeovers {
 
 /// The first byte of an RTMP handshake (C0: version 3).
 pub const RTMP_VERSION: u8 = 0x03;
-
-/// Accepts connections on bound sockets until `stop`, running `handle` for each. Returns the
-/// accept error that ended it, if any; transient errors (a peer gone, no descriptors left)
-/// only pause accepting.
-pub async fn accept_each(
-    sockets: Vec<TcpListener>,
-    stop: CancellationToken,
-    handle: Handler,
-) -> std::io::Result<()> {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    let mut accepts = tokio::task::JoinSet::new();
-    for socket in sockets {
-        let (stop, handle, slots) = (stop.clone(), handle.clone(), slots.clone());
-        accepts.spawn(async move {
-            loop {
-                let permit = tokio::select! {
-                    _ = stop.cancelled() => return Ok(()),
-                    p = slots.clone().acquire_owned() => p.map_err(std::io::Error::other)?,
-                };
-                let (stream, peer) = tokio::select! {
-                    _ = stop.cancelled() => return Ok(()),
-                    a = socket.accept() => match a {
-                        Ok(a) => a,
-                        Err(e) if is_transient(&e) => {
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                        Err(e) => return Err(e),
-                    },
-                };
-                let _ = stream.set_nodelay(true);
-                let served = handle(stream, peer);
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    served.await;
-                });
-            }
-        });
-    }
-    let result = match accepts.join_next().await {
-        Some(Ok(r)) => r,
-        Some(Err(e)) => Err(std::io::Error::other(e)),
-        None => Ok(()),
-    };
-    accepts.abort_all();
-    result
-}
 
 /// Serves `router` on bound sockets until `stop` (stop accepting) or `shutdown` (close
 /// connections too), after offering each connection to `takeovers`. Returns the accept error
@@ -232,18 +177,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Rewound<S> {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
-}
-
-fn is_transient(e: &std::io::Error) -> bool {
-    use nix::errno::Errno;
-    use std::io::ErrorKind as K;
-    let recoverable = [Errno::EMFILE, Errno::ENFILE, Errno::ENOBUFS, Errno::ENOMEM];
-    matches!(
-        e.kind(),
-        K::ConnectionAborted | K::ConnectionReset | K::Interrupted | K::WouldBlock
-    ) || e
-        .raw_os_error()
-        .is_some_and(|n| recoverable.iter().any(|r| *r as i32 == n))
 }
 
 /// Serves HTTP/1.1 (with upgrades) on one connection until it ends or `shutdown`.

@@ -14,7 +14,7 @@ use nftables::schema::{
 use nftables::stmt::{self, Operator, Statement};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
-use super::ruleset::{Action, Family, Hook, Match, Rule, Ruleset, SetKind, TABLE, Verdict};
+use super::{Action, Family, Hook, Match, Rule, Ruleset, SetKind, TABLE, Verdict};
 use crate::catalog::Ports;
 
 fn s(text: impl Into<String>) -> Expression<'static> {

@@ -1,4 +1,4 @@
-//! Restarting with backoff: the delays of supervised tasks (listeners, later cameras).
+//! Restarting with backoff: the delays of supervised tasks (listeners, cameras, node links).
 
 use std::time::Duration;
 
@@ -11,8 +11,8 @@ pub fn backoff(failures: u32) -> Duration {
     let base = Duration::from_millis(500)
         .saturating_mul(1u32 << failures.min(10))
         .min(CAP);
-    let mut byte = [0u8; 1];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut byte);
+    // Without randomness (a failed generator) the delay has no jitter; it stays a valid delay.
+    let byte = super::random::bytes::<1>().unwrap_or_default();
     let jitter = base.mul_f64(f64::from(byte[0]) / 255.0 * 0.25);
     (base - jitter).min(CAP)
 }

@@ -23,6 +23,9 @@
 //! never the number of rules. Licence hosts are a pair of `flags timeout` sets that the apply
 //! layer fills from DNS.
 
+pub mod json;
+pub mod text;
+
 use std::collections::BTreeMap;
 
 use ipnet::IpNet;

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::ruleset::{Action, Base, FAMILY, Match, Rule, Ruleset, Set, SetKind, TABLE, Verdict};
+use super::{Action, Base, FAMILY, Match, Rule, Ruleset, Set, SetKind, TABLE, Verdict};
 use crate::catalog::Ports;
 
 fn verdict(v: &Verdict) -> String {

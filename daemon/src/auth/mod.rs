@@ -12,9 +12,13 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use argon2::PasswordVerifier as _;
-use ring::rand::SecureRandom as _;
+pub mod credentials;
 
+use argon2::PasswordVerifier as _;
+
+pub use credentials::{COOKIE, Credentials};
+
+use crate::base::{Error, Kind, random};
 use crate::config::site::{User, UserRole};
 
 /// Failed logins allowed per source address and window.
@@ -59,11 +63,14 @@ pub struct Auth {
     failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
 }
 
-/// 256 random bits, hex.
-pub fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// Hashes a password with argon2id and a random salt: a `password_hash` of `[[users]]`.
+pub fn hash_password(password: &str) -> Result<String, Error> {
+    use argon2::password_hash::{PasswordHasher as _, SaltString, rand_core::OsRng};
+    let salt = SaltString::generate(&mut OsRng);
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Error::new(Kind::Internal, format!("cannot hash the password: {e}")))
 }
 
 impl Auth {
@@ -143,15 +150,36 @@ impl Auth {
         }
     }
 
-    /// Issues a session or token for a principal.
-    pub fn grant(&self, principal: Principal, ttl: Duration) -> (String, Instant) {
-        let token = random_token();
+    /// Who a request's credentials name: a session, then a token, then HTTP Basic (checked
+    /// against `users`, throttled per address). `Ok(None)` when it carries none.
+    pub fn principal(
+        &self,
+        users: &[User],
+        credentials: &Credentials,
+        ip: IpAddr,
+    ) -> Result<Option<Principal>, Refusal> {
+        let granted = [&credentials.session, &credentials.token]
+            .into_iter()
+            .flatten()
+            .find_map(|t| self.lookup(users, t));
+        if let Some(p) = granted {
+            return Ok(Some(p));
+        }
+        match &credentials.basic {
+            Some((user, password)) => self.login(users, ip, user, password).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Issues a session or token for a principal; fails only when no random token can be made.
+    pub fn grant(&self, principal: Principal, ttl: Duration) -> Result<(String, Instant), Error> {
+        let token = random::token()?;
         let expires = Instant::now() + ttl;
         if let Ok(mut grants) = self.grants.lock() {
             grants.retain(|_, g| g.expires > Instant::now());
             grants.insert(token.clone(), Grant { principal, expires });
         }
-        (token, expires)
+        Ok((token, expires))
     }
 
     /// The principal of a session or token, if it is valid and its user still exists.
@@ -177,7 +205,7 @@ mod tests {
     use super::*;
 
     fn users() -> Vec<User> {
-        let hash = crate::cmd::hash_password::hash("right").unwrap();
+        let hash = hash_password("right").unwrap();
         vec![User {
             name: "ann".into(),
             role: UserRole::Admin,
@@ -212,13 +240,15 @@ mod tests {
     fn grants_expire_with_their_user() {
         let auth = Auth::default();
         let users = users();
-        let (token, _) = auth.grant(
-            Principal {
-                name: "ann".into(),
-                role: UserRole::Admin,
-            },
-            SESSION_TTL,
-        );
+        let (token, _) = auth
+            .grant(
+                Principal {
+                    name: "ann".into(),
+                    role: UserRole::Admin,
+                },
+                SESSION_TTL,
+            )
+            .unwrap();
         assert!(auth.lookup(&users, &token).is_some());
         assert!(
             auth.lookup(&[], &token).is_none(),
@@ -226,6 +256,5 @@ mod tests {
         );
         auth.revoke(&token);
         assert!(auth.lookup(&users, &token).is_none());
-        assert_eq!(random_token().len(), 64);
     }
 }

@@ -1,0 +1,20 @@
+//! The bottom layer: what every other layer may use, and which uses none of them.
+//!
+//! - [`error`]: the one error type, with a kind that survives up to the API and the metrics;
+//! - [`backoff`]: the delays of supervised tasks;
+//! - [`random`], [`hex`], [`time`]: random bytes, hex and the time formats sited writes;
+//! - [`fs`]: atomic file writes;
+//! - [`listen`]: the one accept loop of every TCP listener, and the connections shutdown waits
+//!   for;
+//! - [`skip`]: how a test that cannot run says so.
+
+pub mod backoff;
+pub mod error;
+pub mod fs;
+pub mod hex;
+pub mod listen;
+pub mod random;
+pub mod skip;
+pub mod time;
+
+pub use error::{Error, Kind, Result, ResultExt};
