@@ -19,7 +19,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{patch, post};
+use axum::routing::{get, patch, post};
 
 use super::App;
 use crate::media::turn::credentials;
@@ -171,9 +171,11 @@ async fn end(
     StatusCode::OK.into_response()
 }
 
-/// The WHEP routes, on the web and the live listeners.
+/// The WHEP routes, with the WebSocket live view beside them (the MSE fallback, on layouts
+/// whose live video is on the web port: NovaVMS 443).
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
-        .route("/live/{camera}/whep", post(offer))
-        .route("/live/{camera}/whep/{id}", patch(trickle).delete(end))
+        .route("/live/{name}", get(super::live::live))
+        .route("/live/{name}/whep", post(offer))
+        .route("/live/{name}/whep/{id}", patch(trickle).delete(end))
 }
