@@ -2,7 +2,8 @@
 // over WHEP: direct ICE first, and after 5 s without a connection ICE restarts through sited's
 // TURN relay (iceTransportPolicy "relay", the servers from the answer's Link headers). Where
 // WebRTC is ruled out (no RTCPeerConnection, B-frames, no common codec, no UDP port in the
-// layout) or fails, the tile falls back to MSE and says why.
+// layout) or fails, the tile falls back to MSE and says why. `/live?ice=relay` goes through TURN
+// at once (the first WHEP request then only fetches the relay's credentials).
 // MSE: <video data-stream="NAME"> plays ws(s)://<host>:<data-port>/live/NAME?token=…; the first
 // message names the codecs, then come the init segment and one fragment per frame.
 "use strict";
@@ -54,15 +55,17 @@ async function whep(video, url, config, waitMs) {
     fetch(location, { method: "DELETE" }).catch(() => {});
     throw { fatal: false, servers, reason: "no connection" };
   }
+  video.peerConnection = pc;
   return { pc, location };
 }
 
 async function playWebrtc(video, token, say, fallback) {
   const url = `/live/${encodeURIComponent(video.dataset.stream)}/whep?token=${token}`;
+  const relayOnly = new URLSearchParams(location.search).get("ice") === "relay";
   let session;
   try {
     say("WebRTC: connecting");
-    session = await whep(video, url, {}, DIRECT_ICE_MS);
+    session = await whep(video, url, {}, relayOnly ? 0 : DIRECT_ICE_MS);
     say("WebRTC");
   } catch (direct) {
     if (direct.fatal || !direct.servers || direct.servers.length === 0) {
