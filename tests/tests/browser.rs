@@ -240,7 +240,11 @@ fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static)
 
 /// curl in a namespace, as the test's admin, against the node's web port.
 fn curl(lab: &sited_tests::netns::Lab, args: &[&str]) -> String {
-    let user = format!("{}:{}", sited_tests::daemon::ADMIN.0, sited_tests::daemon::ADMIN.1);
+    let user = format!(
+        "{}:{}",
+        sited_tests::daemon::ADMIN.0,
+        sited_tests::daemon::ADMIN.1
+    );
     let mut all = vec!["curl", "-sk", "--max-time", "5", "-u", &user];
     all.extend_from_slice(args);
     String::from_utf8_lossy(&lab.try_exec(&lab.node, &all).stdout).into_owned()
@@ -256,7 +260,10 @@ fn webrtc_plays_in_chromium_from_another_namespace_directly_and_through_turn() {
     let client = lab.peer("client").clone();
     // Default routes: a browser gathers no host candidate without one.
     lab.exec(&lab.node, &["ip", "route", "add", "default", "dev", "br0"]);
-    lab.exec(&client.ns, &["ip", "route", "add", "default", "via", NODE_V4]);
+    lab.exec(
+        &client.ns,
+        &["ip", "route", "add", "default", "via", NODE_V4],
+    );
     let cams = in_netns(&lab.node, || FakeCameras::start(&["lobby"]));
     let site = format!(
         "[site]\nname = \"webrtc\"\nlayout = \"novavms\"\n\n[networks]\nclients = [\"192.0.2.0/24\"]\n\n[[nodes]]\nname = \"cloud\"\naddress = \"{NODE_V4}\"\nroles = [\"application\", \"media\"]\n\n[[users]]\nname = \"{}\"\nrole = \"admin\"\npassword_hash = \"{}\"\n\n[[cameras]]\nname = \"lobby\"\nurl = \"{}\"\n",
@@ -264,13 +271,20 @@ fn webrtc_plays_in_chromium_from_another_namespace_directly_and_through_turn() {
         sited_tests::daemon::admin_hash(),
         cams.url("lobby"),
     );
-    let d = Daemon::start_in(&lab.node, "webrtc", &site, &["--firewall", "none", "--node", "cloud"]);
+    let d = Daemon::start_in(
+        &lab.node,
+        "webrtc",
+        &site,
+        &["--firewall", "none", "--node", "cloud"],
+    );
     d.wait_for("the camera", Duration::from_secs(30), || {
         curl(&lab, &["https://127.0.0.1/api/v1/cameras"]).contains("\"streaming\"")
     });
-    let token: serde_json::Value =
-        serde_json::from_str(&curl(&lab, &["-X", "POST", "https://127.0.0.1/api/v1/tokens"]))
-            .unwrap();
+    let token: serde_json::Value = serde_json::from_str(&curl(
+        &lab,
+        &["-X", "POST", "https://127.0.0.1/api/v1/tokens"],
+    ))
+    .unwrap();
     let token = token["token"].as_str().unwrap().to_string();
     for (query, transport) in [("", "WebRTC"), ("&ice=relay", "WebRTC via TURN")] {
         let url = format!("https://{NODE_V4}/live?token={token}{query}");
@@ -295,7 +309,11 @@ fn webrtc_plays_in_chromium_from_another_namespace_directly_and_through_turn() {
                 std::thread::sleep(Duration::from_millis(250));
             }
         });
-        assert!(seen.is_ok(), "{transport}: {seen:?}; daemon log:\n{}", d.log());
+        assert!(
+            seen.is_ok(),
+            "{transport}: {seen:?}; daemon log:\n{}",
+            d.log()
+        );
     }
     assert!(d.log().contains("TURN allocation"), "the relay was used");
 }

@@ -124,7 +124,11 @@ impl Hub {
             }
             if kind == Kind::Video {
                 // A step back of under half a second is reordering; a longer one, a restart.
-                let half_second = c.tracks.as_ref().and_then(|t| t.video.as_ref()).map_or(45_000, |v| i64::from(v.timescale / 2));
+                let half_second = c
+                    .tracks
+                    .as_ref()
+                    .and_then(|t| t.video.as_ref())
+                    .map_or(45_000, |v| i64::from(v.timescale / 2));
                 let back = c.last_video.map_or(0, |last| last - dts);
                 c.bframes |= composition != 0 || (back > 0 && back < half_second);
                 c.last_video = Some(dts);

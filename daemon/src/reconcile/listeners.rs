@@ -101,7 +101,11 @@ pub fn turn_settings(plan: Option<(&Plan, &Listeners, Arc<[u8]>)>) -> crate::med
 
 /// The WebRTC service's settings from a plan: the node's address with the bound port, and the
 /// TURN relay when the plan has one.
-pub fn webrtc_settings(plan: &Plan, listeners: &Listeners, secret: Arc<[u8]>) -> crate::media::webrtc::Settings {
+pub fn webrtc_settings(
+    plan: &Plan,
+    listeners: &Listeners,
+    secret: Arc<[u8]>,
+) -> crate::media::webrtc::Settings {
     let port = |service| {
         plan.listeners
             .iter()

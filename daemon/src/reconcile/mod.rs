@@ -190,8 +190,14 @@ impl Daemon {
             rtmp: Arc::new(RwLock::new(Arc::new(rtmp_context(&live_outputs, &[])))),
             live_outputs,
             webrtc: app.webrtc.clone(),
-            turn: Arc::new(crate::media::turn::Turn::new(listeners::turn_settings(None))),
-            turn_secret: Arc::from(crate::base::random::bytes::<32>().map_err(|e| e.to_string())?.to_vec()),
+            turn: Arc::new(crate::media::turn::Turn::new(listeners::turn_settings(
+                None,
+            ))),
+            turn_secret: Arc::from(
+                crate::base::random::bytes::<32>()
+                    .map_err(|e| e.to_string())?
+                    .to_vec(),
+            ),
         };
         Ok((
             Daemon {
@@ -406,11 +412,13 @@ impl Daemon {
             &self.listeners,
             secret.clone(),
         ));
-        self.routers.turn.set_settings(listeners::turn_settings(Some((
-            &plan,
-            &self.listeners,
-            secret,
-        ))));
+        self.routers
+            .turn
+            .set_settings(listeners::turn_settings(Some((
+                &plan,
+                &self.listeners,
+                secret,
+            ))));
         let started = self.listeners.reconcile(
             &plan,
             listeners::acceptor(tls),

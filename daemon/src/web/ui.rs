@@ -177,9 +177,10 @@ pub async fn live(State(app): State<Arc<App>>, Extension(p): Extension<Principal
                 | crate::catalog::Service::HttpLive
         ) && l.state == ListenerState::Serving
     });
-    let whep = s.listeners.values().any(|l| {
-        l.service == crate::catalog::Service::Webrtc && l.state == ListenerState::Serving
-    });
+    let whep = s
+        .listeners
+        .values()
+        .any(|l| l.service == crate::catalog::Service::Webrtc && l.state == ListenerState::Serving);
     let cameras: Vec<String> = s
         .plan
         .iter()

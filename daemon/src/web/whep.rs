@@ -33,7 +33,12 @@ const TURN_TTL: Duration = Duration::from_secs(12 * 3600);
 fn text(status: StatusCode, why: impl Into<String>) -> Response {
     let mut why = why.into();
     why.push('\n');
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], why).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        why,
+    )
+        .into_response()
 }
 
 fn login(app: &App, req: &Request) -> Result<String, Response> {

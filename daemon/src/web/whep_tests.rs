@@ -60,7 +60,11 @@ fn camera(hub: Arc<Hub>, composition: i32, stop: CancellationToken) {
 
 /// Opens a WHEP session as `vic` and counts the frames received within `within`; returns the
 /// time to the first frame and the count, or the refusal's status and body.
-async fn watch(http: SocketAddr, camera: &str, within: Duration) -> Result<(Duration, usize), (u16, String)> {
+async fn watch(
+    http: SocketAddr,
+    camera: &str,
+    within: Duration,
+) -> Result<(Duration, usize), (u16, String)> {
     let started = Instant::now();
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let local = socket.local_addr().unwrap();
@@ -79,7 +83,10 @@ async fn watch(http: SocketAddr, camera: &str, within: Duration) -> Result<(Dura
     if code != 201 {
         return Err((code, body));
     }
-    assert!(headers.contains(&format!("location: /live/{camera}/whep/")), "{headers}");
+    assert!(
+        headers.contains(&format!("location: /live/{camera}/whep/")),
+        "{headers}"
+    );
     let answer = SdpAnswer::from_sdp_string(&body).unwrap();
     rtc.sdp_api().accept_answer(pending, answer).unwrap();
     let mut first = None;
@@ -120,7 +127,10 @@ async fn a_whep_viewer_receives_the_cameras_frames_from_a_keyframe() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (first, frames) = watch(s.addr, "quay", Duration::from_secs(3)).await.unwrap();
     assert!(frames >= 25, "{frames} frames in 3 s");
-    assert!(first < Duration::from_secs(1), "first frame after {first:?}");
+    assert!(
+        first < Duration::from_secs(1),
+        "first frame after {first:?}"
+    );
     assert_eq!(s.app.webrtc.sessions(), 1);
     s.stop.cancel();
 }
@@ -131,7 +141,9 @@ async fn b_frames_are_refused_with_the_reason() {
     webrtc(&s.app, &s.stop).await;
     camera(s.app.hubs.get_or_create("quay"), 3600, s.stop.clone());
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let (code, body) = watch(s.addr, "quay", Duration::from_secs(1)).await.unwrap_err();
+    let (code, body) = watch(s.addr, "quay", Duration::from_secs(1))
+        .await
+        .unwrap_err();
     assert_eq!(code, 422);
     assert!(body.contains("B-frames"), "{body}");
     s.stop.cancel();
@@ -141,9 +153,17 @@ async fn b_frames_are_refused_with_the_reason() {
 async fn whep_needs_a_login_and_a_webrtc_port() {
     let s = server().await;
     camera(s.app.hubs.get_or_create("quay"), 0, s.stop.clone());
-    let (code, _, _) = request(s.addr, "POST /live/quay/whep HTTP/1.1\r\nContent-Type: application/sdp", "v=0").await;
+    let (code, _, _) = request(
+        s.addr,
+        "POST /live/quay/whep HTTP/1.1\r\nContent-Type: application/sdp",
+        "v=0",
+    )
+    .await;
     assert_eq!(code, 401);
-    let head = format!("POST /live/quay/whep HTTP/1.1\r\n{}\r\nContent-Type: application/sdp", basic("vic", "vic-pw"));
+    let head = format!(
+        "POST /live/quay/whep HTTP/1.1\r\n{}\r\nContent-Type: application/sdp",
+        basic("vic", "vic-pw")
+    );
     let (code, _, body) = request(s.addr, &head, "v=0").await;
     assert_eq!(code, 503, "no WebRTC socket: {body}");
     s.stop.cancel();

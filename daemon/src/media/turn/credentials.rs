@@ -43,7 +43,10 @@ pub fn issue(secret: &[u8], session: &str, ttl: Duration) -> (String, String) {
 pub fn nonce(secret: &[u8]) -> String {
     let t = format!("{:x}", now());
     let tag = hmac(secret, &t);
-    let mac: String = tag.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let mac: String = tag.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     format!("{t}-{mac}")
 }
 
@@ -56,7 +59,10 @@ fn nonce_fresh(secret: &[u8], nonce: &str) -> bool {
     };
     let expected = {
         let tag = hmac(secret, t);
-        let mac: String = tag.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let mac: String = tag.as_ref()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         format!("{t}-{mac}")
     };
     expected == nonce && now().saturating_sub(issued) < NONCE_LIFETIME.as_secs()
@@ -88,7 +94,11 @@ pub fn check(settings: &Settings, m: &Message<'_>) -> Result<Vec<u8>, (u16, &'st
     if expiry < now() {
         return Err(unauthorized);
     }
-    let key = key(username, &settings.realm, &password(&settings.secret, username));
+    let key = key(
+        username,
+        &settings.realm,
+        &password(&settings.secret, username),
+    );
     if !m.integrity_ok(&key) {
         return Err(unauthorized);
     }

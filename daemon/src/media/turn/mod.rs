@@ -112,7 +112,11 @@ impl Turn {
     }
 
     /// Serves the control socket until `stop`; frees every allocation at the end.
-    pub async fn serve(self: Arc<Self>, socket: UdpSocket, stop: CancellationToken) -> std::io::Result<()> {
+    pub async fn serve(
+        self: Arc<Self>,
+        socket: UdpSocket,
+        stop: CancellationToken,
+    ) -> std::io::Result<()> {
         let socket = Arc::new(socket);
         let mut buf = vec![0u8; 2048];
         let mut sweep = tokio::time::interval(Duration::from_secs(5));
@@ -194,7 +198,10 @@ impl Turn {
         let ok = |b: Builder| Reply::Send(b.integrity(&key).fingerprint());
         let success = Builder::new(m.method, stun::SUCCESS, m.transaction);
         match m.method {
-            ALLOCATE => match self.allocate(&settings, socket, client, &m, key.clone()).await {
+            ALLOCATE => match self
+                .allocate(&settings, socket, client, &m, key.clone())
+                .await
+            {
                 Ok((relayed, lifetime)) => ok(success
                     .xor_address(stun::XOR_RELAYED_ADDRESS, relayed)
                     .attribute(stun::LIFETIME, &lifetime.to_be_bytes())
@@ -232,13 +239,18 @@ impl Turn {
                     return error(400, "Bad Request: no XOR-PEER-ADDRESS");
                 }
                 if peers.iter().any(|p| !allowed(&settings, *p)) {
-                    return error(403, "Forbidden: this relay reaches only sited's WebRTC socket");
+                    return error(
+                        403,
+                        "Forbidden: this relay reaches only sited's WebRTC socket",
+                    );
                 }
                 let channel = m
                     .get(stun::CHANNEL_NUMBER)
                     .and_then(|v| v.get(..2))
                     .map(|v| u16::from_be_bytes([v[0], v[1]]));
-                if m.method == CHANNEL_BIND && !channel.is_some_and(|c| (0x4000..0x5000).contains(&c)) {
+                if m.method == CHANNEL_BIND
+                    && !channel.is_some_and(|c| (0x4000..0x5000).contains(&c))
+                {
                     return error(400, "Bad Request: channel number out of range");
                 }
                 let Ok(mut all) = self.allocations.lock() else {
@@ -284,7 +296,10 @@ impl Turn {
             }
         }
         let relay = bind_relay(settings).ok_or((508, "Insufficient Capacity"))?;
-        let port = relay.local_addr().map_err(|_| (500, "Server Error"))?.port();
+        let port = relay
+            .local_addr()
+            .map_err(|_| (500, "Server Error"))?
+            .port();
         let relayed = SocketAddr::new(settings.address, port);
         let lifetime = lifetime(
             m.get(stun::LIFETIME)
@@ -319,18 +334,26 @@ impl Turn {
     }
 
     /// The relay socket and peer of a client's datagram for `peer`, if it has the permission.
-    fn route(&self, client: SocketAddr, peer: Option<SocketAddr>, channel: Option<u16>) -> Option<(Arc<UdpSocket>, SocketAddr)> {
+    fn route(
+        &self,
+        client: SocketAddr,
+        peer: Option<SocketAddr>,
+        channel: Option<u16>,
+    ) -> Option<(Arc<UdpSocket>, SocketAddr)> {
         let all = self.allocations.lock().ok()?;
         let a = all.get(&client)?;
         let peer = match channel {
             Some(c) => a.channels.get(&c)?.0,
             None => peer?,
         };
-        a.permissions.contains_key(&peer.ip()).then(|| (a.relay.clone(), peer))
+        a.permissions
+            .contains_key(&peer.ip())
+            .then(|| (a.relay.clone(), peer))
     }
 
     async fn send_indication(&self, settings: &Settings, client: SocketAddr, m: &Message<'_>) {
-        let (Some(peer), Some(data)) = (m.xor_address(stun::XOR_PEER_ADDRESS), m.get(stun::DATA)) else {
+        let (Some(peer), Some(data)) = (m.xor_address(stun::XOR_PEER_ADDRESS), m.get(stun::DATA))
+        else {
             return;
         };
         if !allowed(settings, peer) {
@@ -345,7 +368,9 @@ impl Turn {
         let Some(head) = data.get(..4) else { return };
         let channel = u16::from_be_bytes([head[0], head[1]]);
         let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
-        let Some(payload) = data.get(4..4 + len) else { return };
+        let Some(payload) = data.get(4..4 + len) else {
+            return;
+        };
         if let Some((relay, peer)) = self.route(client, None, Some(channel)) {
             let _ = relay.send_to(payload, to_socket(&relay, peer)).await;
         }
@@ -433,7 +458,10 @@ async fn relay_to_client(
             if !a.permissions.contains_key(&peer.ip()) {
                 continue;
             }
-            a.channels.iter().find(|(_, (p, _))| *p == peer).map(|(c, _)| *c)
+            a.channels
+                .iter()
+                .find(|(_, (p, _))| *p == peer)
+                .map(|(c, _)| *c)
         };
         let out = match channel {
             Some(c) => {

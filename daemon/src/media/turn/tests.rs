@@ -21,7 +21,12 @@ struct Client {
 }
 
 impl Client {
-    async fn request(&self, method: u16, attrs: &[(u16, Vec<u8>)], peer: Option<SocketAddr>) -> (u16, u16) {
+    async fn request(
+        &self,
+        method: u16,
+        attrs: &[(u16, Vec<u8>)],
+        peer: Option<SocketAddr>,
+    ) -> (u16, u16) {
         let mut b = Builder::new(method, stun::REQUEST, [method as u8; 12])
             .attribute(stun::USERNAME, self.username.as_bytes())
             .attribute(stun::REALM, REALM.as_bytes())
@@ -47,7 +52,10 @@ impl Client {
     }
 }
 
-async fn server(peer: SocketAddr, max_per_user: usize) -> (SocketAddr, Arc<[u8]>, CancellationToken) {
+async fn server(
+    peer: SocketAddr,
+    max_per_user: usize,
+) -> (SocketAddr, Arc<[u8]>, CancellationToken) {
     let secret: Arc<[u8]> = Arc::from(&b"node secret"[..]);
     let turn = Arc::new(Turn::new(Settings {
         realm: REALM.into(),
@@ -97,7 +105,10 @@ async fn a_bad_credential_is_refused() {
     let webrtc: SocketAddr = "127.0.0.1:8555".parse().unwrap();
     let (addr, secret, stop) = server(webrtc, 2).await;
     let c = client(addr, &secret, Some("guessed")).await;
-    assert_eq!(c.request(ALLOCATE, &transport(), None).await, (stun::ERROR, 401));
+    assert_eq!(
+        c.request(ALLOCATE, &transport(), None).await,
+        (stun::ERROR, 401)
+    );
     stop.cancel();
 }
 
@@ -107,7 +118,10 @@ async fn the_relay_reaches_only_the_webrtc_socket_and_allocations_are_capped() {
     let webrtc = peer.local_addr().unwrap();
     let (addr, secret, stop) = server(webrtc, 1).await;
     let c = client(addr, &secret, None).await;
-    assert_eq!(c.request(ALLOCATE, &transport(), None).await, (stun::SUCCESS, 0));
+    assert_eq!(
+        c.request(ALLOCATE, &transport(), None).await,
+        (stun::SUCCESS, 0)
+    );
     let elsewhere: SocketAddr = "127.0.0.1:22".parse().unwrap();
     let other_host: SocketAddr = "198.51.100.7:8555".parse().unwrap();
     for p in [elsewhere, other_host] {
@@ -117,21 +131,36 @@ async fn the_relay_reaches_only_the_webrtc_socket_and_allocations_are_capped() {
             "{p}"
         );
         let bind = vec![(stun::CHANNEL_NUMBER, vec![0x40, 0, 0, 0])];
-        assert_eq!(c.request(CHANNEL_BIND, &bind, Some(p)).await, (stun::ERROR, 403));
+        assert_eq!(
+            c.request(CHANNEL_BIND, &bind, Some(p)).await,
+            (stun::ERROR, 403)
+        );
     }
-    assert_eq!(c.request(CREATE_PERMISSION, &[], Some(webrtc)).await, (stun::SUCCESS, 0));
+    assert_eq!(
+        c.request(CREATE_PERMISSION, &[], Some(webrtc)).await,
+        (stun::SUCCESS, 0)
+    );
     let bind = vec![(stun::CHANNEL_NUMBER, vec![0x40, 1, 0, 0])];
-    assert_eq!(c.request(CHANNEL_BIND, &bind, Some(webrtc)).await, (stun::SUCCESS, 0));
+    assert_eq!(
+        c.request(CHANNEL_BIND, &bind, Some(webrtc)).await,
+        (stun::SUCCESS, 0)
+    );
 
     // ChannelData reaches the WebRTC socket from the relayed address, and back.
-    c.socket.send_to(&[0x40, 1, 0, 3, b'a', b'b', b'c'], addr).await.unwrap();
+    c.socket
+        .send_to(&[0x40, 1, 0, 3, b'a', b'b', b'c'], addr)
+        .await
+        .unwrap();
     let mut buf = [0u8; 64];
     let (n, from) = tokio::time::timeout(Duration::from_secs(2), peer.recv_from(&mut buf))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(&buf[..n], b"abc");
-    assert!((40000..=40100).contains(&from.port()), "from the relay range");
+    assert!(
+        (40000..=40100).contains(&from.port()),
+        "from the relay range"
+    );
     peer.send_to(b"xyz", from).await.unwrap();
     let n = c.socket.recv(&mut buf).await.unwrap();
     assert_eq!(&buf[..n], &[0x40, 1, 0, 3, b'x', b'y', b'z']);
@@ -143,6 +172,9 @@ async fn the_relay_reaches_only_the_webrtc_socket_and_allocations_are_capped() {
         key: c.key.clone(),
         ..second
     };
-    assert_eq!(second.request(ALLOCATE, &transport(), None).await, (stun::ERROR, 486));
+    assert_eq!(
+        second.request(ALLOCATE, &transport(), None).await,
+        (stun::ERROR, 486)
+    );
     stop.cancel();
 }

@@ -151,6 +151,14 @@ fn crypto() -> Arc<str0m::crypto::CryptoProvider> {
         .clone()
 }
 
+/// The node's DTLS certificate, made once: a key pair per session would cost each viewer's
+/// first frame a key generation. The fingerprint in each answer authenticates it.
+fn certificate() -> Option<str0m::crypto::dtls::DtlsCert> {
+    static CERT: OnceLock<Option<str0m::crypto::dtls::DtlsCert>> = OnceLock::new();
+    CERT.get_or_init(|| crypto().dtls_provider.generate_certificate())
+        .clone()
+}
+
 /// 128 random bits, hex: session ids, ICE ufrags and passwords.
 fn random_id() -> Result<String, Refusal> {
     crate::base::random::bytes::<16>()
@@ -190,7 +198,12 @@ impl Webrtc {
     }
 
     /// Opens a session of `user` watching `hub`, answering `offer`.
-    pub fn open(self: &Arc<Self>, hub: Arc<Hub>, user: &str, offer: &str) -> Result<Opened, Refusal> {
+    pub fn open(
+        self: &Arc<Self>,
+        hub: Arc<Hub>,
+        user: &str,
+        offer: &str,
+    ) -> Result<Opened, Refusal> {
         let socket = self
             .socket
             .read()
@@ -234,6 +247,9 @@ impl Webrtc {
                 ufrag: ufrag.clone(),
                 pass: random_id()?,
             });
+        if let Some(cert) = certificate() {
+            config = config.set_dtls_cert(cert);
+        }
         *config.codec_config() = codec::codec_config(&video).ok_or_else(|| {
             Refusal::Unplayable("the camera's decoder configuration is unreadable".into())
         })?;
@@ -350,7 +366,11 @@ impl Webrtc {
     }
 
     /// Serves the shared socket until `stop`: every datagram goes to its session.
-    pub async fn serve(self: Arc<Self>, socket: UdpSocket, stop: CancellationToken) -> std::io::Result<()> {
+    pub async fn serve(
+        self: Arc<Self>,
+        socket: UdpSocket,
+        stop: CancellationToken,
+    ) -> std::io::Result<()> {
         let socket = Arc::new(socket);
         if let Ok(mut s) = self.socket.write() {
             *s = Some(socket.clone());

@@ -42,7 +42,9 @@ pub fn video_media(rtc: &mut Rtc, answer: &str, codec: Codec) -> Option<VideoOut
         .split("m=")
         .filter(|section| section.starts_with("video"))
         .filter_map(|section| {
-            let line = section.lines().find_map(|l| l.trim().strip_prefix("a=mid:"))?;
+            let line = section
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("a=mid:"))?;
             Some(Mid::from(line.trim()))
         })
         .collect();
@@ -76,6 +78,25 @@ struct Sender {
     connected: bool,
     waiting_for_key: bool,
     last_keyframe_answer: Option<Instant>,
+    /// Added to presentation times so that RTP time never goes back: not when the cached
+    /// keyframe is resent, nor when the camera's clock restarts.
+    offset: i64,
+    last_time: Option<i64>,
+}
+
+impl Sender {
+    /// The RTP time (90 kHz) of a frame presented at `pts`: strictly after the last one sent.
+    fn rtp_time(&mut self, pts: i64) -> u64 {
+        if let Some(last) = self.last_time
+            && pts + self.offset <= last
+        {
+            // One frame interval at 25 fps after the last.
+            self.offset = last + 3600 - pts;
+        }
+        let t = pts + self.offset;
+        self.last_time = Some(t);
+        t.max(0) as u64
+    }
 }
 
 /// Runs a session to its end; returns why it ended.
@@ -87,17 +108,31 @@ pub async fn run(mut s: Session) -> String {
         connected: false,
         waiting_for_key: true,
         last_keyframe_answer: None,
+        offset: 0,
+        last_time: None,
     };
     let v6 = s.socket.local_addr().is_ok_and(|a| a.is_ipv6());
+    let mut outbox = Vec::new();
     loop {
-        let deadline = match drive(&mut s, &mut tx, v6) {
+        let driven = drive(&mut s, &mut tx, &mut outbox);
+        // UDP never waits for a viewer: a full socket buffer means the node's own egress is
+        // momentarily full, and every session waits its turn rather than lose packets.
+        for (data, to) in outbox.drain(..) {
+            let _ = s.socket.send_to(&data, outbound(to, v6)).await;
+        }
+        let deadline = match driven {
             Ok(d) => d,
             Err(why) => return why,
         };
         if !tx.connected && started.elapsed() > CONNECT_TIMEOUT {
             return "the viewer did not connect".into();
         }
-        let wake = tokio::time::Instant::from_std(deadline.min(started + CONNECT_TIMEOUT + Duration::from_secs(1)).max(Instant::now()));
+        let deadline = if tx.connected {
+            deadline
+        } else {
+            deadline.min(started + CONNECT_TIMEOUT + Duration::from_millis(100))
+        };
+        let wake = tokio::time::Instant::from_std(deadline.max(Instant::now()));
         tokio::select! {
             _ = s.stop.cancelled() => {
                 s.rtc.disconnect();
@@ -137,7 +172,7 @@ pub async fn run(mut s: Session) -> String {
                         continue;
                     }
                     tx.waiting_for_key = false;
-                    if let Err(why) = write(&mut s.rtc, s.video, &tx, &f) {
+                    if let Err(why) = write(&mut s.rtc, s.video, &mut tx, &f) {
                         return why;
                     }
                 }
@@ -153,8 +188,8 @@ pub async fn run(mut s: Session) -> String {
     }
 }
 
-/// Writes one video frame, timed by its presentation time.
-fn write(rtc: &mut Rtc, video: VideoOut, tx: &Sender, f: &Frame) -> Result<(), String> {
+/// Writes one video frame, timed by its presentation time (see [`Sender::rtp_time`]).
+fn write(rtc: &mut Rtc, video: VideoOut, tx: &mut Sender, f: &Frame) -> Result<(), String> {
     let Some(annexb) = &tx.annexb else {
         return Ok(());
     };
@@ -164,22 +199,27 @@ fn write(rtc: &mut Rtc, video: VideoOut, tx: &Sender, f: &Frame) -> Result<(), S
     let Some(writer) = rtc.writer(video.mid) else {
         return Err("the video media line is gone".into());
     };
-    let time = MediaTime::new(f.pts().max(0) as u64, Frequency::NINETY_KHZ);
+    let time = MediaTime::new(tx.rtp_time(f.pts()), Frequency::NINETY_KHZ);
     writer
         .write(video.pt, Instant::now(), time, data)
         .map_err(|e| format!("WebRTC error: {e}"))
 }
 
-/// Sends what str0m has to send and handles its events; returns when it next needs a timeout.
-fn drive(s: &mut Session, tx: &mut Sender, v6: bool) -> Result<Instant, String> {
+/// Collects what str0m has to send and handles its events; returns when it next needs a
+/// timeout.
+fn drive(
+    s: &mut Session,
+    tx: &mut Sender,
+    outbox: &mut Vec<(Vec<u8>, SocketAddr)>,
+) -> Result<Instant, String> {
     loop {
-        match s.rtc.poll_output().map_err(|e| format!("WebRTC error: {e}"))? {
+        match s
+            .rtc
+            .poll_output()
+            .map_err(|e| format!("WebRTC error: {e}"))?
+        {
             Output::Timeout(t) => return Ok(t),
-            Output::Transmit(t) => {
-                // A full socket buffer drops the packet: congestion is the viewer's, and the
-                // other sessions never wait on it.
-                let _ = s.socket.try_send_to(&t.contents, outbound(t.destination, v6));
-            }
+            Output::Transmit(t) => outbox.push((t.contents.into(), t.destination)),
             Output::Event(e) => match e {
                 Event::Connected => {
                     tx.connected = true;
@@ -217,5 +257,30 @@ fn outbound(to: SocketAddr, v6: bool) -> SocketAddr {
     match to {
         SocketAddr::V4(a) if v6 => SocketAddr::from((a.ip().to_ipv6_mapped(), a.port())),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtp_time_never_goes_back() {
+        let mut tx = Sender {
+            tracks: None,
+            annexb: None,
+            connected: true,
+            waiting_for_key: false,
+            last_keyframe_answer: None,
+            offset: 0,
+            last_time: None,
+        };
+        assert_eq!(tx.rtp_time(90_000), 90_000);
+        assert_eq!(tx.rtp_time(93_600), 93_600);
+        // The cached keyframe, resent for a PLI, was presented earlier.
+        assert_eq!(tx.rtp_time(0), 97_200);
+        assert_eq!(tx.rtp_time(3600), 100_800, "the stream goes on from there");
+        // The camera's clock restarts.
+        assert_eq!(tx.rtp_time(0), 104_400);
     }
 }
