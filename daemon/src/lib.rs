@@ -27,6 +27,7 @@ pub mod cmd;
 pub mod config;
 pub mod firewall;
 pub mod media;
+pub mod nodes;
 pub mod plan;
 pub mod reconcile;
 pub mod state;

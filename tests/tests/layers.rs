@@ -18,6 +18,7 @@ const ORDER: &[&str] = &[
     "store",
     "auth",
     "media",
+    "nodes",
     "web",
     "reconcile",
     "cmd",

@@ -10,7 +10,7 @@ use clap::ValueEnum;
 use serde_json::json;
 
 use crate::catalog::{self, Endpoint, Layout, Row};
-use crate::plan::{Direction, Flow, flows};
+use crate::plan::{Flow, flows};
 
 /// Arguments of `sited ports`.
 #[derive(Debug, clap::Args)]
@@ -85,39 +85,10 @@ pub fn node_doc(flows: &[Flow], format: Format) -> String {
             )
         }
         Format::Table | Format::Markdown => {
-            let header = [
-                "direction",
-                "proto",
-                "port",
-                "peers",
-                "service",
-                "purpose",
-                "reference",
-            ];
+            let header = crate::plan::flow::COLUMNS;
             let rows: Vec<Vec<String>> = flows
                 .iter()
-                .map(|f| {
-                    vec![
-                        match f.direction {
-                            Direction::In => "in".into(),
-                            Direction::Out => "out".into(),
-                        },
-                        f.proto.to_string(),
-                        f.ports
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join(","),
-                        f.peers.describe(),
-                        f.service().to_string(),
-                        f.row.purpose.to_string(),
-                        f.row
-                            .references
-                            .first()
-                            .map(|r| r.cite())
-                            .unwrap_or_default(),
-                    ]
-                })
+                .map(|f| crate::plan::flow::cells(f).to_vec())
                 .collect();
             if format == Format::Table {
                 table(&header, &rows)

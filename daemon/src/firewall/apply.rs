@@ -25,48 +25,23 @@ use crate::plan::ruleset::{Action, FAMILY, Family, Ruleset, SetKind, TABLE, text
 /// How long resolved licence-host addresses stay in their sets without a refresh.
 pub const RESOLVED_TIMEOUT: Duration = Duration::from_secs(3600);
 
-/// Why an apply failed. In every case the previous table is live.
-#[derive(Debug)]
-pub enum Error {
-    /// `nft -c` rejected the ruleset; nothing was changed.
-    Rejected(String),
-    /// `nft` could not be run, or the transaction failed; nothing was changed.
-    Nft(String),
-    /// The live table did not match the plan; the previous one was restored.
-    Mismatch(String),
-    /// The live table did not match and restoring the previous one failed too.
-    RestoreFailed(String, String),
-}
-
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Error::Rejected(e) => write!(f, "nft rejected the ruleset, nothing was changed: {e}"),
-            Error::Nft(e) => write!(f, "nft failed, nothing was changed: {e}"),
-            Error::Mismatch(e) => write!(
-                f,
-                "the live table did not match the plan ({e}); the previous table was restored"
-            ),
-            Error::RestoreFailed(e, r) => write!(
-                f,
-                "the live table did not match the plan ({e}), and restoring the previous table failed: {r}"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
+/// Why an apply fails: [`crate::base::Error`] of kind `FirewallRejected` (nft -c said no),
+/// `FirewallFailed` (nft could not run, or its transaction failed), `FirewallMismatch` (the live
+/// table differed, the previous one was restored) or `FirewallRestoreFailed`. In every case but
+/// the last, the previous table is live.
+pub use crate::base::Error;
+use crate::base::Kind;
 
 /// The commands an apply needs, so that tests and dry runs can swap them.
 pub trait Driver {
     /// Checks a script without applying it (`nft -c -f -`).
-    fn check(&self, script: &str) -> Result<(), String>;
+    fn check(&self, script: &str) -> Result<(), Error>;
     /// Runs a script as one transaction (`nft -f -`).
-    fn run(&self, script: &str) -> Result<(), String>;
+    fn run(&self, script: &str) -> Result<(), Error>;
     /// The live table as nft text, or `None` when there is none.
-    fn live_text(&self) -> Result<Option<String>, String>;
+    fn live_text(&self) -> Result<Option<String>, Error>;
     /// The live table as libnftables JSON, or `None` when there is none.
-    fn live_json(&self) -> Result<Option<Value>, String>;
+    fn live_json(&self) -> Result<Option<Value>, Error>;
     /// Whether `run` changes the system, so that the result can be read back and verified.
     fn changes_system(&self) -> bool {
         true
@@ -100,7 +75,8 @@ impl Default for Nft {
 }
 
 impl Nft {
-    fn nft(&self, args: &[&str], input: Option<&str>) -> Result<String, String> {
+    fn nft(&self, args: &[&str], input: Option<&str>) -> Result<String, Error> {
+        let failed = |what: String| Error::new(Kind::FirewallFailed, what);
         let mut child = Command::new(&self.binary)
             .args(args)
             .stdin(if input.is_some() {
@@ -111,55 +87,57 @@ impl Nft {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", self.binary.display()))?;
+            .map_err(|e| failed(format!("cannot run {}: {e}", self.binary.display())))?;
         if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
             stdin
                 .write_all(text.as_bytes())
-                .map_err(|e| format!("writing to nft: {e}"))?;
+                .map_err(|e| failed(format!("writing to nft: {e}")))?;
         }
         let out = child
             .wait_with_output()
-            .map_err(|e| format!("waiting for nft: {e}"))?;
+            .map_err(|e| failed(format!("waiting for nft: {e}")))?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+            Err(failed(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ))
         }
     }
 
     /// `nft list table` with `args`; `None` when the table does not exist (one process, not
     /// a `list tables` first: each nft run costs a process start and a netlink dump).
-    fn list_table(&self, args: &[&str]) -> Result<Option<String>, String> {
+    fn list_table(&self, args: &[&str]) -> Result<Option<String>, Error> {
         let mut all = args.to_vec();
         all.extend(["list", "table", FAMILY, TABLE]);
         match self.nft(&all, None) {
             Ok(text) => Ok(Some(text)),
-            Err(e) if e.contains("No such file or directory") => Ok(None),
+            Err(e) if e.msg().contains("No such file or directory") => Ok(None),
             Err(e) => Err(e),
         }
     }
 }
 
 impl Driver for Nft {
-    fn check(&self, script: &str) -> Result<(), String> {
+    fn check(&self, script: &str) -> Result<(), Error> {
         self.nft(&["-c", "-f", "-"], Some(script)).map(drop)
     }
 
-    fn run(&self, script: &str) -> Result<(), String> {
+    fn run(&self, script: &str) -> Result<(), Error> {
         self.nft(&["-f", "-"], Some(script)).map(drop)
     }
 
-    fn live_text(&self) -> Result<Option<String>, String> {
+    fn live_text(&self) -> Result<Option<String>, Error> {
         self.list_table(&[])
     }
 
-    fn live_json(&self) -> Result<Option<Value>, String> {
+    fn live_json(&self) -> Result<Option<Value>, Error> {
         let Some(text) = self.list_table(&["-j"])? else {
             return Ok(None);
         };
         serde_json::from_str(&text)
             .map(Some)
-            .map_err(|e| format!("nft -j output: {e}"))
+            .map_err(|e| Error::new(Kind::FirewallFailed, format!("nft -j output: {e}")))
     }
 }
 
@@ -168,20 +146,20 @@ impl Driver for Nft {
 pub struct DryRun;
 
 impl Driver for DryRun {
-    fn check(&self, _: &str) -> Result<(), String> {
+    fn check(&self, _: &str) -> Result<(), Error> {
         Ok(())
     }
 
-    fn run(&self, script: &str) -> Result<(), String> {
+    fn run(&self, script: &str) -> Result<(), Error> {
         print!("{script}");
         Ok(())
     }
 
-    fn live_text(&self) -> Result<Option<String>, String> {
+    fn live_text(&self) -> Result<Option<String>, Error> {
         Ok(None)
     }
 
-    fn live_json(&self) -> Result<Option<Value>, String> {
+    fn live_json(&self) -> Result<Option<Value>, Error> {
         Ok(None)
     }
 
@@ -260,24 +238,46 @@ pub fn restore_script(previous: Option<&str>) -> String {
 pub fn apply(driver: &dyn Driver, rs: &Ruleset, extra: &str) -> Result<Applied, Error> {
     let start = Instant::now();
     let script = format!("{}{extra}", text::transaction(rs));
-    driver.check(&script).map_err(Error::Rejected)?;
-    let previous = driver.live_text().map_err(Error::Nft)?;
-    driver.run(&script).map_err(Error::Nft)?;
+    driver.check(&script).map_err(|e| {
+        Error::new(
+            Kind::FirewallRejected,
+            format!("nft rejected the ruleset, nothing was changed: {e}"),
+        )
+    })?;
+    let nft_failed = |e: Error| {
+        Error::new(
+            Kind::FirewallFailed,
+            format!("nft failed, nothing was changed: {e}"),
+        )
+    };
+    let previous = driver.live_text().map_err(nft_failed)?;
+    driver.run(&script).map_err(nft_failed)?;
     if !driver.changes_system() {
         return Ok(Applied {
             previous,
             took: start.elapsed(),
         });
     }
-    let verified = driver.live_json().and_then(|live| match live {
-        Some(live) => verify(&live, rs),
-        None => Err("the table is not live".to_string()),
-    });
+    let verified = match driver.live_json() {
+        Ok(Some(live)) => verify(&live, rs),
+        Ok(None) => Err("the table is not live".to_string()),
+        Err(e) => Err(e.to_string()),
+    };
     if let Err(mismatch) = verified {
-        return match driver.run(&restore_script(previous.as_deref())) {
-            Ok(()) => Err(Error::Mismatch(mismatch)),
-            Err(e) => Err(Error::RestoreFailed(mismatch, e)),
-        };
+        return Err(match driver.run(&restore_script(previous.as_deref())) {
+            Ok(()) => Error::new(
+                Kind::FirewallMismatch,
+                format!(
+                    "the live table did not match the plan ({mismatch}); the previous table was restored"
+                ),
+            ),
+            Err(e) => Error::new(
+                Kind::FirewallRestoreFailed,
+                format!(
+                    "the live table did not match the plan ({mismatch}), and restoring the previous table failed: {e}"
+                ),
+            ),
+        });
     }
     Ok(Applied {
         previous,

@@ -2,9 +2,9 @@
 //!
 //! Each camera with `record = true` also has a recorder reading its hub.
 //!
-//! Reconcile hands over the plan's cameras; a camera whose own entry did not change keeps its
-//! task and its connection, a changed one is restarted, a removed one is stopped and its hub
-//! forgotten.
+//! Reconcile hands over its actions (`plan::diff::actions` decides): a started camera gets a
+//! task and a hub, a restarted one keeps its hub, a stopped one loses both. A camera no action
+//! names keeps its task and its connection.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,22 +12,22 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::hub::Hubs;
-use super::ingest::{self, Cameras};
+use super::ingest::{self, Statuses};
 use crate::config::Camera;
+use crate::plan::diff::Action;
 
 struct Running {
-    camera: Camera,
     stop: CancellationToken,
     recorder: Option<super::recorder::Recorder>,
 }
 
 /// The ingest tasks of the node.
-pub struct Ingest {
+pub struct Supervisor {
     running: BTreeMap<String, Running>,
     /// The hubs the cameras feed.
     pub hubs: Arc<Hubs>,
     /// The cameras' status.
-    pub status: Cameras,
+    pub status: Statuses,
     db: std::path::PathBuf,
     recordings: std::path::PathBuf,
     /// Told by a recorder that ran out of space, so retention runs at once.
@@ -36,15 +36,15 @@ pub struct Ingest {
     pub segment: std::time::Duration,
 }
 
-impl Ingest {
+impl Supervisor {
     /// No camera yet.
     pub fn new(
         hubs: Arc<Hubs>,
-        status: Cameras,
+        status: Statuses,
         db: std::path::PathBuf,
         recordings: std::path::PathBuf,
-    ) -> Ingest {
-        Ingest {
+    ) -> Supervisor {
+        Supervisor {
             running: BTreeMap::new(),
             hubs,
             status,
@@ -55,68 +55,69 @@ impl Ingest {
         }
     }
 
-    /// Makes the running cameras match `cameras`; returns the names (re)started.
-    pub fn reconcile(&mut self, cameras: &[Camera], shutdown: &CancellationToken) -> Vec<String> {
-        let wanted: BTreeMap<&str, &Camera> =
-            cameras.iter().map(|c| (c.name.as_str(), c)).collect();
-        let stale: Vec<String> = self
-            .running
-            .iter()
-            .filter(|(n, r)| wanted.get(n.as_str()) != Some(&&r.camera))
-            .map(|(n, _)| n.clone())
-            .collect();
-        for name in stale {
-            if let Some(r) = self.running.remove(&name) {
-                tracing::info!(camera = %name, "stopping camera");
-                r.stop.cancel();
-                if let Some(recorder) = r.recorder {
-                    tokio::spawn(recorder.stop());
-                }
-            }
-            if !wanted.contains_key(name.as_str()) {
-                self.hubs.remove(&name);
-                if let Ok(mut s) = self.status.write() {
-                    s.remove(&name);
-                }
-            }
-        }
+    /// Carries out the camera actions of a reconcile decision (`plan::diff::actions`): a
+    /// camera is started, stopped or restarted only when told. Returns the names (re)started.
+    pub fn apply(&mut self, actions: &[Action], shutdown: &CancellationToken) -> Vec<String> {
         let mut started = Vec::new();
-        for (name, camera) in wanted {
-            if self.running.contains_key(name) {
-                continue;
+        for action in actions {
+            let (stop, start) = match action {
+                Action::StartCamera(c) => (None, Some(c)),
+                Action::StopCamera(c) => (Some(c), None),
+                Action::RestartCamera(c) => (Some(c), Some(c)),
+                _ => continue,
+            };
+            if let Some(c) = stop {
+                self.stop(&c.name, start.is_none());
             }
-            let stop = shutdown.child_token();
-            let hub = self.hubs.get_or_create(name);
-            tracing::info!(camera = %name, "starting camera");
-            tokio::spawn(ingest::run(
-                camera.clone(),
-                hub.clone(),
-                self.status.clone(),
-                stop.clone(),
-            ));
-            let recorder = camera.record.then(|| {
-                let mut options = super::recorder::Options::new(&self.recordings);
-                options.disk_full = Some(self.disk_full.clone());
-                options.segment = self.segment;
-                super::recorder::Recorder::spawn(
-                    name,
-                    hub,
-                    &self.db,
-                    options,
-                    Arc::new(super::recorder::SystemClock),
-                )
-            });
-            self.running.insert(
-                name.to_string(),
-                Running {
-                    camera: camera.clone(),
-                    stop,
-                    recorder,
-                },
-            );
-            started.push(name.to_string());
+            if let Some(c) = start {
+                self.start(c, shutdown);
+                started.push(c.name.clone());
+            }
         }
         started
+    }
+
+    fn stop(&mut self, name: &str, forget: bool) {
+        if let Some(r) = self.running.remove(name) {
+            tracing::info!(camera = %name, "stopping camera");
+            r.stop.cancel();
+            if let Some(recorder) = r.recorder {
+                tokio::spawn(recorder.stop());
+            }
+        }
+        if forget {
+            self.hubs.remove(name);
+            if let Ok(mut s) = self.status.write() {
+                s.remove(name);
+            }
+        }
+    }
+
+    fn start(&mut self, camera: &Camera, shutdown: &CancellationToken) {
+        let name = camera.name.as_str();
+        let stop = shutdown.child_token();
+        let hub = self.hubs.get_or_create(name);
+        tracing::info!(camera = %name, "starting camera");
+        tokio::spawn(ingest::run(
+            camera.clone(),
+            hub.clone(),
+            self.status.clone(),
+            stop.clone(),
+        ));
+        let recorder = camera.record.then(|| {
+            let mut options = super::recorder::Options::new(&self.recordings);
+            options.disk_full = Some(self.disk_full.clone());
+            options.segment = self.segment;
+            super::recorder::Recorder::spawn(
+                name,
+                hub,
+                &self.db,
+                options,
+                Arc::new(super::recorder::SystemClock),
+            )
+        });
+        self.running
+            .insert(name.to_string(), Running { stop, recorder });
     }
 
     /// Stops every camera.

@@ -1,4 +1,4 @@
-//! Cameras in: each camera of the node is pulled over RTSP (retina) by a supervised task that
+//! Statuses in: each camera of the node is pulled over RTSP (retina) by a supervised task that
 //! reconnects with exponential backoff and jitter, capped at 30 s.
 //!
 //! The password is read from `password_file` at each connection, so a rotated password needs no
@@ -75,9 +75,9 @@ pub struct CameraStatus {
 }
 
 /// The status of every camera of the node, by name.
-pub type Cameras = Arc<RwLock<std::collections::BTreeMap<String, CameraStatus>>>;
+pub type Statuses = Arc<RwLock<std::collections::BTreeMap<String, CameraStatus>>>;
 
-fn update(cams: &Cameras, name: &str, f: impl FnOnce(&mut CameraStatus)) {
+fn update(cams: &Statuses, name: &str, f: impl FnOnce(&mut CameraStatus)) {
     if let Ok(mut c) = cams.write() {
         let entry = c.entry(name.to_string()).or_insert(CameraStatus {
             state: CameraState::Connecting,
@@ -106,7 +106,7 @@ fn scrub(text: &str, camera: &Camera, password: Option<&str>) -> String {
 }
 
 /// Pulls one camera until `stop`, reconnecting with backoff.
-pub async fn run(camera: Camera, hub: Arc<Hub>, cams: Cameras, stop: CancellationToken) {
+pub async fn run(camera: Camera, hub: Arc<Hub>, cams: Statuses, stop: CancellationToken) {
     let group = Arc::new(SessionGroup::default());
     let mut failures = 0u32;
     loop {
@@ -186,7 +186,7 @@ async fn session(
     camera: &Camera,
     password: Option<&str>,
     hub: &Hub,
-    cams: &Cameras,
+    cams: &Statuses,
     group: &Arc<SessionGroup>,
     stop: &CancellationToken,
 ) -> Result<bool, String> {

@@ -242,3 +242,145 @@ pub fn render(change: &Change) -> String {
     }
     out
 }
+
+/// One step that makes a node match its new plan. [`actions`] is the one decision of what
+/// reconcile does: the apply layer carries the list out through its drivers, and the log, the
+/// config history and the API print the same list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Replace table `inet sited` with the plan's ruleset, in one transaction.
+    ReplaceFirewall,
+    /// Bind and serve a new listener.
+    Open(Listener),
+    /// Close a listener that the plan no longer has.
+    Close(Listener),
+    /// Close a listener and bind it again: its port, address or TLS changed, or its
+    /// certificate was renewed.
+    Rebind(Listener, Listener),
+    /// Start ingesting (and recording) a new camera.
+    StartCamera(Camera),
+    /// Stop a camera that the plan no longer has; its live stream goes too.
+    StopCamera(Camera),
+    /// Restart a camera whose entry changed; its live stream stays, its viewers reconnect.
+    RestartCamera(Camera),
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::ReplaceFirewall => f.write_str("replace the firewall table"),
+            Action::Open(l) => write!(f, "open listener {}", listener_text(l)),
+            Action::Close(l) => write!(f, "close listener {}", listener_text(l)),
+            Action::Rebind(o, n) if o == n => {
+                write!(f, "rebind listener {} (new certificate)", listener_text(n))
+            }
+            Action::Rebind(o, n) => write!(
+                f,
+                "rebind listener {} -> {}",
+                listener_text(o),
+                listener_text(n)
+            ),
+            Action::StartCamera(c) => write!(f, "start camera {}", c.name),
+            Action::StopCamera(c) => write!(f, "stop camera {}", c.name),
+            Action::RestartCamera(c) => write!(f, "restart camera {}", c.name),
+        }
+    }
+}
+
+/// What reconcile does to go from the plan in force to `new`: `change` is their diff (against
+/// an emptied plan when nothing is in force, `first`), and `tls_renewed` says whether the TLS
+/// certificate differs from the one the running listeners serve.
+pub fn actions(change: &Change, new: &Plan, first: bool, tls_renewed: bool) -> Vec<Action> {
+    let mut out = Vec::new();
+    if first || !change.firewall_unchanged() {
+        out.push(Action::ReplaceFirewall);
+    }
+    for e in &change.listeners {
+        out.push(match e {
+            Edit::Added(l) => Action::Open(l.clone()),
+            Edit::Removed(l) => Action::Close(l.clone()),
+            Edit::Changed(o, n) => Action::Rebind(o.clone(), n.clone()),
+        });
+    }
+    if tls_renewed && !first {
+        let touched = change.listener_services();
+        out.extend(
+            new.listeners
+                .iter()
+                .filter(|l| l.tls && !touched.contains(&l.service))
+                .map(|l| Action::Rebind(l.clone(), l.clone())),
+        );
+    }
+    for e in &change.cameras {
+        out.push(match e {
+            Edit::Added(c) => Action::StartCamera(c.clone()),
+            Edit::Removed(c) => Action::StopCamera(c.clone()),
+            Edit::Changed(_, c) => Action::RestartCamera(c.clone()),
+        });
+    }
+    out
+}
+
+/// The actions for people, one a line, or a line saying there is nothing to do.
+pub fn render_actions(actions: &[Action]) -> String {
+    if actions.is_empty() {
+        return "nothing to do\n".to_string();
+    }
+    actions.iter().map(|a| format!("  {a}\n")).collect()
+}
+
+#[cfg(test)]
+mod action_tests {
+    use super::*;
+
+    fn plan(text: &str) -> Plan {
+        let site = crate::plan::check(text, Default::default()).site.unwrap();
+        crate::plan::plan(&site, "streamer").unwrap()
+    }
+
+    const SITE: &str = r#"
+[site]
+name = "studio"
+layout = "titop"
+[networks]
+clients = ["192.0.2.0/24"]
+cameras = ["198.51.100.0/24"]
+[[nodes]]
+name = "streamer"
+address = "192.0.2.20"
+roles = ["application", "media"]
+[[cameras]]
+name = "stage"
+url = "rtsp://198.51.100.30/main"
+"#;
+
+    #[test]
+    fn the_first_plan_opens_everything_and_replaces_the_firewall() {
+        let p = plan(SITE);
+        let a = actions(&diff(&p.emptied(), &p), &p, true, false);
+        assert_eq!(a[0], Action::ReplaceFirewall);
+        assert!(a.contains(&Action::StartCamera(p.cameras[0].clone())));
+        let opened = a.iter().filter(|a| matches!(a, Action::Open(_))).count();
+        assert_eq!(opened, p.listeners.len());
+    }
+
+    #[test]
+    fn a_camera_only_edit_restarts_that_camera_and_nothing_else() {
+        let old = plan(SITE);
+        let new = plan(&SITE.replace("/main", "/sub"));
+        let a = actions(&diff(&old, &new), &new, false, false);
+        assert_eq!(a, [Action::RestartCamera(new.cameras[0].clone())]);
+        assert_eq!(render_actions(&a), "  restart camera stage\n");
+    }
+
+    #[test]
+    fn a_no_op_edit_does_nothing_and_a_moved_port_rebinds_once() {
+        let old = plan(SITE);
+        assert!(actions(&diff(&old, &old), &old, false, false).is_empty());
+        let new = plan(&format!("{SITE}[ports]\nhttp_live = 8081\n"));
+        let a = actions(&diff(&old, &new), &new, false, false);
+        assert_eq!(a[0], Action::ReplaceFirewall);
+        assert!(matches!(&a[1], Action::Rebind(o, n) if o.ports.lo == 8080 && n.ports.lo == 8081));
+        assert_eq!(a.len(), 2);
+    }
+}

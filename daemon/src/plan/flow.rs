@@ -172,6 +172,49 @@ pub fn flows(site: &Site, node: &Node) -> Vec<Flow> {
     out
 }
 
+/// The columns of a node's port table, in order.
+pub const COLUMNS: [&str; 7] = [
+    "direction",
+    "proto",
+    "port",
+    "peers",
+    "service",
+    "purpose",
+    "reference",
+];
+
+/// One flow as the cells of its row under [`COLUMNS`]: the one rendering that `sited ports`,
+/// the Ports page and the JSON table share, so that they cannot disagree. Ports are joined by
+/// `", "`, and every reference the row cites is given, joined by `"; "`.
+pub fn cells(f: &Flow) -> [String; 7] {
+    [
+        match f.direction {
+            Direction::In => "in".into(),
+            Direction::Out => "out".into(),
+        },
+        f.proto.to_string(),
+        f.ports
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        f.peers.describe(),
+        f.service().to_string(),
+        f.row.purpose.to_string(),
+        references(f),
+    ]
+}
+
+/// Every reference a flow's row cites, joined by `"; "`.
+fn references(f: &Flow) -> String {
+    f.row
+        .references
+        .iter()
+        .map(|r| r.cite())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// The flows as the JSON port table: one object per port, as `sited ports --format json` and
 /// `GET /api/v1/ports` print them.
 pub fn json_rows(flows: &[Flow]) -> Vec<serde_json::Value> {
@@ -186,7 +229,7 @@ pub fn json_rows(flows: &[Flow]) -> Vec<serde_json::Value> {
                     "peers": f.peers.to_json(),
                     "service": f.service(),
                     "purpose": f.row.purpose,
-                    "reference": f.row.references.iter().map(|r| r.cite()).collect::<Vec<_>>().join("; "),
+                    "reference": references(f),
                 })
             })
         })

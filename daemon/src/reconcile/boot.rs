@@ -4,8 +4,10 @@
 //! before (`<state-dir>/boot-imported`), the file is copied into place: written beside it,
 //! synced, and renamed over, so a crash never leaves half a file.
 
-use std::io::Write as _;
 use std::path::Path;
+
+use crate::base::Error;
+use crate::base::fs::write_atomic;
 
 /// What the import did.
 #[derive(Debug, PartialEq, Eq)]
@@ -17,29 +19,18 @@ pub enum Import {
 }
 
 /// Imports the boot partition's site file once.
-pub fn import(boot_dir: &Path, config: &Path, state: &Path) -> Result<Import, String> {
+pub fn import(boot_dir: &Path, config: &Path, state: &Path) -> Result<Import, Error> {
     let source = boot_dir.join("site.toml");
     let marker = state.join("boot-imported");
     if config.exists() || marker.exists() || !source.exists() {
         return Ok(Import::Nothing);
     }
     let text = std::fs::read_to_string(&source)
-        .map_err(|e| format!("cannot read {}: {e}", source.display()))?;
-    if let Some(dir) = config.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
-    let tmp = config.with_extension("toml.import");
-    let mut f =
-        std::fs::File::create(&tmp).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    f.write_all(text.as_bytes())
-        .and_then(|()| f.sync_all())
-        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, config)
-        .map_err(|e| format!("cannot move {} into place: {e}", tmp.display()))?;
-    std::fs::create_dir_all(state)
-        .and_then(|()| std::fs::write(&marker, source.display().to_string()))
-        .map_err(|e| format!("cannot write {}: {e}", marker.display()))?;
+        .map_err(|e| Error::from(e).context(format!("cannot read {}", source.display())))?;
+    write_atomic(config, text.as_bytes())
+        .map_err(|e| Error::from(e).context(format!("cannot write {}", config.display())))?;
+    write_atomic(&marker, source.display().to_string().as_bytes())
+        .map_err(|e| Error::from(e).context(format!("cannot write {}", marker.display())))?;
     Ok(Import::Imported(text))
 }
 
@@ -53,17 +44,17 @@ mod tests {
         let (boot, etc, state) = (root.join("boot"), root.join("etc"), root.join("state"));
         std::fs::create_dir_all(&boot).unwrap();
         let config = etc.join("site.toml");
-        assert_eq!(import(&boot, &config, &state), Ok(Import::Nothing));
+        assert_eq!(import(&boot, &config, &state).unwrap(), Import::Nothing);
         std::fs::write(boot.join("site.toml"), "x = 1\n").unwrap();
         assert_eq!(
-            import(&boot, &config, &state),
-            Ok(Import::Imported("x = 1\n".into()))
+            import(&boot, &config, &state).unwrap(),
+            Import::Imported("x = 1\n".into())
         );
         assert_eq!(std::fs::read_to_string(&config).unwrap(), "x = 1\n");
         std::fs::remove_file(&config).unwrap();
         assert_eq!(
-            import(&boot, &config, &state),
-            Ok(Import::Nothing),
+            import(&boot, &config, &state).unwrap(),
+            Import::Nothing,
             "only once"
         );
         std::fs::remove_dir_all(&root).unwrap();

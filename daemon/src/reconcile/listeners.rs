@@ -1,5 +1,5 @@
-//! The node's listeners: bound, served and supervised per plan; rebound only when their port,
-//! address or TLS changed.
+//! The node's listeners: bound, served and supervised as reconcile's actions say
+//! (`plan::diff::actions` decides; this only opens, closes and rebinds).
 //!
 //! Web listeners run the web service on their socket, restarted with backoff when binding or
 //! accepting fails. Listeners served by the OS (SSH), done in process, or not built yet get a
@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::base::backoff::backoff;
 use crate::catalog::{Component, Ports, Service};
 use crate::media::output::Live;
+use crate::plan::diff::Action;
 use crate::plan::{Bind, Listener, Plan};
 use crate::state::{ListenerState, ListenerStatus, Shared};
 
@@ -218,7 +219,6 @@ impl Routers {
 
 struct Entry {
     planned: Listener,
-    fingerprint: String,
     stop: CancellationToken,
 }
 
@@ -250,44 +250,77 @@ impl Listeners {
         }
     }
 
-    /// Makes the listeners match the plan. Returns the services (re)started.
-    pub fn reconcile(
+    /// Carries out the listener actions of a reconcile decision (`plan::diff::actions`), and
+    /// shows every listener of `plan` in the status. Returns the services (re)started.
+    pub fn apply(
         &mut self,
+        actions: &[Action],
         plan: &Plan,
         tls: Option<TlsAcceptor>,
-        fingerprint: &str,
         routers: &Routers,
         status: &Shared,
         shutdown: &CancellationToken,
     ) -> Vec<Service> {
-        let wanted: BTreeMap<Key, &Listener> = plan
-            .listeners
-            .iter()
-            .map(|l| ((l.service, l.ports.lo), l))
-            .collect();
-        let keep = |e: &Entry, k: &Key| {
-            wanted
-                .get(k)
-                .is_some_and(|l| **l == e.planned && (!l.tls || e.fingerprint == fingerprint))
-        };
-        let stale: Vec<Key> = self
-            .running
-            .iter()
-            .filter(|(k, e)| !keep(e, k))
-            .map(|(k, _)| *k)
-            .collect();
-        for key in stale {
-            if let Some(e) = self.running.remove(&key) {
-                tracing::info!(service = %key.0, port = key.1, "closing listener");
+        let key = |l: &Listener| (l.service, l.ports.lo);
+        let mut start: Vec<&Listener> = Vec::new();
+        for action in actions {
+            let (close, open) = match action {
+                Action::Open(l) => (None, Some(l)),
+                Action::Close(l) => (Some(l), None),
+                Action::Rebind(o, n) => (Some(o), Some(n)),
+                _ => continue,
+            };
+            if let Some(e) = close.and_then(|l| self.running.remove(&key(l))) {
+                tracing::info!(service = %e.planned.service, port = e.planned.ports.lo, "closing listener");
                 e.stop.cancel();
             }
+            start.extend(open);
         }
-        let mut entries: BTreeMap<Key, ListenerStatus> = BTreeMap::new();
+        self.show(plan, routers, status);
+        let mut started = Vec::new();
+        for l in start {
+            let Some(server) = routers.serving(l.service) else {
+                continue;
+            };
+            let acceptor = if l.tls { tls.clone() } else { None };
+            if l.tls && acceptor.is_none() {
+                continue;
+            }
+            let bound = self.bound(l.ports);
+            let stop = shutdown.child_token();
+            tracing::info!(service = %l.service, port = bound.lo, tls = l.tls, "starting listener");
+            tokio::spawn(supervise(
+                key(l),
+                l.bind,
+                bound.lo,
+                acceptor,
+                server,
+                status.clone(),
+                stop.clone(),
+                shutdown.clone(),
+            ));
+            self.running.insert(
+                key(l),
+                Entry {
+                    planned: l.clone(),
+                    stop,
+                },
+            );
+            started.push(l.service);
+        }
+        started
+    }
+
+    /// Puts every listener of `plan` in the status: a served one keeps its state while it
+    /// runs, and starts as "starting"; the others say who serves them, or that nothing does.
+    fn show(&self, plan: &Plan, routers: &Routers, status: &Shared) {
         let previous = status
             .read()
             .map(|s| s.listeners.clone())
             .unwrap_or_default();
-        for (key, l) in &wanted {
+        let mut entries: BTreeMap<Key, ListenerStatus> = BTreeMap::new();
+        for l in &plan.listeners {
+            let key = (l.service, l.ports.lo);
             let state = match l.component {
                 Component::Outbound => continue,
                 _ if routers.serving(l.service).is_some() => None,
@@ -296,20 +329,19 @@ impl Listeners {
                 _ => Some(ListenerState::NotBuilt),
             };
             let kept = previous
-                .get(key)
-                .filter(|_| self.running.contains_key(key))
+                .get(&key)
+                .filter(|_| self.running.contains_key(&key))
                 .map(|e| e.state.clone());
             let state = state.or(kept).unwrap_or(ListenerState::Failed {
                 error: "starting".into(),
                 attempts: 0,
             });
-            let bound = self.bound(l.ports);
             entries.insert(
-                *key,
+                key,
                 ListenerStatus {
                     service: l.service,
                     port: l.ports,
-                    bound_port: bound,
+                    bound_port: self.bound(l.ports),
                     proto: l.proto,
                     bind: l.bind,
                     tls: l.tls,
@@ -322,42 +354,6 @@ impl Listeners {
         if let Ok(mut s) = status.write() {
             s.listeners = entries;
         }
-        let mut started = Vec::new();
-        for (key, l) in &wanted {
-            let Some(server) = routers.serving(l.service) else {
-                continue;
-            };
-            if self.running.contains_key(key) {
-                continue;
-            }
-            let acceptor = if l.tls { tls.clone() } else { None };
-            if l.tls && acceptor.is_none() {
-                continue;
-            }
-            let bound = self.bound(l.ports);
-            let stop = shutdown.child_token();
-            tracing::info!(service = %l.service, port = bound.lo, tls = l.tls, "starting listener");
-            tokio::spawn(supervise(
-                *key,
-                l.bind,
-                bound.lo,
-                acceptor,
-                server,
-                status.clone(),
-                stop.clone(),
-                shutdown.clone(),
-            ));
-            self.running.insert(
-                *key,
-                Entry {
-                    planned: (*l).clone(),
-                    fingerprint: fingerprint.to_string(),
-                    stop,
-                },
-            );
-            started.push(l.service);
-        }
-        started
     }
 
     /// Stops every listener.
@@ -493,9 +489,4 @@ async fn supervise(
             _ = tokio::time::sleep(backoff(failures)) => {}
         }
     }
-}
-
-/// Wraps a rustls configuration for the listeners.
-pub fn acceptor(config: Option<Arc<rustls::ServerConfig>>) -> Option<TlsAcceptor> {
-    config.map(TlsAcceptor::from)
 }

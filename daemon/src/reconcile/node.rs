@@ -7,6 +7,7 @@
 use std::net::IpAddr;
 use std::path::Path;
 
+use crate::base::Error;
 use crate::config::Site;
 
 /// How the node was found, for the log.
@@ -53,14 +54,15 @@ pub fn find(
     node_file: &Path,
     hostname: Option<&str>,
     local: &[IpAddr],
-) -> Result<Found, String> {
+) -> Result<Found, Error> {
     let names: Vec<&str> = site.nodes.iter().map(|n| n.name.as_str()).collect();
     let known = |n: &str| site.node(n).is_some();
     if let Some(n) = flag {
         return if known(n) {
             Ok(Found::Flag(n.to_string()))
         } else {
-            Err(format!(
+            Err(crate::err!(
+                Invalid,
                 "--node {n} is not a node of the site ({})",
                 names.join(", ")
             ))
@@ -72,7 +74,8 @@ pub fn find(
             return if known(n) {
                 Ok(Found::File(n.to_string()))
             } else {
-                Err(format!(
+                Err(crate::err!(
+                    Invalid,
                     "{} names node \"{n}\", which is not a node of the site ({})",
                     node_file.display(),
                     names.join(", ")
@@ -86,7 +89,8 @@ pub fn find(
     if let Some(node) = site.nodes.iter().find(|n| local.contains(&n.address)) {
         return Ok(Found::Address(node.name.clone(), node.address));
     }
-    Err(format!(
+    Err(crate::err!(
+        NotFound,
         "cannot tell which node this is: no --node, no {}, the host name is not a node name, and no node address ({}) is local",
         node_file.display(),
         site.nodes
@@ -114,31 +118,33 @@ mod tests {
         let file = dir.join("node");
         let local = ["192.0.2.2".parse().unwrap()];
         assert_eq!(
-            find(&s, None, &file, Some("app"), &local),
-            Ok(Found::Hostname("app".into()))
+            find(&s, None, &file, Some("app"), &local).unwrap(),
+            Found::Hostname("app".into())
         );
         assert_eq!(
-            find(&s, None, &file, Some("x"), &local),
-            Ok(Found::Address("m1".into(), local[0]))
+            find(&s, None, &file, Some("x"), &local).unwrap(),
+            Found::Address("m1".into(), local[0])
         );
         std::fs::write(&file, "m1\n").unwrap();
         assert_eq!(
-            find(&s, None, &file, Some("app"), &[]),
-            Ok(Found::File("m1".into()))
+            find(&s, None, &file, Some("app"), &[]).unwrap(),
+            Found::File("m1".into())
         );
         assert_eq!(
-            find(&s, Some("app"), &file, None, &[]),
-            Ok(Found::Flag("app".into()))
+            find(&s, Some("app"), &file, None, &[]).unwrap(),
+            Found::Flag("app".into())
         );
         assert!(
             find(&s, Some("nope"), &file, None, &[])
                 .unwrap_err()
+                .to_string()
                 .contains("not a node")
         );
         std::fs::remove_file(&file).unwrap();
         assert!(
             find(&s, None, &file, Some("x"), &[])
                 .unwrap_err()
+                .to_string()
                 .contains("cannot tell")
         );
     }

@@ -97,6 +97,21 @@ pub struct FirewallStatus {
     pub apply_ms: Option<u64>,
     /// The last apply error, if the last apply failed.
     pub error: Option<String>,
+    /// Its kind (`firewall-rejected`, `firewall-restore-failed`, …), if the last apply failed.
+    pub error_kind: Option<String>,
+}
+
+/// A media node's link to its application node, as the status shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct LinkState {
+    /// The application node.
+    pub application: String,
+    /// Whether the link is up.
+    pub online: bool,
+    /// Since when it is up or down, RFC 3339.
+    pub since: Option<String>,
+    /// Why it is down, when it is.
+    pub error: Option<String>,
 }
 
 /// Everything the daemon shows of itself.
@@ -124,4 +139,8 @@ pub struct Status {
     pub reload_failures: u64,
     /// Firewall applies that failed.
     pub firewall_failures: u64,
+    /// On a media node, its link to the application node.
+    pub link: Option<LinkState>,
+    /// Firewall applies that failed, by the error's kind.
+    pub firewall_failures_by_kind: BTreeMap<&'static str, u64>,
 }

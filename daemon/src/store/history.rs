@@ -16,6 +16,8 @@ pub enum Trigger {
     Sighup,
     /// The file was imported from the boot partition on first boot.
     BootImport,
+    /// The application node sent a version over the node link.
+    NodeLink,
 }
 
 /// How an attempt ended.
@@ -35,7 +37,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    fn as_str(self) -> &'static str {
+    /// The outcome's name, as the history, the API and the node link show it.
+    pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Applied => "applied",
             Outcome::Unchanged => "unchanged",
@@ -53,6 +56,7 @@ impl Trigger {
             Trigger::FileChange => "file-change",
             Trigger::Sighup => "sighup",
             Trigger::BootImport => "boot-import",
+            Trigger::NodeLink => "node-link",
         }
     }
 }

@@ -20,30 +20,15 @@ pub struct Store {
     conn: Connection,
 }
 
-/// An error of the state database.
-#[derive(Debug)]
-pub struct Error(pub String);
-
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Error {}
-
-impl From<rusqlite::Error> for Error {
-    fn from(e: rusqlite::Error) -> Self {
-        Error(format!("state database: {e}"))
-    }
-}
+/// An error of the state database: the one error type (SQLite errors convert to kind `Io`).
+pub use crate::base::Error;
 
 impl Store {
     /// Opens (creating and upgrading) the database at `path`.
     pub fn open(path: &Path) -> Result<Store, Error> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
-                .map_err(|e| Error(format!("cannot create {}: {e}", dir.display())))?;
+                .map_err(|e| Error::from(e).context(format!("cannot create {}", dir.display())))?;
         }
         let conn = Connection::open(path)?;
         Store::with(conn)

@@ -139,14 +139,10 @@ pub async fn history(
         return r;
     }
     let limit = page.limit.unwrap_or(50).clamp(1, 500);
-    let result = app
-        .store
-        .lock()
-        .map_err(|_| "state database lock poisoned".to_string())
-        .and_then(|s| s.history(limit, page.before).map_err(|e| e.to_string()));
-    match result {
+    let before = page.before;
+    match super::with_store(&app, move |s| s.history(limit, before)).await {
         Ok(list) => Json(list).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": e}))).into_response(),
+        Err(e) => super::failure(&e),
     }
 }
 

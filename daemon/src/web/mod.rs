@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod page;
 pub mod recordings;
 pub mod serve;
+pub mod site;
 pub mod tls;
 pub mod ui;
 pub mod vod;
@@ -33,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use crate::auth::COOKIE;
 use crate::auth::{Auth, Credentials, Principal, Refusal};
-use crate::base::Error;
+use crate::base::{Error, Kind};
 use crate::config::site::{User, UserRole};
 use crate::state::Shared;
 use crate::store::Store;
@@ -55,11 +56,15 @@ pub struct App {
     /// The live streams of the node.
     pub hubs: Arc<crate::media::hub::Hubs>,
     /// The cameras' status.
-    pub cameras: crate::media::ingest::Cameras,
+    pub cameras: crate::media::ingest::Statuses,
     /// The HLS segmenters.
     pub hls: Arc<crate::media::output::hls::Hls>,
     /// The recordings root, `<state-dir>/recordings`.
     pub recordings: std::path::PathBuf,
+    /// The site file (`/etc/sited/site.toml`), which `PUT /api/v1/site` replaces.
+    pub site_file: std::path::PathBuf,
+    /// The media nodes linked to this one, when it is the application node.
+    pub nodes: Arc<crate::nodes::Registry>,
     /// WebRTC viewers (WHEP).
     pub webrtc: Arc<crate::media::webrtc::Webrtc>,
 }
@@ -89,6 +94,23 @@ fn peer_ip(req: &Request) -> IpAddr {
 pub fn principal(app: &App, req: &Request) -> Result<Option<Principal>, Refusal> {
     let credentials = Credentials::from_http(req.headers(), req.uri().query());
     app.auth.principal(&app.users(), &credentials, peer_ip(req))
+}
+
+/// Runs `f` on the state database off the async threads: SQLite blocks, so no query runs on a
+/// tokio worker.
+pub async fn with_store<T: Send + 'static>(
+    app: &App,
+    f: impl FnOnce(&Store) -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    let store = app.store.clone();
+    tokio::task::spawn_blocking(move || {
+        let s = store
+            .lock()
+            .map_err(|_| Error::new(Kind::Internal, "the state database lock is poisoned"))?;
+        f(&s)
+    })
+    .await
+    .map_err(|e| Error::new(Kind::Internal, "a state database task died").with_source(e))?
 }
 
 /// The answer to a request that failed with `e`: its kind's status, and JSON naming the kind.
@@ -187,7 +209,9 @@ async fn live_js() -> impl IntoResponse {
 /// The router of every web listener.
 pub fn router(app: Arc<App>) -> Router {
     let api = Router::new()
-        .route("/api/v1/site", get(api::site))
+        .route("/api/v1/site", get(api::site).put(site::put))
+        .route("/api/v1/site/file", get(site::file))
+        .route("/api/v1/nodes", get(site::nodes))
         .route("/api/v1/node", get(api::node))
         .route("/api/v1/cameras", get(api::cameras))
         .merge(recordings::routes())
@@ -209,6 +233,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route_layer(middleware::from_fn_with_state(app.clone(), ui_login));
     Router::new()
         .route("/api/v1/health", get(api::health))
+        .route("/api/v1/node/link", get(site::link))
         .route("/login", get(ui::login_page).post(ui::login))
         .route("/logout", post(ui::logout))
         .route("/assets/style.css", get(style))

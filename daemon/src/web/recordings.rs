@@ -37,11 +37,6 @@ fn ms(t: SystemTime) -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-fn rfc3339(ms: i64) -> String {
-    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
-        .to_string()
-}
-
 pub(crate) fn bad(message: String) -> Response {
     (StatusCode::BAD_REQUEST, Json(json!({"error": message}))).into_response()
 }
@@ -98,11 +93,8 @@ pub(crate) fn unknown(app: &App, camera: &str) -> Option<Response> {
 
 /// `GET /api/v1/storage`: the recordings' disk and what each camera holds.
 pub async fn storage(State(app): State<Arc<App>>) -> Response {
-    let totals = app
-        .store
-        .lock()
-        .ok()
-        .and_then(|s| s.recording_totals().ok())
+    let totals = super::with_store(&app, |s| s.recording_totals())
+        .await
         .unwrap_or_default();
     let limits = app
         .status
@@ -133,22 +125,15 @@ pub async fn recordings(
         Ok(r) => r,
         Err(e) => return bad(e),
     };
-    let spans = app
-        .store
-        .lock()
-        .map_err(|_| "lock".to_string())
-        .and_then(|s| {
-            s.recording_spans(&camera, start, end)
-                .map_err(|e| e.to_string())
-        });
+    let spans = super::with_store(&app, move |s| s.recording_spans(&camera, start, end)).await;
     match spans {
         Ok(list) => Json(
             list.iter()
-                .map(|s| json!({"start": rfc3339(s.start_ms), "end": rfc3339(s.end_ms)}))
+                .map(|s| json!({"start": crate::base::time::rfc3339_ms(s.start_ms), "end": crate::base::time::rfc3339_ms(s.end_ms)}))
                 .collect::<Vec<_>>(),
         )
         .into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": e}))).into_response(),
+        Err(e) => super::failure(&e),
     }
 }
 

@@ -43,6 +43,8 @@ pub(super) async fn server() -> Server {
         cameras: Default::default(),
         hls: Default::default(),
         recordings: std::env::temp_dir().join("sited-web-test-recordings"),
+        site_file: std::env::temp_dir().join(format!("sited-web-test-{}.toml", std::process::id())),
+        nodes: Default::default(),
         webrtc: Default::default(),
     });
     let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -107,14 +107,14 @@ pub fn fingerprint(config: &Option<Arc<ServerConfig>>, tls: &Tls) -> String {
         (None, _) => String::new(),
         (Some(_), Tls::Files(f)) => {
             let bytes = std::fs::read(&f.certificate).unwrap_or_default();
-            hex(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref())
+            crate::base::hex::sha256(&bytes)
         }
         (Some(_), Tls::SelfSigned(names)) => names.join(","),
         (Some(_), Tls::None) => String::new(),
     }
 }
 
-/// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// Wraps a rustls configuration for the listeners.
+pub fn acceptor(config: Option<Arc<ServerConfig>>) -> Option<tokio_rustls::TlsAcceptor> {
+    config.map(tokio_rustls::TlsAcceptor::from)
 }

@@ -318,40 +318,9 @@ pub async fn ports(State(app): State<Arc<App>>, Extension(p): Extension<Principa
         let rows: Vec<Vec<String>> = plan
             .flows
             .iter()
-            .map(|f| {
-                vec![
-                    format!("{:?}", f.direction).to_lowercase(),
-                    f.proto.to_string(),
-                    f.ports
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    esc(&f.peers.describe()),
-                    esc(f.service().name()),
-                    esc(f.row.purpose),
-                    esc(&f
-                        .row
-                        .references
-                        .iter()
-                        .map(|r| r.cite())
-                        .collect::<Vec<_>>()
-                        .join("; ")),
-                ]
-            })
+            .map(|f| crate::plan::flow::cells(f).iter().map(|c| esc(c)).collect())
             .collect();
-        body.push_str(&table(
-            &[
-                "Direction",
-                "Proto",
-                "Port",
-                "Peers",
-                "Service",
-                "Purpose",
-                "Reference",
-            ],
-            &rows,
-        ));
+        body.push_str(&table(&crate::plan::flow::COLUMNS, &rows));
     }
     let listeners: Vec<Vec<String>> = s
         .listeners
@@ -404,11 +373,8 @@ pub async fn history(State(app): State<Arc<App>>, Extension(p): Extension<Princi
         )
             .into_response();
     }
-    let list = app
-        .store
-        .lock()
-        .ok()
-        .and_then(|s| s.history(100, None).ok())
+    let list = super::with_store(&app, |s| s.history(100, None))
+        .await
         .unwrap_or_default();
     let rows: Vec<Vec<String>> = list
         .iter()

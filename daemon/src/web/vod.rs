@@ -36,14 +36,6 @@ fn not_found(what: String) -> Response {
     (StatusCode::NOT_FOUND, axum::Json(json!({"error": what}))).into_response()
 }
 
-fn failed(e: String) -> Response {
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        axum::Json(json!({"error": e})),
-    )
-        .into_response()
-}
-
 async fn file(
     State(app): State<Arc<App>>,
     Path((camera, file)): Path<(String, String)>,
@@ -75,22 +67,6 @@ async fn file(
     }
 }
 
-/// Runs `f` on the state database off the async threads.
-async fn with_store<T: Send + 'static>(
-    app: &App,
-    f: impl FnOnce(&crate::store::Store) -> Result<T, crate::store::Error> + Send + 'static,
-) -> Result<T, String> {
-    let store = app.store.clone();
-    tokio::task::spawn_blocking(move || {
-        let s = store
-            .lock()
-            .map_err(|_| "state database lock".to_string())?;
-        f(&s).map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())?
-}
-
 async fn index(app: Arc<App>, camera: String, range: &Range, query: &str) -> Response {
     if range.start.is_none() {
         return bad("give `start` (and `end`), RFC 3339".into());
@@ -105,11 +81,11 @@ async fn index(app: Arc<App>, camera: String, range: &Range, query: &str) -> Res
             MAX_CLIP.as_secs() / 3600
         ));
     }
-    let segments = match with_store(&app, move |s| s.recording_segments(&camera, start, end)).await
-    {
-        Ok(s) => s,
-        Err(e) => return failed(e),
-    };
+    let segments =
+        match super::with_store(&app, move |s| s.recording_segments(&camera, start, end)).await {
+            Ok(s) => s,
+            Err(e) => return super::failure(&e),
+        };
     let parts = vod::plan(&segments, start, end);
     if parts.is_empty() {
         return not_found("nothing is recorded in that range".into());
@@ -125,7 +101,7 @@ async fn index(app: Arc<App>, camera: String, range: &Range, query: &str) -> Res
 }
 
 async fn init(app: Arc<App>, id: i64) -> Response {
-    match with_store(&app, move |s| s.recording_init(id)).await {
+    match super::with_store(&app, move |s| s.recording_init(id)).await {
         Ok(Some(data)) => (
             [
                 (header::CONTENT_TYPE, "video/mp4"),
@@ -135,7 +111,7 @@ async fn init(app: Arc<App>, id: i64) -> Response {
         )
             .into_response(),
         Ok(None) => not_found(format!("no init segment {id}")),
-        Err(e) => failed(e),
+        Err(e) => super::failure(&e),
     }
 }
 
@@ -147,7 +123,7 @@ async fn media(
     last: usize,
     at: u64,
 ) -> Response {
-    let found = with_store(&app, move |s| {
+    let found = super::with_store(&app, move |s| {
         let Some(seg) = s.recording_segment(row)?.filter(|g| g.camera == camera) else {
             return Ok(None);
         };
@@ -158,7 +134,7 @@ async fn media(
     let (seg, init) = match found {
         Ok(Some(f)) => f,
         Ok(None) => return not_found(format!("no recorded segment {row} (deleted?)")),
-        Err(e) => return failed(e),
+        Err(e) => return super::failure(&e),
     };
     let Some(plan) = vod::media(&app.recordings, &seg, &init, first, last, at) else {
         return not_found(format!("segment {row} has no keyframes {first}..{last}"));

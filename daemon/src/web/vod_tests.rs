@@ -25,13 +25,6 @@ async fn fetch(addr: std::net::SocketAddr, path: &str) -> (u16, Vec<u8>) {
     (code, out[end..].to_vec())
 }
 
-fn rfc3339(ms: i64) -> String {
-    humantime::format_rfc3339_millis(
-        std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64),
-    )
-    .to_string()
-}
-
 #[tokio::test]
 async fn a_recorded_range_is_a_vod_playlist_whose_parts_are_rebased_fragments() {
     let s = server().await;
@@ -62,7 +55,11 @@ async fn a_recorded_range_is_a_vod_playlist_whose_parts_are_rebased_fragments() 
             w.apply(a).unwrap();
         }
     }
-    let range = format!("start={}&end={}", rfc3339(t0 + 1500), rfc3339(t0 + 8500));
+    let range = format!(
+        "start={}&end={}",
+        crate::base::time::rfc3339_ms(t0 + 1500),
+        crate::base::time::rfc3339_ms(t0 + 8500)
+    );
     let playlist = format!("/vod/quay/index.m3u8?{range}&token=t0k");
     let (code, _, _) = request(s.addr, &format!("GET {playlist} HTTP/1.1"), "").await;
     assert_eq!(code, 401, "a made-up token is no login");

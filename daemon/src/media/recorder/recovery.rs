@@ -39,7 +39,7 @@ pub struct Report {
 const DAY_MS: i64 = 86_400_000;
 
 fn io(path: &Path, e: std::io::Error) -> Error {
-    Error(format!("recovery: {}: {e}", path.display()))
+    Error::from(e).context(format!("recovery: {}", path.display()))
 }
 
 /// Scans a file, truncating it after its last whole fragment; `None` if it is unusable.

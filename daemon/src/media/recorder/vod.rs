@@ -19,7 +19,6 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::time::{Duration, UNIX_EPOCH};
 
 use super::clip::ClipPlan;
 use super::index;
@@ -136,11 +135,6 @@ pub fn plan(segments: &[Segment], start_ms: i64, end_ms: i64) -> Vec<Part> {
     out
 }
 
-fn rfc3339(ms: i64) -> String {
-    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
-        .to_string()
-}
-
 /// The playlist of `parts`; `query` (e.g. `token=…`, or empty) is appended to every URI.
 pub fn playlist(parts: &[Part], query: &str) -> String {
     let suffix = if query.is_empty() {
@@ -163,7 +157,11 @@ pub fn playlist(parts: &[Part], query: &str) -> String {
             out.push_str("#EXT-X-DISCONTINUITY\n");
         }
         if init.is_none() || p.discontinuity {
-            let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", rfc3339(p.start_ms));
+            let _ = writeln!(
+                out,
+                "#EXT-X-PROGRAM-DATE-TIME:{}",
+                crate::base::time::rfc3339_ms(p.start_ms)
+            );
         }
         if init != Some(p.init_id) {
             let _ = writeln!(out, "#EXT-X-MAP:URI=\"init-{}.mp4{suffix}\"", p.init_id);

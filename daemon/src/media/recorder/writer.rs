@@ -39,7 +39,7 @@ struct Failure {
 
 impl From<Error> for Failure {
     fn from(error: Error) -> Failure {
-        let full = error.0.contains("database or disk is full");
+        let full = error.to_string().contains("database or disk is full");
         Failure { error, full }
     }
 }
@@ -255,7 +255,7 @@ fn io(path: &str, e: std::io::Error) -> Failure {
         Some(code) if code == nix::errno::Errno::ENOSPC as i32 || code == nix::errno::Errno::EDQUOT as i32
     );
     Failure {
-        error: Error(format!("recording {path}: {e}")),
+        error: Error::from(e).context(format!("recording {path}")),
         full,
     }
 }

@@ -30,6 +30,7 @@
 
 pub mod chunk;
 pub mod command;
+pub mod keys;
 mod play;
 mod publish;
 mod session;

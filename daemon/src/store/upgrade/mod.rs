@@ -18,9 +18,10 @@ pub const LATEST: u32 = STEPS.len() as u32;
 pub fn run(conn: &mut Connection) -> Result<(), Error> {
     let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version > LATEST {
-        return Err(Error(format!(
+        crate::bail!(
+            Conflict,
             "the state database has schema version {version}, newer than this sited ({LATEST}); refusing to touch it"
-        )));
+        );
     }
     for (i, step) in STEPS.iter().enumerate().skip(version as usize) {
         let tx = conn.transaction()?;
@@ -70,7 +71,7 @@ mod tests {
         assert!(
             run(&mut conn)
                 .unwrap_err()
-                .0
+                .to_string()
                 .contains("newer than this sited")
         );
     }

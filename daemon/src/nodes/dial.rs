@@ -1,0 +1,187 @@
+//! A media node's link to its application node, kept up: connect to the application node's
+//! web port, upgrade the HTTP connection (`Upgrade: sited-link`), run [`super::link::dial`], and
+//! after any failure try again with backoff. TLS, where the web port has it, is only the
+//! carrier: its certificate is not checked, because the site secret authenticates the
+//! application node (see the threat model in [`super`]).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::link::{self, Ends, UPGRADE};
+use super::seal::Secret;
+use crate::base::{Error, Kind, backoff::backoff};
+use crate::state::LinkState;
+
+/// Where a media node's application node listens for links.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The application node's name.
+    pub node: String,
+    /// Its address.
+    pub address: IpAddr,
+    /// Its web port, as bound.
+    pub port: u16,
+    /// Whether that port speaks TLS.
+    pub tls: bool,
+}
+
+/// How long connecting and the HTTP upgrade may take.
+const CONNECT: Duration = Duration::from_secs(10);
+
+/// Keeps the link up until `stop`.
+pub async fn run(
+    target: Target,
+    me: String,
+    secret: Secret,
+    mut ends: Ends,
+    state: watch::Sender<LinkState>,
+    stop: CancellationToken,
+) {
+    let mut failures = 0u32;
+    loop {
+        let attempt = async {
+            let stream = tokio::time::timeout(CONNECT, connect(&target))
+                .await
+                .map_err(|_| Error::new(Kind::DeadlineExceeded, "connecting timed out"))??;
+            state.send_replace(LinkState {
+                application: target.node.clone(),
+                online: true,
+                since: Some(crate::base::time::now_rfc3339()),
+                error: None,
+            });
+            link::dial(stream, &secret, &me, &mut ends).await
+        };
+        let error = tokio::select! {
+            () = stop.cancelled() => return,
+            r = attempt => match r {
+                Ok(()) => return,
+                Err(e) => e,
+            },
+        };
+        failures = failures.saturating_add(1);
+        tracing::warn!(application = %target.node, error = %error, failures, "the link to the application node is down; the last good site keeps running");
+        let was_online = state.borrow().online;
+        state.send_modify(|s| {
+            s.application = target.node.clone();
+            if was_online || s.since.is_none() {
+                s.since = Some(crate::base::time::now_rfc3339());
+            }
+            s.online = false;
+            s.error = Some(error.to_string());
+        });
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(backoff(failures.min(4))) => {}
+        }
+    }
+}
+
+/// A stream to the application node's web port, upgraded to a link.
+async fn connect(target: &Target) -> Result<Box<dyn crate::base::listen::Conn>, Error> {
+    let addr = SocketAddr::new(target.address, target.port);
+    let tcp = TcpStream::connect(addr)
+        .await
+        .map_err(|e| Error::from(e).context(format!("cannot reach {addr}")))?;
+    let _ = tcp.set_nodelay(true);
+    let mut io: Box<dyn crate::base::listen::Conn> = if target.tls {
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_config()?));
+        let name = rustls::pki_types::ServerName::IpAddress(target.address.into());
+        Box::new(
+            connector
+                .connect(name, tcp)
+                .await
+                .map_err(|e| Error::from(e).context(format!("TLS to {addr}")))?,
+        )
+    } else {
+        Box::new(tcp)
+    };
+    let request = format!(
+        "GET /api/v1/node/link HTTP/1.1\r\nHost: {addr}\r\nUpgrade: {UPGRADE}\r\nConnection: Upgrade\r\n\r\n"
+    );
+    io.write_all(request.as_bytes()).await?;
+    // The head byte by byte: nothing of the link after it may be read here.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() > 4096 {
+            crate::bail!(
+                Invalid,
+                "{addr} answered the link upgrade with an overlong head"
+            );
+        }
+        head.push(io.read_u8().await?);
+    }
+    let status = String::from_utf8_lossy(&head);
+    if !status.starts_with("HTTP/1.1 101") {
+        let line = status.lines().next().unwrap_or("").to_string();
+        crate::bail!(Unavailable, "{addr} refused the link: {line}");
+    }
+    Ok(io)
+}
+
+/// TLS that carries the link without checking the certificate: the site secret, checked in the
+/// link's handshake, is what authenticates the application node.
+fn tls_config() -> Result<rustls::ClientConfig, Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::new(Kind::Internal, "TLS versions").with_source(e))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Carrier(provider)))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+#[derive(Debug)]
+struct Carrier(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for Carrier {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,239 @@
+//! The node link itself: the application node accepts ([`accept`]) and media nodes dial out
+//! ([`dial`]), over any byte stream (the web listener hands over the connection after an HTTP
+//! upgrade). The handshake and sealing are [`super::seal`]'s; the messages [`super::wire`]'s.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, watch};
+
+use super::registry::{Registry, Version};
+use super::seal::{self, Sealed, Secret, Side};
+use super::wire::{self, Message, Report};
+use crate::base::{Error, Kind, hex};
+
+/// The `Upgrade` token of the HTTP request that becomes a link.
+pub const UPGRADE: &str = "sited-link";
+
+/// How often each side says it is alive.
+pub const PING: Duration = Duration::from_secs(5);
+/// A link silent for this long is down.
+pub const SILENCE: Duration = Duration::from_secs(15);
+/// How long the handshake may take.
+pub const HANDSHAKE: Duration = Duration::from_secs(10);
+
+async fn send<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    sealed: &mut Sealed,
+    m: &Message,
+) -> Result<(), Error> {
+    let frame = sealed.seal(&wire::encode(m)?)?;
+    wire::write_frame(io, &frame).await
+}
+
+async fn clear<S: AsyncRead + Unpin>(io: &mut S) -> Result<Message, Error> {
+    let frame = tokio::time::timeout(HANDSHAKE, wire::read_frame(io))
+        .await
+        .map_err(|_| Error::new(Kind::DeadlineExceeded, "the node link handshake timed out"))??;
+    wire::decode(&frame)
+}
+
+/// The application node's side of one link, until it ends: checks the media node's proof,
+/// sends the version in force and every new one at once, and records what the node reports.
+pub async fn accept<S>(mut io: S, registry: Arc<Registry>, peer: String) -> Result<(), Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let Some(secret) = registry.secret() else {
+        crate::bail!(
+            Unavailable,
+            "this node has no site secret; it accepts no node link"
+        );
+    };
+    let Message::Hello { node, nonce } = clear(&mut io).await? else {
+        crate::bail!(Invalid, "a node link must start with hello");
+    };
+    let media = wire::unhex::<{ seal::NONCE }>(&nonce)?;
+    let (app, proof) = seal::answer(&secret, &node, &media)?;
+    let answer = Message::Answer {
+        nonce: hex::encode(&app),
+        proof: hex::encode(&proof),
+    };
+    wire::write_frame(&mut io, &wire::encode(&answer)?).await?;
+    let Message::Proof { proof } = clear(&mut io).await? else {
+        crate::bail!(Invalid, "a node link hello must be followed by a proof");
+    };
+    if let Err(e) = seal::check_media(&secret, &node, &media, &app, &wire::unhex_vec(&proof)?) {
+        tracing::warn!(node = %node, peer = %peer, "refused a node link: wrong site secret");
+        return Err(e);
+    }
+    let mut sealed = Sealed::new(&secret, Side::App, &media, &app)?;
+    tracing::info!(node = %node, peer = %peer, "media node linked");
+    registry.update(&node, |n| {
+        n.online = true;
+        n.peer = Some(peer.clone());
+    });
+    let result = serve_media(&mut io, &mut sealed, &registry, &node).await;
+    registry.update(&node, |n| n.online = false);
+    tracing::warn!(node = %node, error = %result.as_ref().err().map(ToString::to_string).unwrap_or_default(), "media node link ended");
+    result
+}
+
+async fn serve_media<S>(
+    io: &mut S,
+    sealed: &mut Sealed,
+    registry: &Registry,
+    node: &str,
+) -> Result<(), Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut versions = registry.subscribe();
+    let mut ping = tokio::time::interval(PING);
+    versions.mark_changed();
+    let (mut reader, mut writer) = tokio::io::split(io);
+    let (frames_tx, mut frames_rx) = mpsc::channel::<Result<Vec<u8>, Error>>(4);
+    let read = read_frames(&mut reader, frames_tx);
+    let work = async {
+        loop {
+            tokio::select! {
+                changed = versions.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    let version = versions.borrow_and_update().clone();
+                    if let Some(Version { sha256, text }) = version {
+                        let m = Message::Site { sha256, text };
+                        send(&mut writer, sealed, &m).await?;
+                    }
+                }
+                _ = ping.tick() => {
+                    send(&mut writer, sealed, &Message::Ping).await?;
+                }
+                frame = frames_rx.recv() => {
+                    let Some(frame) = frame else { return Ok(()) };
+                    match wire::decode(&sealed.open(frame?)?)? {
+                        Message::Status { version, sited } => registry.update(node, |n| {
+                            n.version = version;
+                            n.sited = Some(sited);
+                        }),
+                        Message::Report(report) => {
+                            tracing::info!(node = %node, version = %report.sha256, outcome = %report.outcome, "media node reported");
+                            registry.update(node, |n| {
+                                if report.outcome == "applied" || report.outcome == "unchanged" {
+                                    n.version = Some(report.sha256.clone());
+                                }
+                                n.last = Some(report);
+                            });
+                        }
+                        Message::Ping => registry.update(node, |_| {}),
+                        other => crate::bail!(Invalid, "unexpected {other:?} from a media node"),
+                    }
+                }
+            }
+        }
+    };
+    tokio::select! {
+        () = read => Err(Error::new(Kind::Unavailable, "the media node closed the link")),
+        r = work => r,
+    }
+}
+
+/// What a media node's link hands its daemon, and takes from it.
+pub struct Ends {
+    /// Each version the application node sends.
+    pub versions: mpsc::Sender<Version>,
+    /// The daemon's report of each version, and the version it runs.
+    pub reports: watch::Receiver<(Option<String>, Option<Report>)>,
+}
+
+/// A media node's side of one link, until it ends: proves itself, then hands every version to
+/// the daemon and sends back what the daemon reports.
+pub async fn dial<S>(mut io: S, secret: &Secret, node: &str, ends: &mut Ends) -> Result<(), Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let media = seal::media_nonce()?;
+    let hello = Message::Hello {
+        node: node.to_string(),
+        nonce: hex::encode(&media),
+    };
+    wire::write_frame(&mut io, &wire::encode(&hello)?).await?;
+    let Message::Answer { nonce, proof } = clear(&mut io).await? else {
+        crate::bail!(Invalid, "the application node did not answer the hello");
+    };
+    let app = wire::unhex::<{ seal::NONCE }>(&nonce)?;
+    let mine = seal::prove_media(secret, node, &media, &app, &wire::unhex_vec(&proof)?)?;
+    let proof = Message::Proof {
+        proof: hex::encode(&mine),
+    };
+    wire::write_frame(&mut io, &wire::encode(&proof)?).await?;
+    let mut sealed = Sealed::new(secret, Side::Media, &media, &app)?;
+    let (running, _) = ends.reports.borrow_and_update().clone();
+    let status = Message::Status {
+        version: running,
+        sited: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    send(&mut io, &mut sealed, &status).await?;
+    tracing::info!(node = %node, "linked to the application node");
+    let (mut reader, mut writer) = tokio::io::split(io);
+    let (frames_tx, mut frames_rx) = mpsc::channel::<Result<Vec<u8>, Error>>(4);
+    let read = read_frames(&mut reader, frames_tx);
+    let work = async {
+        let mut ping = tokio::time::interval(PING);
+        loop {
+            tokio::select! {
+                frame = frames_rx.recv() => {
+                    let Some(frame) = frame else { return Ok(()) };
+                    match wire::decode(&sealed.open(frame?)?)? {
+                        Message::Site { sha256, text } => {
+                            if hex::sha256(text.as_bytes()) != sha256 {
+                                crate::bail!(Invalid, "a site version whose SHA-256 does not match");
+                            }
+                            ends.versions
+                                .send(Version { sha256, text })
+                                .await
+                                .map_err(|_| Error::new(Kind::Unavailable, "the daemon stopped"))?;
+                        }
+                        Message::Ping => {}
+                        other => crate::bail!(Invalid, "unexpected {other:?} from the application node"),
+                    }
+                }
+                changed = ends.reports.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    let (_, report) = ends.reports.borrow_and_update().clone();
+                    if let Some(report) = report {
+                        send(&mut writer, &mut sealed, &Message::Report(report)).await?;
+                    }
+                }
+                _ = ping.tick() => send(&mut writer, &mut sealed, &Message::Ping).await?,
+            }
+        }
+    };
+    tokio::select! {
+        () = read => Err(Error::new(Kind::Unavailable, "the application node closed the link")),
+        r = work => r,
+    }
+}
+
+/// Reads frames into `frames` until the stream ends, fails, or goes silent for [`SILENCE`]
+/// (the error is the last item). Reading apart from the select loop keeps a frame whole when
+/// the loop wakes for something else.
+async fn read_frames<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    frames: mpsc::Sender<Result<Vec<u8>, Error>>,
+) {
+    loop {
+        let frame = tokio::time::timeout(SILENCE, wire::read_frame(reader))
+            .await
+            .map_err(|_| Error::new(Kind::DeadlineExceeded, "the node link went silent"))
+            .and_then(|r| r);
+        let stop = frame.is_err();
+        if frames.send(frame).await.is_err() || stop {
+            return;
+        }
+    }
+}

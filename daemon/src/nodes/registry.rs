@@ -1,0 +1,96 @@
+//! The application node's view of its media nodes: who is linked, what each runs, and the
+//! version in force that every link sends on at once.
+
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+use super::seal::Secret;
+use super::wire::Report;
+
+/// A version of the site file, as the links carry it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    /// The file's SHA-256, hex.
+    pub sha256: String,
+    /// The file.
+    pub text: String,
+}
+
+/// One media node as the application node sees it.
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
+pub struct Linked {
+    /// Whether its link is up.
+    pub online: bool,
+    /// When it was last heard from, RFC 3339.
+    pub last_seen: Option<String>,
+    /// The address it dialled from.
+    pub peer: Option<String>,
+    /// The SHA-256 of the site file it runs.
+    pub version: Option<String>,
+    /// The sited it runs.
+    pub sited: Option<String>,
+    /// Its last report.
+    pub last: Option<Report>,
+}
+
+/// The application node's registry of links.
+pub struct Registry {
+    current: watch::Sender<Option<Version>>,
+    secret: RwLock<Option<Secret>>,
+    nodes: RwLock<BTreeMap<String, Linked>>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            current: watch::channel(None).0,
+            secret: RwLock::new(None),
+            nodes: RwLock::new(BTreeMap::new()),
+        }
+    }
+}
+
+impl Registry {
+    /// Makes `version` the one every link sends, at once.
+    pub fn publish(&self, version: Version) {
+        self.current.send_if_modified(|v| {
+            let changed = v.as_ref() != Some(&version);
+            *v = Some(version);
+            changed
+        });
+    }
+
+    /// The version in force, and a receiver told of each new one.
+    pub fn subscribe(&self) -> watch::Receiver<Option<Version>> {
+        self.current.subscribe()
+    }
+
+    /// Sets the site's secret (or none: then no link is accepted).
+    pub fn set_secret(&self, secret: Option<Secret>) {
+        if let Ok(mut s) = self.secret.write() {
+            *s = secret;
+        }
+    }
+
+    /// The site's secret, if this node has one.
+    pub fn secret(&self) -> Option<Secret> {
+        self.secret.read().ok().and_then(|s| s.clone())
+    }
+
+    /// Changes what is known of `node`.
+    pub fn update(&self, node: &str, f: impl FnOnce(&mut Linked)) {
+        if let Ok(mut nodes) = self.nodes.write() {
+            let entry = nodes.entry(node.to_string()).or_default();
+            f(entry);
+            entry.last_seen = Some(crate::base::time::now_rfc3339());
+        }
+    }
+
+    /// Every media node ever linked, by name.
+    pub fn nodes(&self) -> BTreeMap<String, Linked> {
+        self.nodes.read().map(|n| n.clone()).unwrap_or_default()
+    }
+}

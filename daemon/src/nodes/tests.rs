@@ -1,0 +1,113 @@
+//! Both ends of a link in one process, over an in-memory stream.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+
+use super::link::{self, Ends};
+use super::wire::Report;
+use super::{Registry, Secret, Version};
+use crate::base::{Kind, hex};
+
+fn version(text: &str) -> Version {
+    Version {
+        sha256: hex::sha256(text.as_bytes()),
+        text: text.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn a_media_node_with_the_secret_gets_every_version_and_reports_back() {
+    let secret = Secret::generate().unwrap();
+    let registry = Arc::new(Registry::default());
+    registry.set_secret(Some(secret.clone()));
+    registry.publish(version("one"));
+    let (app_io, media_io) = tokio::io::duplex(1 << 16);
+    let app = tokio::spawn(link::accept(app_io, registry.clone(), "peer".into()));
+    let (versions_tx, mut versions) = mpsc::channel(4);
+    let (reports_tx, reports) = watch::channel((None, None));
+    let media = tokio::spawn(async move {
+        let mut ends = Ends {
+            versions: versions_tx,
+            reports,
+        };
+        link::dial(media_io, &secret, "media-1", &mut ends).await
+    });
+    assert_eq!(versions.recv().await.unwrap(), version("one"));
+    registry.publish(version("two"));
+    let two = versions.recv().await.unwrap();
+    assert_eq!(two, version("two"));
+    reports_tx
+        .send((
+            Some(two.sha256.clone()),
+            Some(Report {
+                sha256: two.sha256.clone(),
+                outcome: "applied".into(),
+                summary: String::new(),
+                diagnostics: serde_json::json!([]),
+            }),
+        ))
+        .unwrap();
+    for _ in 0..100 {
+        if registry
+            .nodes()
+            .get("media-1")
+            .and_then(|n| n.version.clone())
+            == Some(two.sha256.clone())
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let node = registry.nodes()["media-1"].clone();
+    assert!(node.online);
+    assert_eq!(node.version, Some(two.sha256));
+    assert_eq!(node.last.unwrap().outcome, "applied");
+    media.abort();
+    app.abort();
+}
+
+#[tokio::test]
+async fn a_node_with_another_secret_is_refused_and_learns_nothing() {
+    let registry = Arc::new(Registry::default());
+    registry.set_secret(Some(Secret::generate().unwrap()));
+    registry.publish(version("secret site"));
+    let (app_io, media_io) = tokio::io::duplex(1 << 16);
+    let app = tokio::spawn(link::accept(app_io, registry.clone(), "peer".into()));
+    let (versions_tx, mut versions) = mpsc::channel(4);
+    let (_reports_tx, reports) = watch::channel((None, None));
+    let mut ends = Ends {
+        versions: versions_tx,
+        reports,
+    };
+    let wrong = Secret::generate().unwrap();
+    let e = link::dial(media_io, &wrong, "media-1", &mut ends)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), Kind::Unauthenticated, "{e}");
+    assert!(versions.try_recv().is_err(), "no version reached it");
+    drop(ends);
+    let refused = app.await.unwrap();
+    assert!(refused.is_err());
+    assert!(registry.nodes().is_empty(), "it never counted as linked");
+}
+
+#[tokio::test]
+async fn an_application_node_impostor_is_refused_by_the_media_node() {
+    // The impostor holds another secret (a man in the middle with a TLS certificate of its
+    // own is no better off): the media node refuses it before it proves anything itself.
+    let impostor = Arc::new(Registry::default());
+    impostor.set_secret(Some(Secret::generate().unwrap()));
+    let (app_io, media_io) = tokio::io::duplex(1 << 16);
+    let _app = tokio::spawn(link::accept(app_io, impostor, "peer".into()));
+    let (versions_tx, _versions) = mpsc::channel(4);
+    let (_reports_tx, reports) = watch::channel((None, None));
+    let mut ends = Ends {
+        versions: versions_tx,
+        reports,
+    };
+    let e = link::dial(media_io, &Secret::generate().unwrap(), "media-1", &mut ends)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("app side"), "{e}");
+}
