@@ -7,7 +7,7 @@ CARGO ?= cargo
 SITE ?= site.toml.example
 NODE ?= app-1
 
-.PHONY: all build run test bench image image-test deps clean
+.PHONY: all build run test bench fuzz image image-test deps clean
 
 all: build
 
@@ -36,6 +36,11 @@ bench:
 	@scripts/deps.sh bench
 	$(CARGO) build --locked --release -p sited
 	scripts/bench.sh
+
+# Each fuzz target under AFL++ for FUZZ_SECS seconds (default 600); CI runs only the smoke of
+# `cargo test -p sited-fuzz`.
+fuzz:
+	scripts/fuzz.sh
 
 image:
 	image/build.sh

@@ -273,3 +273,27 @@ fn systemd_hears_ready_reloading_status_and_the_watchdog() {
     read_until("STOPPING=1", &mut seen);
     let _ = std::fs::remove_file(&sock);
 }
+
+/// Issue 16 §2: state files were 0644 outside the unit's umask; they are the daemon's alone.
+#[test]
+fn state_files_are_readable_by_the_daemon_alone() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (web, config) = (free_port(), free_port());
+    let d = start("modes", &titop_site("one", web, config));
+    up(&d, web, "one");
+    let state = d.dir.join("state");
+    let mut seen = 0;
+    let mut stack = vec![state.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "{} is {:o}", path.display(), mode & 0o777);
+            seen += 1;
+            if path.is_dir() {
+                stack.push(path);
+            }
+        }
+    }
+    assert!(seen > 0, "nothing in {}", state.display());
+}

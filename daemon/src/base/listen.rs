@@ -1,7 +1,9 @@
 //! The one accept loop of every TCP listener sited serves (HTTP, RTSP, RTMP).
 //!
-//! [`accept_each`] accepts on already-bound sockets and runs a handler per connection, with at
-//! most [`MAX_CONNECTIONS`] at once per listener. Every connection task is spawned on
+//! [`accept_each`] accepts on already-bound sockets and runs a handler per connection, each
+//! admitted by the listener's [`Gate`] ([`super::admission`]: HTTP slots, connections before a
+//! login per address and per listener, the daemon's reserve of file descriptors); the others
+//! are closed at once. Every connection task is spawned on
 //! [`connections`], so that shutdown can wait for the connections the daemon owns instead of
 //! guessing with a sleep.
 
@@ -15,8 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Connections one listener serves at once; more wait for a free slot.
-pub const MAX_CONNECTIONS: usize = 1024;
+use super::admission::{Descriptors, Gate, LIMITS, Ticket};
 
 /// Every connection task of the process: shutdown closes it and waits for it to drain.
 pub fn connections() -> &'static TaskTracker {
@@ -39,26 +40,28 @@ pub async fn drain(grace: Duration) -> usize {
 pub trait Conn: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
 
-/// What serves one accepted TCP connection, to its end.
-pub type Handler = Arc<dyn Fn(TcpStream, SocketAddr) -> BoxFuture<'static, ()> + Send + Sync>;
+/// What serves one accepted TCP connection, to its end. The ticket is the connection's
+/// admission: the handler tells it when the peer logs in, and it ends with the connection.
+pub type Handler =
+    Arc<dyn Fn(TcpStream, SocketAddr, Arc<Ticket>) -> BoxFuture<'static, ()> + Send + Sync>;
 
-/// Accepts connections on bound sockets until `stop`, running `handle` for each. Returns the
-/// accept error that ended it, if any; transient errors (a peer gone, no descriptors left)
-/// only pause accepting.
+/// Accepts connections on bound sockets until `stop`, running `handle` for each one the
+/// listener's [`Gate`] admits; the others are closed at once. Returns the accept error that
+/// ended it, if any; transient errors (a peer gone, no descriptors left) only pause accepting.
 pub async fn accept_each(
     sockets: Vec<TcpListener>,
     stop: CancellationToken,
     handle: Handler,
 ) -> std::io::Result<()> {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let gate = Gate::new(LIMITS, Descriptors::global());
     let mut accepts = tokio::task::JoinSet::new();
     for socket in sockets {
-        let (stop, handle, slots) = (stop.clone(), handle.clone(), slots.clone());
+        let (stop, handle, gate) = (stop.clone(), handle.clone(), gate.clone());
         accepts.spawn(async move {
             loop {
-                let permit = tokio::select! {
+                let slot = tokio::select! {
                     _ = stop.cancelled() => return Ok(()),
-                    p = slots.clone().acquire_owned() => p.map_err(std::io::Error::other)?,
+                    p = gate.slot() => p,
                 };
                 let (stream, peer) = tokio::select! {
                     _ = stop.cancelled() => return Ok(()),
@@ -71,12 +74,15 @@ pub async fn accept_each(
                         Err(e) => return Err(e),
                     },
                 };
+                let ticket = match gate.admit(peer.ip(), slot) {
+                    Ok(t) => t,
+                    Err(refusal) => {
+                        tracing::debug!(peer = %peer, %refusal, "connection refused");
+                        continue;
+                    }
+                };
                 let _ = stream.set_nodelay(true);
-                let served = handle(stream, peer);
-                connections().spawn(async move {
-                    let _permit = permit;
-                    served.await;
-                });
+                connections().spawn(handle(stream, peer, ticket));
             }
         });
     }

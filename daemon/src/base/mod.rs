@@ -4,10 +4,12 @@
 //! - [`backoff`]: the delays of supervised tasks;
 //! - [`random`], [`hex`], [`time`]: random bytes, hex and the time formats sited writes;
 //! - [`fs`]: atomic file writes;
+//! - [`admission`]: who may hold a connection open before a login, and the descriptor reserve;
 //! - [`listen`]: the one accept loop of every TCP listener, and the connections shutdown waits
 //!   for;
 //! - [`skip`]: how a test that cannot run says so.
 
+pub mod admission;
 pub mod backoff;
 pub mod error;
 pub mod fs;

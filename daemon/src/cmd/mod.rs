@@ -7,9 +7,11 @@ pub mod apply;
 pub mod hash_password;
 pub mod plan;
 pub mod ports;
+pub mod push;
 pub mod render;
 pub mod run;
 pub mod schema;
+pub mod secret;
 pub mod validate;
 
 use std::path::Path;
@@ -47,6 +49,11 @@ pub enum Command {
     Confirm(apply::ConfirmArgs),
     /// Read a password on stdin and print its argon2 hash for `[[users]]`.
     HashPassword,
+    /// Make a new per-site secret for the node links.
+    Secret(secret::Args),
+    /// Send a site file to the application node, which rolls it out (`--dry-run`: each
+    /// node's plan diff; exit 0 no change, 2 changes, 1 error).
+    Push(push::Args),
 }
 
 /// Runs the parsed command line.
@@ -61,6 +68,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Apply(args) => apply::run(&args),
         Command::Confirm(args) => apply::confirm(&args),
         Command::HashPassword => hash_password::run(),
+        Command::Secret(args) => secret::run(&args),
+        Command::Push(args) => push::run(&args),
     }
 }
 

@@ -88,6 +88,21 @@ pub fn run(args: &Args) -> ExitCode {
             "not running as root: ports below 1024 are bound at port + {port_offset}"
         );
     }
+    // State files (the database, keys, certificates, recordings) are the daemon's alone,
+    // whatever the umask of whoever started it.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    // Peers get descriptors only while a reserve stays free for the daemon's own files.
+    match crate::base::admission::raise_nofile() {
+        Ok((soft, _)) => {
+            let reserve = crate::base::admission::reserve(soft);
+            tracing::info!(
+                open_files = soft,
+                reserve,
+                "file descriptors: {soft}, of which {reserve} are kept from peers"
+            );
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read or raise the limit on open files"),
+    }
     let node_file = args
         .config
         .parent()

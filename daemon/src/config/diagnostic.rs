@@ -380,7 +380,8 @@ impl<'a> Source<'a> {
     fn snippet(&self, out: &mut String, span: &Range<usize>, label: &str, width: usize) {
         let start = self.position(span.start);
         let end = self.position(span.end.max(span.start));
-        let text = self.line_text(start.line);
+        // Shown lines are logged: secrets are masked (config::redact).
+        let text = super::redact::line(self.line_text(start.line));
         let underline_end = if end.line == start.line {
             end.column.max(start.column + 1)
         } else {

@@ -61,8 +61,14 @@ where
         proof: hex::encode(&proof),
     };
     wire::write_frame(&mut io, &wire::encode(&answer)?).await?;
-    let Message::Proof { proof } = clear(&mut io).await? else {
-        crate::bail!(Invalid, "a node link hello must be followed by a proof");
+    let proof = match clear(&mut io).await {
+        Ok(Message::Proof { proof }) => proof,
+        Ok(_) => crate::bail!(Invalid, "a node link hello must be followed by a proof"),
+        Err(e) => {
+            // A media node that finds our proof wrong hangs up: its secret differs from ours.
+            tracing::warn!(node = %node, peer = %peer, error = %e, "refused a node link: the peer gave up after our proof (another site secret?)");
+            return Err(e);
+        }
     };
     if let Err(e) = seal::check_media(&secret, &node, &media, &app, &wire::unhex_vec(&proof)?) {
         tracing::warn!(node = %node, peer = %peer, "refused a node link: wrong site secret");

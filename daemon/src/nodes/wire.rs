@@ -123,7 +123,7 @@ pub fn unhex<const N: usize>(text: &str) -> Result<[u8; N], Error> {
 
 /// Hex to bytes of any length (proofs).
 pub fn unhex_vec(text: &str) -> Result<Vec<u8>, Error> {
-    if text.len() % 2 != 0 || text.len() > 256 {
+    if !text.len().is_multiple_of(2) || text.len() > 256 {
         crate::bail!(Invalid, "a node link field has the wrong length");
     }
     (0..text.len() / 2)

@@ -97,8 +97,15 @@ impl Daemon {
         }
     }
 
-    /// First boot: imports the boot partition's site file, once.
+    /// First boot: imports the boot partition's site file and site secret, once.
     pub fn import_boot_file(&self) {
+        match boot::import_secret(&self.cfg.boot_dir, &self.cfg.config) {
+            Ok(true) => {
+                tracing::info!(from = %self.cfg.boot_dir.display(), "imported the site secret")
+            }
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "cannot import the boot partition's site secret"),
+        }
         match boot::import(&self.cfg.boot_dir, &self.cfg.config, &self.cfg.state_dir) {
             Ok(boot::Import::Nothing) => {}
             Ok(boot::Import::Imported(text)) => {

@@ -18,6 +18,21 @@ pub enum Import {
     Imported(String),
 }
 
+/// Imports the boot partition's site secret (`site.secret`) beside the site file, once, when
+/// there is none yet: mode 0600, as it is the site's membership.
+pub fn import_secret(boot_dir: &Path, config: &Path) -> Result<bool, Error> {
+    let source = boot_dir.join("site.secret");
+    let target = config.with_file_name("site.secret");
+    if target.exists() || !source.exists() {
+        return Ok(false);
+    }
+    let text = std::fs::read(&source)
+        .map_err(|e| Error::from(e).context(format!("cannot read {}", source.display())))?;
+    write_atomic(&target, &text)
+        .map_err(|e| Error::from(e).context(format!("cannot write {}", target.display())))?;
+    Ok(true)
+}
+
 /// Imports the boot partition's site file once.
 pub fn import(boot_dir: &Path, config: &Path, state: &Path) -> Result<Import, Error> {
     let source = boot_dir.join("site.toml");

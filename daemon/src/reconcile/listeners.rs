@@ -128,24 +128,24 @@ pub fn webrtc_settings(
 /// Hands a connection to the RTMP server of the site's current devices.
 fn rtmp_takeover(handle: &RtmpHandle) -> crate::web::Takeover {
     let handle = handle.clone();
-    Arc::new(move |stream, peer| {
+    Arc::new(move |stream, peer, ticket| {
         let ctx = handle.read().ok().map(|c| c.clone());
         Box::pin(async move {
             if let Some(ctx) = ctx {
-                crate::media::rtmp::serve(stream, peer, ctx).await;
+                crate::media::rtmp::serve(stream, peer, ctx, ticket).await;
             }
         })
     })
 }
 
-/// The RTMP server alone on a plain TCP listener (Ti Top 1935). Each session runs in its own
-/// task, outside the listener's connection limit, as RTMP on the live listeners does: viewers
-/// are bounded by file descriptors, not by slots.
+/// The RTMP server alone on a plain TCP listener (Ti Top 1935). Each session leaves its HTTP
+/// slot, as RTMP on the live listeners does: viewers are bounded by file descriptors, and
+/// sessions that have not published or played by the admission's limits.
 fn rtmp_handler(handle: &RtmpHandle) -> crate::base::listen::Handler {
     let takeover = rtmp_takeover(handle);
-    Arc::new(move |stream, peer| {
-        tokio::spawn(takeover(Box::new(stream), peer));
-        Box::pin(std::future::ready(()))
+    Arc::new(move |stream, peer, ticket| {
+        ticket.leave_slot();
+        takeover(Box::new(stream), peer, ticket)
     })
 }
 
@@ -154,12 +154,11 @@ fn rtmp_handler(handle: &RtmpHandle) -> crate::base::listen::Handler {
 fn live_takeovers(live: &Arc<Live>, rtmp: Option<&RtmpHandle>) -> crate::web::Takeovers {
     let (live, rtmp) = (live.clone(), rtmp.map(rtmp_takeover));
     let rtmps = rtmp.clone();
-    let plain: crate::web::Sniff = Arc::new(move |first, stream, peer| match &rtmp {
+    let plain: crate::web::Sniff = Arc::new(move |first, stream, peer, ticket| match &rtmp {
         Some(rtmp) if first.first() == Some(&crate::web::serve::RTMP_VERSION) => {
-            tokio::spawn(rtmp(Box::new(stream), peer));
-            Ok(())
+            Ok(rtmp(Box::new(stream), peer, ticket.clone()))
         }
-        _ => crate::media::output::http_flv::claim(&live, first, stream, peer),
+        _ => crate::media::output::http_flv::claim(&live, first, stream, peer, ticket),
     });
     crate::web::Takeovers {
         plain: Some(plain),

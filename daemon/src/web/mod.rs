@@ -6,13 +6,17 @@
 //! Everything but `GET /api/v1/health` and the login page needs a login.
 
 pub mod api;
+pub mod headers;
 pub mod live;
 pub mod metrics;
 pub mod openapi;
+pub mod origin;
 pub mod page;
+pub mod range;
 pub mod recordings;
 pub mod serve;
 pub mod site;
+pub mod stall;
 pub mod tls;
 pub mod ui;
 pub mod vod;
@@ -90,10 +94,33 @@ fn peer_ip(req: &Request) -> IpAddr {
         .map_or(IpAddr::from([0, 0, 0, 0]), |p| p.0.ip())
 }
 
-/// Who is asking, by session cookie, bearer token (or `token=` query), or HTTP Basic.
+/// Whether a path is media a player fetches (live video, VOD, a clip), the only URLs where a
+/// `?token=` is taken: a token in the URL of a page or an API call would end up in logs and
+/// referrers for nothing.
+pub fn is_media_path(path: &str) -> bool {
+    path.starts_with("/live/")
+        || path.starts_with("/vod/")
+        || (path.starts_with("/api/v1/cameras/") && path.ends_with("/clip.mp4"))
+}
+
+/// Who is asking, by session cookie, bearer token (or `token=` query on media URLs), or HTTP
+/// Basic.
 pub fn principal(app: &App, req: &Request) -> Result<Option<Principal>, Refusal> {
-    let credentials = Credentials::from_http(req.headers(), req.uri().query());
-    app.auth.principal(&app.users(), &credentials, peer_ip(req))
+    let query = req
+        .uri()
+        .query()
+        .filter(|_| is_media_path(req.uri().path()));
+    let credentials = Credentials::from_http(req.headers(), query);
+    let found = app.auth.principal(&app.users(), &credentials, peer_ip(req));
+    if let Ok(Some(_)) = found
+        && let Some(ticket) = req
+            .extensions()
+            .get::<Arc<crate::base::admission::Ticket>>()
+    {
+        // The connection logged in: it no longer counts against its address.
+        ticket.authenticated();
+    }
+    found
 }
 
 /// Runs `f` on the state database off the async threads: SQLite blocks, so no query runs on a
@@ -242,6 +269,8 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(ui)
         .merge(vod::routes(app.clone()))
         .merge(whep::routes())
+        .layer(middleware::from_fn(origin::check))
+        .layer(middleware::from_fn(headers::security))
         .with_state(app)
 }
 
@@ -253,6 +282,7 @@ pub fn downloads_router(app: Arc<App>) -> Router {
         .route("/api/v1/health", get(api::health))
         .merge(protected)
         .merge(vod::routes(app.clone()))
+        .layer(middleware::from_fn(headers::security))
         .with_state(app)
 }
 

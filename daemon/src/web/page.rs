@@ -34,6 +34,8 @@ pub fn frame(
     if let Some(user) = user {
         for (href, label) in [
             ("/", "Overview"),
+            ("/live", "Live"),
+            ("/recordings", "Recordings"),
             ("/cameras", "Cameras"),
             ("/ports", "Ports"),
             ("/history", "Config history"),

@@ -222,7 +222,7 @@ pub async fn clip_mp4(
         }
     };
     let len = plan.len;
-    let wanted = match clip::parse_range(
+    let wanted = match super::range::parse(
         headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
         len,
     ) {

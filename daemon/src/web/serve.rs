@@ -6,8 +6,10 @@
 //! on a plain connection, by its first bytes, peeked (an RTMP handshake starts with 0x03; an
 //! HTTP-FLV viewer's request head is served past hyper); on TLS, by the first decrypted byte
 //! (RTMPS). That is how VALT's 1935 carries RTMP beside WebSocket, and its 444 RTMPS beside
-//! WSS. A claimed connection runs in its own task, outside the connection limit, as viewers
-//! are bounded by file descriptors, not by HTTP slots.
+//! WSS. A claimed connection leaves its HTTP slot, as viewers are bounded by file descriptors,
+//! not by HTTP slots; it keeps its [`Ticket`], so it counts against its address until it logs
+//! in ([`crate::base::admission`]). An HTTP connection that accepts no bytes for [`STALL`] while
+//! a response waits is closed ([`super::stall`]).
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -23,15 +25,22 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+use super::stall::{STALL, WriteDeadline};
 use super::{HANDSHAKE_TIMEOUT, HEADER_TIMEOUT, Peer, tls};
+use crate::base::admission::Ticket;
 use crate::base::listen::{Conn, Handler, accept_each};
 
 /// Serves a connection past TLS whose first decrypted byte is 0x03 (RTMPS).
-pub type Takeover = Arc<dyn Fn(Box<dyn Conn>, SocketAddr) -> BoxFuture<'static, ()> + Send + Sync>;
+pub type Takeover =
+    Arc<dyn Fn(Box<dyn Conn>, SocketAddr, Arc<Ticket>) -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// Looks at the first bytes a plain connection sent (peeked, so still unread) and claims the
-/// connection (RTMP, an HTTP-FLV viewer), spawning what serves it, or gives it back for HTTP.
-pub type Sniff = Arc<dyn Fn(&[u8], TcpStream, SocketAddr) -> Result<(), TcpStream> + Send + Sync>;
+/// connection (RTMP, an HTTP-FLV viewer), returning what serves it, or gives it back for HTTP.
+pub type Sniff = Arc<
+    dyn Fn(&[u8], TcpStream, SocketAddr, &Arc<Ticket>) -> Result<BoxFuture<'static, ()>, TcpStream>
+        + Send
+        + Sync,
+>;
 
 /// The most bytes a [`Sniff`] sees: enough for a player's request head.
 pub const SNIFF_BYTES: usize = 1024;
@@ -59,7 +68,7 @@ pub async fn serve_with(
     shutdown: CancellationToken,
     takeovers: Takeovers,
 ) -> std::io::Result<()> {
-    let handle: Handler = Arc::new(move |stream, peer| {
+    let handle: Handler = Arc::new(move |stream, peer, ticket| {
         let (tls, router, shutdown, takeovers) = (
             tls.clone(),
             router.clone(),
@@ -69,13 +78,16 @@ pub async fn serve_with(
         Box::pin(async move {
             let Some(acceptor) = tls else {
                 let stream = match &takeovers.plain {
-                    Some(sniff) => match sniffed(sniff, stream, peer).await {
-                        Ok(()) => return,
+                    Some(sniff) => match sniffed(sniff, stream, peer, &ticket).await {
+                        Ok(claimed) => {
+                            ticket.leave_slot();
+                            return claimed.await;
+                        }
                         Err(stream) => stream,
                     },
                     None => stream,
                 };
-                return connection(TokioIo::new(stream), peer, false, router, shutdown).await;
+                return connection(stream, peer, false, router, shutdown, ticket).await;
             };
             let accepted = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
             let Ok(Ok(stream)) = accepted else {
@@ -83,8 +95,8 @@ pub async fn serve_with(
                 return;
             };
             match takeovers.rtmps {
-                Some(rtmp) => sniff_tls(stream, peer, router, shutdown, rtmp).await,
-                None => connection(TokioIo::new(stream), peer, true, router, shutdown).await,
+                Some(rtmp) => sniff_tls(stream, peer, router, shutdown, rtmp, ticket).await,
+                None => connection(stream, peer, true, router, shutdown, ticket).await,
             }
         })
     });
@@ -92,13 +104,18 @@ pub async fn serve_with(
 }
 
 /// Offers a plain connection to `sniff` with the first bytes it sent, peeked.
-async fn sniffed(sniff: &Sniff, stream: TcpStream, peer: SocketAddr) -> Result<(), TcpStream> {
+async fn sniffed(
+    sniff: &Sniff,
+    stream: TcpStream,
+    peer: SocketAddr,
+    ticket: &Arc<Ticket>,
+) -> Result<BoxFuture<'static, ()>, TcpStream> {
     let mut first = [0u8; SNIFF_BYTES];
     let n = match tokio::time::timeout(HEADER_TIMEOUT, stream.peek(&mut first)).await {
         Ok(Ok(n)) => n,
         _ => 0,
     };
-    sniff(&first[..n], stream, peer)
+    sniff(&first[..n], stream, peer, ticket)
 }
 
 /// Reads the first decrypted byte (TLS has no peek) and puts it back in front of the stream.
@@ -108,6 +125,7 @@ async fn sniff_tls<S>(
     router: Router,
     shutdown: CancellationToken,
     rtmp: Takeover,
+    ticket: Arc<Ticket>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -121,9 +139,10 @@ async fn sniff_tls<S>(
         inner: stream,
     };
     if first[0] == RTMP_VERSION {
-        tokio::spawn(rtmp(Box::new(stream), peer));
+        ticket.leave_slot();
+        rtmp(Box::new(stream), peer, ticket).await
     } else {
-        connection(TokioIo::new(stream), peer, true, router, shutdown).await
+        connection(stream, peer, true, router, shutdown, ticket).await
     }
 }
 
@@ -179,20 +198,24 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Rewound<S> {
     }
 }
 
-/// Serves HTTP/1.1 (with upgrades) on one connection until it ends or `shutdown`.
+/// Serves HTTP/1.1 (with upgrades) on one connection until it ends or `shutdown`. The
+/// connection's ticket rides on every request, for the login to mark it.
 async fn connection<I>(
-    io: TokioIo<I>,
+    io: I,
     addr: SocketAddr,
     secure: bool,
     router: Router,
     shutdown: CancellationToken,
+    ticket: Arc<Ticket>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     use tower::ServiceExt as _;
+    let io = TokioIo::new(WriteDeadline::new(io, STALL));
     let service =
         hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(Peer(addr));
+            req.extensions_mut().insert(ticket.clone());
             if secure {
                 req.extensions_mut().insert(tls::Secure);
             }

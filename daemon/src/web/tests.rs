@@ -250,13 +250,15 @@ async fn a_session_logs_into_the_ui_and_a_token_into_the_api() {
     )
     .await;
     assert_eq!(code, 200);
-    let (code, _, _) = request(
-        s.addr,
-        &format!("GET /api/v1/node?token={token} HTTP/1.1"),
-        "",
-    )
-    .await;
-    assert_eq!(code, 200);
+    // Issue 16 §2: `?token=` is for media URLs only, not the API or the UI.
+    for path in ["/api/v1/node", "/", "/recordings"] {
+        let (code, _, _) = request(s.addr, &format!("GET {path}?token={token} HTTP/1.1"), "").await;
+        assert!(code == 401 || code == 303, "{path}: {code}");
+    }
+    assert!(super::is_media_path("/live/cam.flv"));
+    assert!(super::is_media_path("/vod/cam/index.m3u8"));
+    assert!(super::is_media_path("/api/v1/cameras/cam/clip.mp4"));
+    assert!(!super::is_media_path("/api/v1/cameras"));
     s.stop.cancel();
 }
 
@@ -278,7 +280,10 @@ async fn failed_logins_are_rate_limited() {
         "",
     )
     .await;
-    assert_eq!(code, 429, "the right password is refused while throttled");
+    assert_eq!(
+        code, 429,
+        "slowed: the right password waits for the next slot"
+    );
     assert!(headers.contains("retry-after:"));
     s.stop.cancel();
 }
@@ -413,5 +418,49 @@ async fn storage_and_recordings_answer_for_known_cameras() {
     assert_eq!(code, 400, "{body}");
     let (code, _, _) = request(s.addr, &format!("GET /api/v1/cameras/quay/clip.mp4?start=2026-11-21T10:00:00Z&end=2026-11-21T10:01:00Z HTTP/1.1\r\n{auth}"), "").await;
     assert_eq!(code, 404, "nothing recorded there");
+    s.stop.cancel();
+}
+
+/// Issue 16 §2: the usual security headers, on every page (HSTS only under TLS).
+#[tokio::test]
+async fn responses_carry_the_security_headers() {
+    let s = server().await;
+    for path in ["/api/v1/health", "/login"] {
+        let (code, headers, _) = request(s.addr, &format!("GET {path} HTTP/1.1"), "").await;
+        assert_eq!(code, 200, "{path}");
+        let headers = headers.to_ascii_lowercase();
+        for h in [
+            "x-content-type-options: nosniff",
+            "content-security-policy: frame-ancestors 'none'",
+            "referrer-policy: same-origin",
+        ] {
+            assert!(headers.contains(h), "{path}: {h} missing from {headers}");
+        }
+        assert!(!headers.contains("strict-transport-security"), "{path}");
+    }
+    s.stop.cancel();
+}
+
+/// Issue 16 §2: a page of another site cannot post to the UI or the API with the user's cookie.
+#[tokio::test]
+async fn state_changing_requests_from_another_site_are_refused() {
+    let s = server().await;
+    let (code, _, _) = request(
+        s.addr,
+        "POST /logout HTTP/1.1\r\nOrigin: https://evil.example",
+        "",
+    )
+    .await;
+    assert_eq!(code, 403);
+    let (code, _, _) = request(
+        s.addr,
+        &format!(
+            "POST /api/v1/tokens HTTP/1.1\r\nOrigin: http://test\r\n{}",
+            basic("vic", "vic-pw")
+        ),
+        "",
+    )
+    .await;
+    assert_eq!(code, 201, "the host's own origin");
     s.stop.cancel();
 }

@@ -89,7 +89,104 @@ pub async fn overview(State(app): State<Arc<App>>, Extension(p): Extension<Princ
             ));
         }
         body.push_str("</dl>");
+        if let Some(link) = &s.link {
+            let state = if link.online {
+                badge("ok", "linked")
+            } else {
+                badge("bad", "offline")
+            };
+            body.push_str(&format!(
+                "<p>Application node <strong>{}</strong>: {state} since {}{}</p>",
+                esc(&link.application),
+                esc(link.since.as_deref().unwrap_or("start")),
+                link.error
+                    .as_deref()
+                    .map(|e| format!(" <span class=\"note\">({})</span>", esc(e)))
+                    .unwrap_or_default()
+            ));
+        }
     }
+    drop(s);
+    let rollout = super::site::rollout(&app);
+    if let Some(list) = rollout["nodes"].as_array().filter(|l| l.len() > 1) {
+        let rows: Vec<Vec<String>> = list
+            .iter()
+            .map(|n| {
+                let online = if n["online"] == true {
+                    badge("ok", "online")
+                } else {
+                    badge("bad", "offline")
+                };
+                let last = &n["last"];
+                let outcome = last["outcome"].as_str().unwrap_or("");
+                let kind = if matches!(outcome, "invalid" | "failed") {
+                    "bad"
+                } else {
+                    "ok"
+                };
+                vec![
+                    esc(n["name"].as_str().unwrap_or("")),
+                    esc(&n["roles"]
+                        .as_array()
+                        .map(|r| {
+                            r.iter()
+                                .filter_map(|x| x.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        })
+                        .unwrap_or_default()),
+                    esc(n["address"].as_str().unwrap_or("")),
+                    online,
+                    esc(n["last_seen"].as_str().unwrap_or(if n["this"] == true {
+                        "now"
+                    } else {
+                        "never"
+                    })),
+                    format!(
+                        "<code>{}</code>",
+                        esc(n["version"]
+                            .as_str()
+                            .map(|v| &v[..12.min(v.len())])
+                            .unwrap_or("none"))
+                    ),
+                    if outcome.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "{} {}{}",
+                            badge(kind, outcome),
+                            esc(last["summary"]
+                                .as_str()
+                                .unwrap_or("")
+                                .lines()
+                                .next()
+                                .unwrap_or("")),
+                            diagnostics_list(&last["diagnostics"])
+                        )
+                    },
+                ]
+            })
+            .collect();
+        body.push_str(&format!(
+            "<h2>Nodes</h2><p>{}</p>{}",
+            esc(rollout["rollout"]["text"].as_str().unwrap_or("")),
+            super::page::table(
+                &[
+                    "Node",
+                    "Roles",
+                    "Address",
+                    "State",
+                    "Last seen",
+                    "Version",
+                    "Last reload"
+                ],
+                &rows
+            )
+        ));
+    }
+    let Ok(s) = app.status.read() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
     if let Some(last) = &s.last {
         let kind = match last.outcome.as_str() {
             "applied" | "unchanged" | "imported" => "ok",
@@ -232,6 +329,29 @@ fn utc(t: &str) -> String {
     }
 }
 
+/// Whether `next` (where the login goes on to) is a path of this site: a browser must read it
+/// as nothing else. Backslashes (`/\\evil.example`), controls and spaces (`/\t/evil.example`, which
+/// browsers strip) and a second leading slash would take the user off-site.
+fn same_origin_path(next: &str) -> bool {
+    next.starts_with('/')
+        && !next[1..].starts_with(['/', '\\'])
+        && next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
+        && next.parse::<axum::http::uri::PathAndQuery>().is_ok()
+}
+
+/// The clip a form asks for, as a same-origin location; `None` when its fields are not a
+/// camera name and two times (they are checked before they become a URL and a header).
+fn clip_location(camera: &str, start: &str, end: &str) -> Option<String> {
+    let name_ok = crate::config::validate::is_good_name(camera);
+    let time = |t: &str| {
+        let t = utc(t);
+        humantime::parse_rfc3339_weak(&t).ok()?;
+        Some(url::form_urlencoded::byte_serialize(t.as_bytes()).collect::<String>())
+    };
+    let (start, end) = (time(start)?, time(end)?);
+    name_ok.then(|| format!("/api/v1/cameras/{camera}/clip.mp4?start={start}&end={end}"))
+}
+
 /// `GET /recordings`: each camera's recorded spans of the last day, and a form to download a clip.
 pub async fn recordings(
     State(app): State<Arc<App>>,
@@ -239,13 +359,14 @@ pub async fn recordings(
     Query(form): Query<ClipForm>,
 ) -> Response {
     if let (Some(camera), Some(start), Some(end)) = (&form.camera, &form.start, &form.end) {
-        let to = format!(
-            "/api/v1/cameras/{}/clip.mp4?start={}&end={}",
-            camera,
-            utc(start),
-            utc(end)
-        );
-        return Redirect::to(&to).into_response();
+        return match clip_location(camera, start, end) {
+            Some(to) => Redirect::to(&to).into_response(),
+            None => (
+                StatusCode::BAD_REQUEST,
+                "a clip needs a camera name and two times (RFC 3339, or a date and time in UTC)\n",
+            )
+                .into_response(),
+        };
     }
     let Ok(s) = app.status.read() else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
@@ -476,7 +597,7 @@ pub async fn login(State(app): State<Arc<App>>, req: Request) -> Response {
     let site = app.status.read().map(|s| site_name(&s)).unwrap_or_default();
     let next = c
         .next
-        .filter(|n| n.starts_with('/') && !n.starts_with("//"))
+        .filter(|n| same_origin_path(n))
         .unwrap_or_else(|| "/".into());
     match app.auth.login(&app.users(), ip, &c.user, &c.password) {
         Ok(principal) => {
@@ -525,4 +646,54 @@ pub async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Response
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 16 §2: `/login?next=/%5Cevil.example` and `/%09/…` sent the user off-site.
+    #[test]
+    fn only_paths_of_this_site_are_followed_after_a_login() {
+        for good in ["/", "/recordings?camera=quay", "/api/v1/site"] {
+            assert!(same_origin_path(good), "{good}");
+        }
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/ /evil.example",
+            "https://evil.example",
+            "evil.example",
+            "/a\\b",
+            "",
+        ] {
+            assert!(!same_origin_path(bad), "{bad:?}");
+        }
+    }
+
+    /// Issue 16 §3: a CR/LF in `/recordings?camera=` made the redirect's header invalid (a 500).
+    #[test]
+    fn a_clip_form_becomes_a_location_only_when_its_fields_are_what_they_say() {
+        assert_eq!(
+            clip_location("quay", "2026-11-21T10:00", "2026-11-21T10:01:30Z").as_deref(),
+            Some(
+                "/api/v1/cameras/quay/clip.mp4?start=2026-11-21T10%3A00%3A00Z&end=2026-11-21T10%3A01%3A30Z"
+            )
+        );
+        for (camera, start) in [
+            ("quay\r\nSet-Cookie: x=1", "2026-11-21T10:00"),
+            ("../../evil", "2026-11-21T10:00"),
+            ("", "2026-11-21T10:00"),
+            ("quay", "yesterday"),
+            ("quay", "2026-11-21T10:00\r\nX: 1"),
+        ] {
+            assert_eq!(
+                clip_location(camera, start, "2026-11-21T10:01Z"),
+                None,
+                "{camera:?} {start:?}"
+            );
+        }
+    }
 }

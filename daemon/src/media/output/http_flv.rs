@@ -11,14 +11,15 @@
 //!
 //! Anything else (a head split over several segments, another method or path, a refusal, a
 //! stream that is not live) is given back and served by hyper and the router, which answer it
-//! exactly as before. Claimed viewers are not counted in the listener's HTTP connection limit
-//! (`base::listen::MAX_CONNECTIONS`), like RTMP viewers: the file-descriptor limit bounds them.
+//! exactly as before. Claimed viewers leave the listener's HTTP slot, like RTMP viewers: the
+//! file-descriptor reserve bounds them (`base::admission`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Request};
+use futures_util::future::BoxFuture;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -26,6 +27,7 @@ use super::Live;
 use super::flv;
 use super::writev::write_parts;
 use crate::auth::Credentials;
+use crate::base::admission::Ticket;
 use crate::media::hub::{Item, Reader, Stop};
 
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: video/x-flv\r\n\
@@ -70,7 +72,8 @@ pub fn claim(
     peeked: &[u8],
     stream: TcpStream,
     peer: SocketAddr,
-) -> Result<(), TcpStream> {
+    ticket: &Arc<Ticket>,
+) -> Result<BoxFuture<'static, ()>, TcpStream> {
     let Some((length, name, request)) = parse(peeked) else {
         return Err(stream);
     };
@@ -81,8 +84,8 @@ pub fn claim(
     let Some(hub) = live.hubs.get(&name) else {
         return Err(stream);
     };
-    tokio::spawn(serve(stream, length, hub.subscribe()));
-    Ok(())
+    ticket.authenticated();
+    Ok(Box::pin(serve(stream, length, hub.subscribe())))
 }
 
 /// Streams the hub to a claimed viewer until either side ends.

@@ -17,6 +17,7 @@ pub mod flv;
 pub mod hls;
 pub mod http_flv;
 pub mod rtsp;
+pub mod rtsp_request;
 pub mod writev;
 pub mod ws;
 

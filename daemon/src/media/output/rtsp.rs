@@ -16,59 +16,26 @@ use base64::Engine as _;
 use bytes::{BufMut as _, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use super::Live;
+use super::rtsp_request::{self as request, Bad, Channels, MAX_REQUEST, Method, Request, TRACKS};
+use super::writev::write_parts;
 use crate::auth::Credentials;
+use crate::base::admission::Ticket;
 use crate::media::frame::{Codec, Frame, Kind, Track, Tracks};
 use crate::media::hub::{Item, Reader};
 
 /// The largest RTP payload sent; larger NAL units are fragmented.
 pub const MTU: usize = 1400;
-/// The largest request accepted.
-pub const MAX_REQUEST: usize = 16 * 1024;
-/// How long a client may stay silent before PLAY.
+/// How long a client may stay silent between requests before PLAY.
 pub const IDLE: Duration = Duration::from_secs(60);
-
-/// A parsed request.
-#[derive(Debug, Default)]
-struct Request {
-    method: String,
-    url: String,
-    headers: HashMap<String, String>,
-}
-
-fn parse(head: &str) -> Option<Request> {
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next()?.split(' ');
-    let (method, url, version) = (first.next()?, first.next()?, first.next()?);
-    if !version.starts_with("RTSP/1.") {
-        return None;
-    }
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    Some(Request {
-        method: method.to_string(),
-        url: url.to_string(),
-        headers,
-    })
-}
-
-/// The stream name and the query of an RTSP URL: `rtsp://h:p/<name>[/trackID=N][?token=…]`.
-fn target(url: &str) -> (String, Option<usize>, String) {
-    let path = url
-        .split_once("://")
-        .map_or(url, |(_, rest)| rest.split_once('/').map_or("", |(_, p)| p));
-    let (path, query) = path.split_once('?').unwrap_or((path, ""));
-    let mut parts = path.trim_matches('/').split('/');
-    let name = parts.next().unwrap_or("").to_string();
-    let track = parts
-        .next()
-        .and_then(|t| t.strip_prefix("trackID="))
-        .and_then(|n| n.parse().ok());
-    (name, track, query.to_string())
-}
+/// How long one request may take to arrive, from its first byte to the end of its body.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may go on without logging in.
+pub const LOGIN_WITHIN: Duration = Duration::from_secs(30);
+/// The most SETUP requests one connection may have granted (a stream has two tracks).
+pub const MAX_SETUPS: usize = 4;
 
 fn response(code: u16, reason: &str, cseq: &str, extra: &[(&str, String)], body: &str) -> Vec<u8> {
     let mut out = format!("RTSP/1.0 {code} {reason}\r\nCSeq: {cseq}\r\nServer: sited\r\n");
@@ -276,63 +243,114 @@ fn authorized(live: &Live, req: &Request, query: &str, peer: SocketAddr) -> bool
     live.viewer(&credentials, peer.ip()).is_some()
 }
 
-/// Serves one RTSP connection until TEARDOWN, a closed socket, or an error.
-pub async fn connection(mut stream: TcpStream, peer: SocketAddr, live: Arc<Live>) {
+/// Reads one request (head and body) into a typed value: `Ok(None)` when the client closed
+/// the connection or took too long, `Err` for a request to refuse with its status.
+async fn read_request(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    idle_until: Instant,
+) -> Result<Option<Request>, Bad> {
+    // Until the first byte, the client may idle; from it, the request has REQUEST_TIMEOUT.
+    let mut deadline = if buf.is_empty() {
+        idle_until
+    } else {
+        Instant::now() + REQUEST_TIMEOUT
+    };
+    let (head_end, req) = loop {
+        if let Some(end) = find(buf, b"\r\n\r\n") {
+            let head = std::str::from_utf8(&buf[..end]).map_err(|_| Bad(400, "Bad Request"))?;
+            break (end + 4, request::parse(head)?);
+        }
+        if buf.len() > MAX_REQUEST {
+            return Err(Bad(413, "Request Entity Too Large"));
+        }
+        let empty = buf.is_empty();
+        match tokio::time::timeout_at(deadline, stream.read_buf(buf)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return Ok(None),
+        }
+        if empty {
+            deadline = Instant::now() + REQUEST_TIMEOUT;
+        }
+    };
+    while buf.len() < head_end + req.content_length {
+        match tokio::time::timeout_at(deadline, stream.read_buf(buf)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return Ok(None),
+        }
+    }
+    let _ = buf.split_to(head_end + req.content_length);
+    Ok(Some(req))
+}
+
+/// Serves one RTSP connection until TEARDOWN, a closed socket, an error, or a client that
+/// does not log in within [`LOGIN_WITHIN`].
+pub async fn connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    live: Arc<Live>,
+    ticket: Arc<Ticket>,
+) {
+    let connected = Instant::now();
     let mut buf = BytesMut::with_capacity(4096);
     let mut session: Option<(String, Arc<Tracks>)> = None;
-    let mut channels: HashMap<usize, u8> = HashMap::new();
+    let mut channels: [Option<Channels>; TRACKS] = [None; TRACKS];
+    let mut setups = 0usize;
     let Ok(id) = crate::base::random::bytes::<8>() else {
         tracing::error!("no random session id can be made; closing the RTSP connection");
         return;
     };
     let session_id = crate::base::hex::encode(&id);
     loop {
-        let request = loop {
-            if let Some(end) = find(&buf, b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-                let _ = buf.split_to(end + 4);
-                match parse(&head) {
-                    Some(r) => {
-                        let len: usize = r
-                            .headers
-                            .get("content-length")
-                            .and_then(|l| l.parse().ok())
-                            .unwrap_or(0);
-                        if len > MAX_REQUEST {
-                            return;
-                        }
-                        while buf.len() < len {
-                            if !matches!(stream.read_buf(&mut buf).await, Ok(n) if n > 0) {
-                                return;
-                            }
-                        }
-                        let _ = buf.split_to(len);
-                        break r;
-                    }
-                    None => {
-                        let _ = stream
-                            .write_all(&response(400, "Bad Request", "0", &[], ""))
-                            .await;
-                        return;
-                    }
-                }
-            }
-            if buf.len() > MAX_REQUEST {
+        let idle_until = match ticket.is_pending() {
+            true => (Instant::now() + IDLE).min(connected + LOGIN_WITHIN),
+            false => Instant::now() + IDLE,
+        };
+        let request = match read_request(&mut stream, &mut buf, idle_until).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(Bad(code, reason)) => {
+                let _ = stream
+                    .write_all(&response(code, reason, "0", &[], ""))
+                    .await;
                 return;
             }
-            match tokio::time::timeout(IDLE, stream.read_buf(&mut buf)).await {
-                Ok(Ok(n)) if n > 0 => {}
-                _ => return,
-            }
         };
-        let cseq = request
-            .headers
-            .get("cseq")
-            .cloned()
-            .unwrap_or_else(|| "0".into());
-        let (name, track, query) = target(&request.url);
-        let reply = match request.method.as_str() {
-            "OPTIONS" => response(
+        let cseq = request.cseq.clone();
+        let target = match (&request.method, &request.target) {
+            (_, Ok(t)) => t.clone(),
+            (Method::Describe | Method::Setup | Method::Play, Err(Bad(code, reason))) => {
+                let reply = response(*code, reason, &cseq, &[], "");
+                if write_parts(&mut stream, &[&reply]).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            (_, Err(_)) => request::Target::default(),
+        };
+        let name = target.name.clone();
+        let needs_login = matches!(
+            request.method,
+            Method::Describe | Method::Setup | Method::Play
+        );
+        if needs_login {
+            if !authorized(&live, &request, &target.query, peer) {
+                let reply = response(
+                    401,
+                    "Unauthorized",
+                    &cseq,
+                    &[("WWW-Authenticate", "Basic realm=\"sited\"".into())],
+                    "",
+                );
+                if write_parts(&mut stream, &[&reply]).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            ticket.authenticated();
+        }
+        let reply = match request.method {
+            Method::Options => response(
                 200,
                 "OK",
                 &cseq,
@@ -342,16 +360,7 @@ pub async fn connection(mut stream: TcpStream, peer: SocketAddr, live: Arc<Live>
                 )],
                 "",
             ),
-            "DESCRIBE" | "SETUP" | "PLAY" if !authorized(&live, &request, &query, peer) => {
-                response(
-                    401,
-                    "Unauthorized",
-                    &cseq,
-                    &[("WWW-Authenticate", "Basic realm=\"sited\"".into())],
-                    "",
-                )
-            }
-            "DESCRIBE" => match live.hubs.get(&name).and_then(|h| h.tracks()) {
+            Method::Describe => match live.hubs.get(&name).and_then(|h| h.tracks()) {
                 Some(tracks) => {
                     let body = sdp(&name, &tracks);
                     session = Some((name.clone(), tracks));
@@ -371,46 +380,40 @@ pub async fn connection(mut stream: TcpStream, peer: SocketAddr, live: Arc<Live>
                 }
                 None => response(404, "Not Found", &cseq, &[], ""),
             },
-            "SETUP" => {
-                let transport = request
-                    .headers
-                    .get("transport")
-                    .cloned()
-                    .unwrap_or_default();
-                let interleaved = transport
-                    .split(';')
-                    .find_map(|p| p.trim().strip_prefix("interleaved="))
-                    .and_then(|r| r.split('-').next()?.parse::<u8>().ok());
-                if transport.contains("TCP") {
-                    // The client's channel pair, or the next free one.
-                    let ch = interleaved.unwrap_or((channels.len() * 2) as u8);
-                    channels.insert(track.unwrap_or(0), ch);
-                    let transport = format!("RTP/AVP/TCP;unicast;interleaved={}-{}", ch, ch + 1);
-                    response(
-                        200,
-                        "OK",
-                        &cseq,
-                        &[
-                            ("Transport", transport),
-                            ("Session", format!("{session_id};timeout=60")),
-                        ],
-                        "",
-                    )
-                } else {
-                    response(461, "Unsupported Transport", &cseq, &[], "")
+            Method::Setup if setups >= MAX_SETUPS => {
+                response(455, "Method Not Valid In This State", &cseq, &[], "")
+            }
+            Method::Setup => {
+                let track = target.track.unwrap_or(0);
+                let header = request.headers.get("transport").map_or("", String::as_str);
+                match request::transport(header) {
+                    Ok(asked) => {
+                        setups += 1;
+                        // The client's channel pair, or the track's own: 0-1 video, 2-3 audio.
+                        let pair = asked.unwrap_or(Channels::of_track(track));
+                        channels[track] = Some(pair);
+                        let transport =
+                            format!("RTP/AVP/TCP;unicast;interleaved={}", pair.header());
+                        response(
+                            200,
+                            "OK",
+                            &cseq,
+                            &[
+                                ("Transport", transport),
+                                ("Session", format!("{session_id};timeout=60")),
+                            ],
+                            "",
+                        )
+                    }
+                    Err(Bad(code, reason)) => response(code, reason, &cseq, &[], ""),
                 }
             }
-            "PLAY" => {
+            Method::Play => {
                 let Some((name, tracks)) = session.clone() else {
-                    let _ = stream
-                        .write_all(&response(
-                            455,
-                            "Method Not Valid In This State",
-                            &cseq,
-                            &[],
-                            "",
-                        ))
-                        .await;
+                    let reply = response(455, "Method Not Valid In This State", &cseq, &[], "");
+                    if stream.write_all(&reply).await.is_err() {
+                        return;
+                    }
                     continue;
                 };
                 let Some(hub) = live.hubs.get(&name) else {
@@ -429,19 +432,18 @@ pub async fn connection(mut stream: TcpStream, peer: SocketAddr, live: Arc<Live>
                 if stream.write_all(&head).await.is_err() {
                     return;
                 }
-                play(stream, hub.subscribe(), tracks, channels, buf).await;
+                drop(buf);
+                play(stream, hub.subscribe(), tracks, channels).await;
                 return;
             }
-            "GET_PARAMETER" | "SET_PARAMETER" => {
-                response(200, "OK", &cseq, &[("Session", session_id.clone())], "")
-            }
-            "TEARDOWN" => {
+            Method::Parameter => response(200, "OK", &cseq, &[("Session", session_id.clone())], ""),
+            Method::Teardown => {
                 let _ = stream.write_all(&response(200, "OK", &cseq, &[], "")).await;
                 return;
             }
-            _ => response(501, "Not Implemented", &cseq, &[], ""),
+            Method::Other => response(501, "Not Implemented", &cseq, &[], ""),
         };
-        if stream.write_all(&reply).await.is_err() {
+        if write_parts(&mut stream, &[&reply]).await.is_err() {
             return;
         }
     }
@@ -455,20 +457,19 @@ async fn play(
     stream: TcpStream,
     mut reader: Reader,
     tracks: Arc<Tracks>,
-    channels: HashMap<usize, u8>,
-    _pending: BytesMut,
+    channels: [Option<Channels>; TRACKS],
 ) {
     let (mut rd, mut wr) = stream.into_split();
     let mut rtp: HashMap<Kind, Rtp> = HashMap::new();
     for (track, kind) in [(0, Kind::Video), (1, Kind::Audio)] {
-        if let Some(&channel) = channels.get(&track) {
+        if let Some(pair) = channels[track] {
             // Random starting values (RFC 3550 §5.1); they protect nothing, so a failed
             // generator leaves them at zero rather than ending the session.
             let r = crate::base::random::bytes::<10>().unwrap_or_default();
             rtp.insert(
                 kind,
                 Rtp {
-                    channel,
+                    channel: pair.rtp(),
                     ssrc: u32::from_be_bytes([r[0], r[1], r[2], r[3]]),
                     seq: u16::from_be_bytes([r[4], r[5]]),
                     base: u32::from_be_bytes([r[6], r[7], r[8], r[9]]),
@@ -520,7 +521,8 @@ async fn play(
             (Kind::Audio, _) => audio(&mut out, r, &frame),
             _ => continue,
         }
-        if wr.write_all(&out).await.is_err() {
+        // A viewer that accepts nothing for writev::WRITE_TIMEOUT is dropped.
+        if write_parts(&mut wr, &[&out]).await.is_err() {
             return;
         }
     }
@@ -535,7 +537,9 @@ pub async fn serve(
     crate::base::listen::accept_each(
         sockets,
         stop,
-        Arc::new(move |stream, peer| Box::pin(connection(stream, peer, live.clone()))),
+        Arc::new(move |stream, peer, ticket| {
+            Box::pin(connection(stream, peer, live.clone(), ticket))
+        }),
     )
     .await
 }
@@ -543,22 +547,6 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_name_the_stream_the_track_and_the_token() {
-        assert_eq!(
-            target("rtsp://h:8554/lobby"),
-            ("lobby".into(), None, String::new())
-        );
-        assert_eq!(
-            target("rtsp://h:8554/lobby/trackID=1"),
-            ("lobby".into(), Some(1), String::new())
-        );
-        assert_eq!(
-            target("rtsp://h:8554/lobby?token=ab"),
-            ("lobby".into(), None, "token=ab".into())
-        );
-    }
 
     #[test]
     fn large_nal_units_are_fragmented_with_start_and_end_bits() {

@@ -7,7 +7,8 @@
 //! rebased as the bytes are read, so the clip starts at 0 and its timestamps increase across
 //! segments; a gap between segments (a crash, a camera outage) is closed up, not kept as
 //! a jump. Rewriting a `tfdt` in place keeps its size, so the length is known up front: an
-//! HTTP handler sends Content-Length and serves Range requests from [`ClipReader`].
+//! HTTP handler sends Content-Length and serves Range requests (`web::range`) from
+//! [`ClipReader`].
 //!
 //! [`plan`] is pure and cuts the end at a keyframe; [`ClipPlan::trim_end`] reads the `moof`s of
 //! that last GOP (a few dozen small reads) to cut at the first video frame at or after `end`.
@@ -284,35 +285,6 @@ fn bad(path: &Path) -> io::Error {
         io::ErrorKind::InvalidData,
         format!("{}: not a segment sited wrote", path.display()),
     )
-}
-
-/// Why a Range header cannot be served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Unsatisfiable;
-
-/// Parses a `Range` header for a body of `len` bytes: `Ok(None)` when the whole body is to be
-/// sent (no single `bytes=` range: RFC 9110 lets a server ignore others), `Err` for a 416.
-pub fn parse_range(header: Option<&str>, len: u64) -> Result<Option<Range<u64>>, Unsatisfiable> {
-    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
-        return Ok(None);
-    };
-    if spec.contains(',') {
-        return Ok(None);
-    }
-    let Some((a, b)) = spec.split_once('-') else {
-        return Ok(None);
-    };
-    let (a, b) = (a.trim(), b.trim());
-    let range = match (a.parse::<u64>(), b.parse::<u64>()) {
-        (Ok(a), Ok(b)) if a <= b => a..(b + 1).min(len),
-        (Ok(a), Err(_)) if b.is_empty() => a..len,
-        (Err(_), Ok(n)) if a.is_empty() && n > 0 => len.saturating_sub(n)..len,
-        _ => return Ok(None),
-    };
-    if range.start >= len {
-        return Err(Unsatisfiable);
-    }
-    Ok(Some(range))
 }
 
 /// Reads a byte range of a clip, in chunks of at most [`CHUNK`], rebasing each `moof`'s

@@ -17,8 +17,8 @@
 //!   [`Recorder::stop`] when it is no longer recorded (it closes the open segment);
 //! - [`crate::store::recording::spans`] and [`crate::store::recording::segments_overlapping`]
 //!   for the listing and the clips (also as `Store::recording_spans` / `recording_segments`);
-//! - [`clip::plan`]`(root, segments, init, start_ms, end_ms)`, then [`clip::ClipPlan::trim_end`],
-//!   [`clip::parse_range`] and [`clip::ClipReader`] to send the bytes;
+//! - [`clip::plan`]`(root, segments, init, start_ms, end_ms)`, then [`clip::ClipPlan::trim_end`]
+//!   and [`clip::ClipReader`] to send the bytes (of the `Range` that `web::range` parsed);
 //! - [`vod::plan`] and [`vod::playlist`] for a playlist, [`vod::media`] for one of its parts.
 //!
 //! Invariants: every segment file starts with its init segment and a video keyframe; a row

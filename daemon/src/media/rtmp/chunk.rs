@@ -6,8 +6,9 @@
 //! streams may alternate freely. rml_rtmp's deserializer keeps a single message in progress and
 //! cannot do that, and Enhanced RTMP publishers (ffmpeg 6.1+, OBS 30+) interleave audio and video.
 //! The reader never trusts a length before the bytes arrive: memory grows only with the bytes
-//! received, is capped per message ([`MAX_MESSAGE`], or less: [`Reader::set_max_message`]) and
-//! per connection ([`MAX_BUFFERED`]).
+//! received, and is capped per message, per connection and in chunk streams by its [`Budget`]:
+//! [`Budget::PUBLISHER`] for a peer that published with a valid key, [`Budget::UNTRUSTED`] (a
+//! few KiB) for everyone else, so that a connection that has not logged in pins kilobytes.
 //!
 //! [`write`] does the reverse with a type 0 chunk followed by type 3 chunks. That depends on
 //! nothing sent earlier on the connection, so the chunks of a message are made once and shared
@@ -28,6 +29,38 @@ pub const MAX_BUFFERED: usize = 16 << 20;
 pub const MAX_CHUNK_STREAMS: usize = 64;
 /// The largest chunk size a peer may announce (RTMP 1.0 §5.4.1: 31 bits).
 pub const MAX_CHUNK_SIZE: u32 = 0x7fff_ffff;
+
+/// What a reader may hold for one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// The largest message.
+    pub max_message: usize,
+    /// The most bytes of unfinished messages, over all chunk streams.
+    pub max_buffered: usize,
+    /// The most chunk streams.
+    pub max_chunk_streams: usize,
+    /// Bytes reserved up front for a message in progress (never more than its length): the
+    /// reassembly of large frames without repeated growth, for publishers only.
+    pub prealloc: usize,
+}
+
+impl Budget {
+    /// A publisher's: 4K keyframes, a few interleaved streams.
+    pub const PUBLISHER: Budget = Budget {
+        max_message: MAX_MESSAGE,
+        max_buffered: MAX_BUFFERED,
+        max_chunk_streams: MAX_CHUNK_STREAMS,
+        prealloc: 64 << 10,
+    };
+    /// Anyone else's (before a login, and viewers, who send only commands): enough for
+    /// `connect` with its capability lists, and nothing reserved ahead of the bytes.
+    pub const UNTRUSTED: Budget = Budget {
+        max_message: 8 << 10,
+        max_buffered: 16 << 10,
+        max_chunk_streams: 8,
+        prealloc: 0,
+    };
+}
 
 /// Message type 1: Set Chunk Size.
 pub const SET_CHUNK_SIZE: u8 = 1;
@@ -75,10 +108,10 @@ pub enum Error {
         /// The limit.
         limit: usize,
     },
-    /// More than [`MAX_CHUNK_STREAMS`] chunk streams.
-    TooManyChunkStreams,
-    /// Unfinished messages past [`MAX_BUFFERED`].
-    TooMuchBuffered,
+    /// More chunk streams than the reader's budget.
+    TooManyChunkStreams(usize),
+    /// Unfinished messages past the reader's budget.
+    TooMuchBuffered(usize),
     /// A Set Chunk Size of 0 or past [`MAX_CHUNK_SIZE`].
     ChunkSize(u32),
     /// A Set Chunk Size or Abort shorter than its 4 bytes.
@@ -95,11 +128,9 @@ impl fmt::Display for Error {
             Error::TooLarge { length, limit } => {
                 write!(f, "a message of {length} bytes (the limit is {limit})")
             }
-            Error::TooManyChunkStreams => {
-                write!(f, "more than {MAX_CHUNK_STREAMS} chunk streams")
-            }
-            Error::TooMuchBuffered => {
-                write!(f, "more than {MAX_BUFFERED} bytes of unfinished messages")
+            Error::TooManyChunkStreams(n) => write!(f, "more than {n} chunk streams"),
+            Error::TooMuchBuffered(n) => {
+                write!(f, "more than {n} bytes of unfinished messages")
             }
             Error::ChunkSize(n) => write!(f, "a chunk size of {n}"),
             Error::ShortControl(t) => write!(f, "a control message of type {t} too short"),
@@ -128,7 +159,7 @@ struct ChunkStream {
 #[derive(Debug)]
 pub struct Reader {
     chunk_size: usize,
-    max_message: usize,
+    budget: Budget,
     streams: HashMap<u32, ChunkStream>,
     buffered: usize,
 }
@@ -137,7 +168,7 @@ impl Default for Reader {
     fn default() -> Reader {
         Reader {
             chunk_size: DEFAULT_CHUNK_SIZE,
-            max_message: MAX_MESSAGE,
+            budget: Budget::PUBLISHER,
             streams: HashMap::new(),
             buffered: 0,
         }
@@ -166,10 +197,20 @@ impl Reader {
         Reader::default()
     }
 
-    /// Lowers (or restores) the largest message accepted: a peer that only sends commands
-    /// needs far less than [`MAX_MESSAGE`].
-    pub fn set_max_message(&mut self, max: usize) {
-        self.max_message = max.min(MAX_MESSAGE);
+    /// Sets what the reader may hold from now on (a reader starts with
+    /// [`Budget::PUBLISHER`]). What is held already stays; a stream that goes on past a
+    /// smaller budget is refused at its next chunk.
+    pub fn set_budget(&mut self, budget: Budget) {
+        self.budget = budget;
+    }
+
+    /// The bytes held for unfinished messages, reserved or filled.
+    pub fn held(&self) -> usize {
+        self.streams
+            .values()
+            .filter_map(|s| s.partial.as_ref())
+            .map(BytesMut::capacity)
+            .sum()
     }
 
     /// The peer's chunk size.
@@ -227,8 +268,8 @@ impl Reader {
         let stream = self.streams.get(&chunk_stream);
         match stream {
             None if fmt >= 2 => return Err(Error::NoHeader { chunk_stream, fmt }),
-            None if self.streams.len() >= MAX_CHUNK_STREAMS => {
-                return Err(Error::TooManyChunkStreams);
+            None if self.streams.len() >= self.budget.max_chunk_streams => {
+                return Err(Error::TooManyChunkStreams(self.budget.max_chunk_streams));
             }
             _ => {}
         }
@@ -295,10 +336,10 @@ impl Reader {
             (None, Some(s)) => s.length,
             (None, None) => 0,
         };
-        if length > self.max_message {
+        if length > self.budget.max_message {
             return Err(Error::TooLarge {
                 length,
-                limit: self.max_message,
+                limit: self.budget.max_message,
             });
         }
         let have = match stream.and_then(|s| s.partial.as_ref()) {
@@ -350,13 +391,14 @@ impl Reader {
             let data = Bytes::copy_from_slice(payload);
             return Ok(Some((used, Some(Message { header, data }))));
         }
-        if self.buffered + n > MAX_BUFFERED {
-            return Err(Error::TooMuchBuffered);
+        if self.buffered + n > self.budget.max_buffered {
+            return Err(Error::TooMuchBuffered(self.budget.max_buffered));
         }
         self.buffered += n;
+        let reserve = length.min(self.budget.prealloc).max(n);
         let partial = stream
             .partial
-            .get_or_insert_with(|| BytesMut::with_capacity(length.min(64 << 10)));
+            .get_or_insert_with(|| BytesMut::with_capacity(reserve));
         partial.put_slice(payload);
         if partial.len() < length {
             return Ok(Some((used, None)));
@@ -651,7 +693,7 @@ mod tests {
         }
         assert_eq!(
             read_all(&mut Reader::new(), &mut w),
-            Err(Error::TooManyChunkStreams)
+            Err(Error::TooManyChunkStreams(MAX_CHUNK_STREAMS))
         );
     }
 
@@ -659,7 +701,10 @@ mod tests {
     fn a_lowered_limit_refuses_what_the_default_accepts() {
         let bytes = chunked(&header(3, 0, 20), &[0; 2000], 128);
         let mut r = Reader::new();
-        r.set_max_message(1000);
+        r.set_budget(Budget {
+            max_message: 1000,
+            ..Budget::UNTRUSTED
+        });
         let mut buf = BytesMut::from(&bytes[..]);
         assert_eq!(
             r.next(&mut buf),
@@ -684,8 +729,74 @@ mod tests {
             w.put_slice(&bytes[..12 + (1 << 20)]);
             w.put_slice(&bytes[12 + (1 << 20)..][..(6 << 20) + 6]);
         }
-        assert_eq!(read_all(&mut r, &mut w), Err(Error::TooMuchBuffered));
+        assert_eq!(
+            read_all(&mut r, &mut w),
+            Err(Error::TooMuchBuffered(MAX_BUFFERED))
+        );
         assert!(r.buffered <= MAX_BUFFERED);
+    }
+
+    /// The reproduction of issue 16: unfinished messages on every chunk stream, a byte short
+    /// of done, before any login. An untrusted reader holds kilobytes, whatever it is sent.
+    #[test]
+    fn an_untrusted_peer_pins_kilobytes() {
+        let mut r = Reader::new();
+        r.set_budget(Budget::UNTRUSTED);
+        let mut w = BytesMut::new();
+        let mut sent = 0;
+        let mut result = Ok(());
+        for id in 3..64 {
+            let data = vec![0u8; 60_000];
+            let bytes = chunked(&header(id, 0, 20), &data, 128);
+            w.put_slice(&bytes[..12 + 128]);
+            sent += 128;
+            result = read_all(&mut r, &mut w).map(drop);
+            if result.is_err() {
+                break;
+            }
+        }
+        // 60,000 bytes is past the budget's message size: refused at the first header.
+        assert!(matches!(result, Err(Error::TooLarge { .. })), "{result:?}");
+        assert_eq!((sent, r.held()), (128, 0));
+
+        // Small messages, each a chunk short of done, on as many chunk streams as allowed.
+        let mut r = Reader::new();
+        r.set_budget(Budget::UNTRUSTED);
+        let mut w = BytesMut::new();
+        for id in 3..64 {
+            let bytes = chunked(&header(id, 0, 20), &[0u8; 8000], 128);
+            w.put_slice(&bytes[..12 + 128]);
+        }
+        let e = read_all(&mut r, &mut w).unwrap_err();
+        assert_eq!(
+            e,
+            Error::TooManyChunkStreams(Budget::UNTRUSTED.max_chunk_streams)
+        );
+        assert!(
+            r.held() <= 2 * Budget::UNTRUSTED.max_buffered,
+            "{}",
+            r.held()
+        );
+
+        // One message filled chunk by chunk up to the budget.
+        let mut r = Reader::new();
+        r.set_budget(Budget {
+            max_chunk_streams: 64,
+            ..Budget::UNTRUSTED
+        });
+        let mut w = BytesMut::new();
+        for id in 3..64 {
+            // All but the last chunk (1 + 64 bytes).
+            let bytes = chunked(&header(id, 0, 20), &[0u8; 8000], 128);
+            w.put_slice(&bytes[..bytes.len() - 65]);
+        }
+        let e = read_all(&mut r, &mut w).unwrap_err();
+        assert_eq!(e, Error::TooMuchBuffered(Budget::UNTRUSTED.max_buffered));
+        assert!(
+            r.held() <= 2 * Budget::UNTRUSTED.max_buffered,
+            "{}",
+            r.held()
+        );
     }
 
     #[test]

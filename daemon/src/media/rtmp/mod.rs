@@ -22,11 +22,13 @@
 //!   (`play::Shared`), so one frame costs the same for one viewer or a hundred.
 //!
 //! A rude peer (garbage, an oversized message or chunk size, a stall mid-message, a nesting
-//! bomb in AMF0) gets one log line and the connection closed: limits are in [`chunk`] (8 MiB a
-//! message, 64 KiB until the peer publishes; 16 MiB unfinished) and [`command`], timeouts in
-//! `session`. The number of connections is the listener's to cap. Composition time offsets (B-frames) are dropped: a hub frame has a
-//! single timestamp, and it carries the decode time so that every output's timeline stays
-//! monotonic.
+//! bomb in AMF0) gets one log line and the connection closed: limits are in [`chunk`] (a
+//! publisher's 8 MiB a message and 16 MiB unfinished; 8 KiB and 16 KiB for anyone who has not
+//! published with a valid key) and [`command`], timeouts in `session` (a peer has 10 s after
+//! its handshake to publish or play). The number of connections is the listener's to cap
+//! (`base::admission`): a session counts against its address until it publishes or plays.
+//! Composition time offsets (B-frames) are dropped: a hub frame has a single timestamp, and it
+//! carries the decode time so that every output's timeline stays monotonic.
 
 pub mod chunk;
 pub mod command;
@@ -127,8 +129,9 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send>(
     stream: S,
     peer: SocketAddr,
     ctx: Arc<RtmpContext>,
+    ticket: Arc<crate::base::admission::Ticket>,
 ) {
-    match session::run(stream, peer, ctx).await {
+    match session::run(stream, peer, ctx, ticket).await {
         Ok(reason) => tracing::info!(peer = %peer, reason = %reason, "RTMP connection ended"),
         Err(error) => {
             tracing::warn!(peer = %peer, error = %error, "closing an RTMP connection")

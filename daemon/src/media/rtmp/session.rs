@@ -17,17 +17,19 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::chunk::{self, Header, Message};
+use super::chunk::{self, Budget, Header, Message};
 use super::command::{self, AMF0_COMMAND, AMF0_DATA, AMF3_COMMAND, Command};
 use super::play::{OUT_CHUNK_SIZE, Player, STREAM_ID};
 use super::publish::Publisher;
 use super::{APP, RtmpContext};
+use crate::base::admission::Ticket;
 use crate::media::hub::{Item, Stop};
 
 /// How long the handshake may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A peer that neither publishes nor plays is dropped after this long without a byte.
-pub const IDLE: Duration = Duration::from_secs(30);
+/// A peer that has neither published with a valid key nor played with a valid token this long
+/// after its handshake is dropped, however busy it keeps the connection.
+pub const LOGIN_WITHIN: Duration = Duration::from_secs(10);
 /// A publisher silent this long, or a peer stopped in the middle of a message, is dropped.
 pub const STALL: Duration = Duration::from_secs(10);
 /// A peer that accepts no bytes for this long is dropped.
@@ -58,6 +60,8 @@ pub type End = Result<String, String>;
 struct Session {
     peer: SocketAddr,
     ctx: Arc<RtmpContext>,
+    /// The connection's admission: told when the peer publishes or plays.
+    ticket: Arc<Ticket>,
     reader: chunk::Reader,
     connected: bool,
     /// The `token` of the connect URL (`rtmp://host/live?token=T`).
@@ -84,13 +88,14 @@ fn query_token(query: &str) -> Option<String> {
 }
 
 impl Session {
-    fn new(peer: SocketAddr, ctx: Arc<RtmpContext>) -> Session {
-        // Until a peer publishes, it sends only commands: a large message is not buffered.
+    fn new(peer: SocketAddr, ctx: Arc<RtmpContext>, ticket: Arc<Ticket>) -> Session {
+        // Until a peer publishes, it sends only commands: it may hold a few KiB.
         let mut reader = chunk::Reader::new();
-        reader.set_max_message(command::MAX_COMMAND);
+        reader.set_budget(Budget::UNTRUSTED);
         Session {
             peer,
             ctx,
+            ticket,
             reader,
             connected: false,
             connect_token: None,
@@ -263,7 +268,8 @@ impl Session {
             return;
         };
         let publisher = Publisher::new(self.ctx.clone(), &device);
-        self.reader.set_max_message(chunk::MAX_MESSAGE);
+        self.reader.set_budget(Budget::PUBLISHER);
+        self.ticket.authenticated();
         self.role = Role::Publishing(Box::new(publisher));
         self.stream_begin(stream_id);
         let description = format!("publishing {device}");
@@ -283,6 +289,7 @@ impl Session {
             self.end = Some(Err(format!("play \"{name}\" without a valid token")));
             return;
         }
+        self.ticket.authenticated();
         let Some(hub) = self.ctx.hubs.get(&name) else {
             let description = format!("no live stream \"{name}\" on this node");
             self.status(
@@ -352,7 +359,7 @@ impl Session {
             return Some((STALL, "stalled in the middle of a message"));
         }
         match self.role {
-            Role::Idle => Some((IDLE, "neither published nor played")),
+            Role::Idle => None,
             Role::Publishing(_) => Some((STALL, "a publisher sent nothing")),
             Role::Playing(_) => None,
         }
@@ -429,11 +436,13 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
     mut io: S,
     peer: SocketAddr,
     ctx: Arc<RtmpContext>,
+    ticket: Arc<Ticket>,
 ) -> End {
     let rest = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&mut io))
         .await
         .map_err(|_| format!("no handshake within {} s", HANDSHAKE_TIMEOUT.as_secs()))??;
-    let mut session = Session::new(peer, ctx);
+    let login_by = Instant::now() + LOGIN_WITHIN;
+    let mut session = Session::new(peer, ctx, ticket);
     // A viewer sends little after play; only a publisher's input grows (see the reserve below).
     let mut input = BytesMut::with_capacity(4 << 10);
     input.extend_from_slice(&rest);
@@ -456,9 +465,12 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
             Role::Publishing(_) => 16 << 10,
             _ => 1 << 10,
         });
-        let deadline = session
+        let mut deadline = session
             .silence()
             .map(|(limit, what)| (last_read + limit, limit, what));
+        if matches!(session.role, Role::Idle) && deadline.is_none_or(|(at, ..)| login_by < at) {
+            deadline = Some((login_by, LOGIN_WITHIN, "neither published nor played"));
+        }
         let kicked = session.kicked();
         let kicked = async {
             match kicked {

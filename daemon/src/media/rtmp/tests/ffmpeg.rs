@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{DEVICE, KEY, TOKEN, context};
+use crate::base::admission::Ticket;
 use crate::media::fmp4;
 use crate::media::frame::{Codec, Kind};
 use crate::media::hub::Item;
@@ -45,7 +46,7 @@ async fn listen(ctx: Arc<RtmpContext>) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((stream, peer)) = listener.accept().await {
-            tokio::spawn(serve(stream, peer, ctx.clone()));
+            tokio::spawn(serve(stream, peer, ctx.clone(), Ticket::unlimited()));
         }
     });
     addr

@@ -1,0 +1,213 @@
+//! `sited push FILE --to URL [--dry-run]`: what a CI pipeline runs after `sited validate`.
+//!
+//! It reads the site file in force from the application node (`GET /api/v1/site/file`), then:
+//! - with `--dry-run`, prints each node's plan diff between that file and FILE and exits as
+//!   `sited plan` does: 0 no change, 2 changes, 1 error;
+//! - without, sends FILE with `If-Match` set to the version it read (`PUT /api/v1/site`), so
+//!   that an edit made meanwhile is never overwritten, and waits until every node runs the
+//!   new version (`GET /api/v1/nodes`): 0 when all do, 1 otherwise.
+//!
+//! Credentials come from `SITED_USER` and `SITED_PASSWORD`, or from `--credentials FILE`
+//! (one line, `user:password`), never from the command line. The URL is `http://HOST:PORT`.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+
+use crate::plan::diff;
+
+/// Arguments of `sited push`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The new site file.
+    pub file: PathBuf,
+    /// The application node: `http://HOST:PORT`.
+    #[arg(long)]
+    pub to: String,
+    /// Print each node's plan diff and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// A file holding `user:password` (else SITED_USER and SITED_PASSWORD).
+    #[arg(long)]
+    pub credentials: Option<PathBuf>,
+    /// How long to wait for every node to run the new version, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub wait_secs: u64,
+}
+
+/// An HTTP answer: status, headers (lowercase names) and body.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection.
+fn request(
+    host: &str,
+    method: &str,
+    path: &str,
+    auth: &str,
+    extra: &str,
+    body: &str,
+) -> Result<Answer, String> {
+    let mut s = TcpStream::connect(host).map_err(|e| format!("cannot reach {host}: {e}"))?;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {auth}\r\nConnection: close\r\nContent-Length: {}\r\n{extra}\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes())
+        .and_then(|()| s.write_all(body.as_bytes()))
+        .map_err(|e| format!("sending to {host}: {e}"))?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)
+        .map_err(|e| format!("reading from {host}: {e}"))?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("a malformed answer")?;
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or("a malformed status line")?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Ok(Answer {
+        status,
+        headers,
+        body: body.to_string(),
+    })
+}
+
+fn credentials(args: &Args) -> Result<String, String> {
+    let pair = match &args.credentials {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+            .trim()
+            .to_string(),
+        None => match (std::env::var("SITED_USER"), std::env::var("SITED_PASSWORD")) {
+            (Ok(u), Ok(p)) => format!("{u}:{p}"),
+            _ => {
+                return Err(
+                    "give credentials: SITED_USER and SITED_PASSWORD, or --credentials FILE".into(),
+                );
+            }
+        },
+    };
+    if !pair.contains(':') {
+        return Err("credentials are `user:password`".into());
+    }
+    Ok(base64::engine::general_purpose::STANDARD.encode(pair))
+}
+
+/// Runs the command.
+pub fn run(args: &Args) -> ExitCode {
+    match push(args) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("sited: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn push(args: &Args) -> Result<u8, String> {
+    let host = args
+        .to
+        .strip_prefix("http://")
+        .ok_or("--to takes http://HOST:PORT")?
+        .trim_end_matches('/')
+        .to_string();
+    let auth = credentials(args)?;
+    let new_text = std::fs::read_to_string(&args.file)
+        .map_err(|e| format!("cannot read {}: {e}", args.file.display()))?;
+    let Ok(new_site) = super::load_site(&args.file) else {
+        return Err(format!(
+            "{} is invalid; nothing was sent",
+            args.file.display()
+        ));
+    };
+    let current = request(&host, "GET", "/api/v1/site/file", &auth, "", "")?;
+    if current.status != 200 {
+        return Err(format!(
+            "GET /api/v1/site/file: {} {}",
+            current.status,
+            current.body.trim()
+        ));
+    }
+    let etag = current
+        .header("etag")
+        .ok_or("the application node gave no ETag")?
+        .to_string();
+    if args.dry_run {
+        let old_site = crate::plan::check(&current.body, Default::default()).site;
+        let mut changed = false;
+        for node in &new_site.nodes {
+            let new = crate::plan::plan(&new_site, &node.name).ok_or("a node vanished")?;
+            let old = old_site
+                .as_ref()
+                .and_then(|s| crate::plan::plan(s, &node.name))
+                .unwrap_or_else(|| new.emptied());
+            let change = diff::diff(&old, &new);
+            changed |= !change.is_empty();
+            println!("node {}:", node.name);
+            print!("{}", diff::render(&change));
+        }
+        return Ok(if changed { 2 } else { 0 });
+    }
+    let put = request(
+        &host,
+        "PUT",
+        "/api/v1/site",
+        &auth,
+        &format!("If-Match: {etag}\r\nContent-Type: application/toml\r\n"),
+        &new_text,
+    )?;
+    if put.status != 202 {
+        return Err(format!(
+            "PUT /api/v1/site: {} {}",
+            put.status,
+            put.body.trim()
+        ));
+    }
+    let version = crate::base::hex::sha256(new_text.as_bytes());
+    let deadline = Instant::now() + Duration::from_secs(args.wait_secs);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        let Ok(nodes) = request(&host, "GET", "/api/v1/nodes", &auth, "", "") else {
+            continue;
+        };
+        let Ok(json) = serde_json::from_str::<serde_json::Value>(&nodes.body) else {
+            continue;
+        };
+        let rollout = &json["rollout"];
+        last = rollout["text"].as_str().unwrap_or_default().to_string();
+        if rollout["version"].as_str() == Some(version.as_str())
+            && rollout["applied"] == rollout["of"]
+        {
+            println!("{last}");
+            return Ok(0);
+        }
+    }
+    Err(format!(
+        "not every node runs version {version} after {} s: {last}",
+        args.wait_secs
+    ))
+}
