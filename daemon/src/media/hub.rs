@@ -39,6 +39,11 @@ struct Cache {
     tracks: Option<Arc<Tracks>>,
     gop: Vec<Arc<Frame>>,
     seq: u64,
+    /// A video frame with a composition offset, or one timed before the frame it follows (a
+    /// camera over RTSP, whose clock is presentation time), came in this epoch.
+    bframes: bool,
+    /// The last video frame's decode time.
+    last_video: Option<i64>,
 }
 
 /// Counters a hub keeps for the status.
@@ -85,6 +90,8 @@ impl Hub {
             }
             c.tracks = Some(tracks.clone());
             c.gop.clear();
+            c.bframes = false;
+            c.last_video = None;
         }
         let _ = self.tx.send(Item::Tracks(tracks));
     }
@@ -94,6 +101,7 @@ impl Hub {
         if let Ok(mut c) = self.cache.lock() {
             c.tracks = None;
             c.gop.clear();
+            c.last_video = None;
         }
     }
 
@@ -113,6 +121,17 @@ impl Hub {
             });
             if kind == Kind::Video && keyframe {
                 c.gop.clear();
+            }
+            if kind == Kind::Video {
+                // A step back of under half a second is reordering; a longer one, a restart.
+                let half_second = c
+                    .tracks
+                    .as_ref()
+                    .and_then(|t| t.video.as_ref())
+                    .map_or(45_000, |v| i64::from(v.timescale / 2));
+                let back = c.last_video.map_or(0, |last| last - dts);
+                c.bframes |= composition != 0 || (back > 0 && back < half_second);
+                c.last_video = Some(dts);
             }
             if c.gop.len() < GOP_LIMIT && (!c.gop.is_empty() || (kind == Kind::Video && keyframe)) {
                 c.gop.push(frame.clone());
@@ -142,6 +161,17 @@ impl Hub {
     /// The tracks of the stream, while it has a source.
     pub fn tracks(&self) -> Option<Arc<Tracks>> {
         self.cache.lock().ok()?.tracks.clone()
+    }
+
+    /// Whether the stream has B-frames (a video frame's presentation time differed from its
+    /// decode time since the tracks were last set): WebRTC cannot carry it.
+    pub fn has_bframes(&self) -> bool {
+        self.cache.lock().is_ok_and(|c| c.bframes)
+    }
+
+    /// The GOP cache's keyframe: what a viewer asking for a picture (PLI, FIR) gets.
+    pub fn keyframe(&self) -> Option<Arc<Frame>> {
+        self.cache.lock().ok()?.gop.first().cloned()
     }
 
     /// The counters.
@@ -311,6 +341,36 @@ mod tests {
             panic!()
         };
         assert_eq!(f.seq, 5, "no frame twice, none lost between cache and live");
+    }
+
+    #[test]
+    fn b_frames_are_seen_by_composition_or_by_presentation_order() {
+        let hub = Hub::new("cam");
+        hub.set_tracks(Tracks::default());
+        for (dts, composition) in [(0, 0), (50_000, 0), (100_000, 0)] {
+            hub.push(Kind::Video, dts, composition, false, Bytes::new());
+        }
+        assert!(!hub.has_bframes());
+        hub.push(Kind::Video, 0, 0, true, Bytes::new());
+        assert!(!hub.has_bframes(), "a restarted clock is not reordering");
+        hub.push(Kind::Video, 10_800, 0, false, Bytes::new());
+        hub.push(Kind::Video, 3600, 0, false, Bytes::new());
+        assert!(hub.has_bframes(), "RTSP: presentation times out of order");
+        hub.set_tracks(Tracks {
+            video: None,
+            audio: Some(Arc::new(crate::media::frame::Track {
+                codec: crate::media::frame::Codec::Aac,
+                timescale: 48_000,
+                extra_data: Bytes::new(),
+                sample_entry: Bytes::new(),
+                rfc6381: String::new(),
+                dimensions: (0, 0),
+                channels: 1,
+            })),
+        });
+        assert!(!hub.has_bframes(), "a new epoch forgets");
+        hub.push(Kind::Video, 0, 1800, true, Bytes::new());
+        assert!(hub.has_bframes(), "RTMP: a composition offset");
     }
 
     #[tokio::test]

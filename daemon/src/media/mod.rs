@@ -9,6 +9,8 @@
 //! - [`push`]: cameras that push over RTSP (ANNOUNCE, RECORD) into their hubs;
 //! - [`rtmp`]: devices publish and viewers play over RTMP; [`sample_entry`]: MP4 sample entries
 //!   for sources that bring their own decoder configuration.
+//! - [`webrtc`]: WebRTC viewers (WHEP) on one UDP socket; [`turn`]: the TURN relay that can
+//!   relay to nothing but that socket; [`stun`]: the STUN messages both read.
 
 pub mod cameras;
 pub mod fmp4;
@@ -20,3 +22,6 @@ pub mod push;
 pub mod recorder;
 pub mod rtmp;
 pub mod sample_entry;
+pub mod stun;
+pub mod turn;
+pub mod webrtc;

@@ -368,6 +368,21 @@ impl Daemon {
         for a in actions {
             tracing::info!(action = %a, "reconcile");
         }
+        let secret = self.routers.turn_secret.clone();
+        self.routers
+            .webrtc
+            .set_settings(super::listeners::webrtc_settings(
+                plan,
+                &self.listeners,
+                secret.clone(),
+            ));
+        self.routers
+            .turn
+            .set_settings(super::listeners::turn_settings(Some((
+                plan,
+                &self.listeners,
+                secret,
+            ))));
         self.listeners.apply(
             actions,
             plan,

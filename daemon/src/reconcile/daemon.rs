@@ -115,6 +115,7 @@ impl Daemon {
             site_file: cfg.config.clone(),
             nodes: nodes.clone(),
             discoveries: Default::default(),
+            webrtc: Default::default(),
         });
         let live_outputs = Arc::new(crate::media::output::Live {
             hubs: hubs.clone(),
@@ -146,6 +147,11 @@ impl Daemon {
                 status: cameras.status.clone(),
             }),
             live_outputs,
+            webrtc: app.webrtc.clone(),
+            turn: Arc::new(crate::media::turn::Turn::new(listeners::turn_settings(
+                None,
+            ))),
+            turn_secret: Arc::from(crate::base::random::bytes::<32>()?.to_vec()),
         };
         Ok((
             Daemon {

@@ -42,6 +42,89 @@ pub enum Server {
     Rtmp(RtmpHandle),
     /// Cameras that push over RTSP (NovaVMS 554).
     Push(Arc<crate::media::push::PushContext>),
+    /// The WebRTC media socket (NovaVMS UDP 8555).
+    Webrtc(Arc<crate::media::webrtc::Webrtc>),
+    /// The TURN relay's control socket (NovaVMS UDP 3478).
+    Turn(Arc<crate::media::turn::Turn>),
+    /// The TURN relay's ports: bound by the TURN server, one per allocation, so the listener
+    /// only holds its place while the server runs.
+    TurnRelay,
+}
+
+/// What a listener's supervisor bound.
+enum Sockets {
+    Tcp(Vec<TcpListener>),
+    Udp(tokio::net::UdpSocket),
+    None,
+}
+
+async fn bind_for(server: &Server, bind_to: Bind, port: u16) -> std::io::Result<Sockets> {
+    match server {
+        Server::Webrtc(_) | Server::Turn(_) => crate::media::webrtc::bind(port).map(Sockets::Udp),
+        Server::TurnRelay => Ok(Sockets::None),
+        _ => bind(bind_to, port).await.map(Sockets::Tcp),
+    }
+}
+
+/// The TURN relay's settings from a plan (none: a relay that reaches nothing). The realm is the
+/// site's name; the only peers are the WebRTC socket's host candidates.
+pub fn turn_settings(plan: Option<(&Plan, &Listeners, Arc<[u8]>)>) -> crate::media::turn::Settings {
+    let mut s = crate::media::turn::Settings {
+        realm: "sited".into(),
+        secret: Arc::from(&[][..]),
+        address: Ipv4Addr::UNSPECIFIED.into(),
+        relay_ports: (0, 0),
+        peers: Vec::new(),
+        max_allocations: 0,
+        max_per_user: 0,
+    };
+    let Some((plan, listeners, secret)) = plan else {
+        return s;
+    };
+    let port = |service| {
+        plan.listeners
+            .iter()
+            .find(|l| l.service == service)
+            .map(|l| listeners.bound(l.ports))
+    };
+    s.realm = plan.site.clone();
+    s.secret = secret;
+    s.address = plan.node.address;
+    if let Some(relay) = port(Service::TurnRelay) {
+        s.relay_ports = (relay.lo, relay.hi);
+        s.max_allocations = usize::from(relay.hi - relay.lo) + 1;
+        // A browser allocates once per gathering; a restarted ICE allocates again.
+        s.max_per_user = 4;
+    }
+    if let Some(webrtc) = port(Service::Webrtc) {
+        s.peers = vec![SocketAddr::new(plan.node.address, webrtc.lo)];
+    }
+    s
+}
+
+/// The WebRTC service's settings from a plan: the node's address with the bound port, and the
+/// TURN relay when the plan has one.
+pub fn webrtc_settings(
+    plan: &Plan,
+    listeners: &Listeners,
+    secret: Arc<[u8]>,
+) -> crate::media::webrtc::Settings {
+    let port = |service| {
+        plan.listeners
+            .iter()
+            .find(|l| l.service == service)
+            .map(|l| listeners.bound(l.ports).lo)
+    };
+    crate::media::webrtc::Settings {
+        candidates: port(Service::Webrtc)
+            .map(|p| SocketAddr::new(plan.node.address, p))
+            .into_iter()
+            .collect(),
+        turn: port(Service::Turn).map(|p| crate::media::webrtc::TurnOffer {
+            server: SocketAddr::new(plan.node.address, p),
+            secret,
+        }),
+    }
 }
 
 /// Hands a connection to the RTMP server of the site's current devices.
@@ -102,6 +185,12 @@ pub struct Routers {
     pub rtmp: RtmpHandle,
     /// What the push server reads.
     pub push: Arc<crate::media::push::PushContext>,
+    /// WebRTC viewers (the same service the web's WHEP routes open sessions on).
+    pub webrtc: Arc<crate::media::webrtc::Webrtc>,
+    /// The TURN relay.
+    pub turn: Arc<crate::media::turn::Turn>,
+    /// The per-node secret of the TURN REST credentials, drawn at start.
+    pub turn_secret: Arc<[u8]>,
 }
 
 impl Routers {
@@ -124,6 +213,9 @@ impl Routers {
             (Component::Media, Service::CameraPush) => Some(Server::Push(self.push.clone())),
             (Component::Recorder, Service::Downloads) => Some(Server::Http(self.downloads.clone())),
             (Component::Recorder, Service::Vod) => Some(Server::Http(self.vod.clone())),
+            (Component::Media, Service::Webrtc) => Some(Server::Webrtc(self.webrtc.clone())),
+            (Component::Media, Service::Turn) => Some(Server::Turn(self.turn.clone())),
+            (Component::Media, Service::TurnRelay) => Some(Server::TurnRelay),
             _ => None,
         }
     }
@@ -331,12 +423,22 @@ async fn supervise(
 ) {
     let mut failures = 0u32;
     loop {
-        let error = match bind(bind_to, port).await {
+        let error = match bind_for(&server, bind_to, port).await {
             Ok(sockets) => {
                 set(&status, key, ListenerState::Serving);
                 failures = 0;
-                let served = match &server {
-                    Server::Http(router) => {
+                let served = match (&server, sockets) {
+                    (Server::Webrtc(webrtc), Sockets::Udp(socket)) => {
+                        webrtc.clone().serve(socket, stop.clone()).await
+                    }
+                    (Server::Turn(turn), Sockets::Udp(socket)) => {
+                        turn.clone().serve(socket, stop.clone()).await
+                    }
+                    (_, Sockets::Udp(_)) | (_, Sockets::None) => {
+                        stop.cancelled().await;
+                        Ok(())
+                    }
+                    (Server::Http(router), Sockets::Tcp(sockets)) => {
                         crate::web::serve(
                             sockets,
                             tls.clone(),
@@ -346,7 +448,7 @@ async fn supervise(
                         )
                         .await
                     }
-                    Server::Live(router, live, rtmp) => {
+                    (Server::Live(router, live, rtmp), Sockets::Tcp(sockets)) => {
                         crate::web::serve_with(
                             sockets,
                             tls.clone(),
@@ -357,16 +459,17 @@ async fn supervise(
                         )
                         .await
                     }
-                    Server::Rtsp(live) => {
+                    (Server::Rtsp(live), Sockets::Tcp(sockets)) => {
                         crate::media::output::rtsp::serve(sockets, live.clone(), stop.clone()).await
                     }
-                    Server::Push(ctx) => {
+                    (Server::Push(ctx), Sockets::Tcp(sockets)) => {
                         crate::media::push::serve(sockets, ctx.clone(), stop.clone()).await
                     }
-                    Server::Rtmp(rtmp) => {
+                    (Server::Rtmp(rtmp), Sockets::Tcp(sockets)) => {
                         crate::base::listen::accept_each(sockets, stop.clone(), rtmp_handler(rtmp))
                             .await
                     }
+                    (_, Sockets::Tcp(_)) => Ok(()),
                 };
                 match served {
                     Ok(()) => return,

@@ -34,7 +34,11 @@ fn authorized(app: &App, req: &Request) -> Result<(), Response> {
     }
 }
 
-async fn live(State(app): State<Arc<App>>, Path(name): Path<String>, req: Request) -> Response {
+pub(crate) async fn live(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    req: Request,
+) -> Response {
     if let Err(r) = authorized(&app, &req) {
         return r;
     }

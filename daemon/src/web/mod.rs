@@ -21,6 +21,7 @@ pub mod stall;
 pub mod tls;
 pub mod ui;
 pub mod vod;
+pub mod whep;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -71,6 +72,8 @@ pub struct App {
     pub nodes: Arc<crate::nodes::Registry>,
     /// The last ONVIF discovery of the node.
     pub discoveries: Arc<discover::Discoveries>,
+    /// WebRTC viewers (WHEP).
+    pub webrtc: Arc<crate::media::webrtc::Webrtc>,
 }
 
 impl App {
@@ -269,6 +272,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(api)
         .merge(ui)
         .merge(vod::routes(app.clone()))
+        .merge(whep::routes())
         .layer(middleware::from_fn(origin::check))
         .layer(middleware::from_fn(headers::security))
         .with_state(app)
@@ -310,3 +314,5 @@ pub async fn serve(
 mod tests;
 #[cfg(test)]
 mod vod_tests;
+#[cfg(test)]
+mod whep_tests;

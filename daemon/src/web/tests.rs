@@ -46,6 +46,7 @@ pub(super) async fn server() -> Server {
         site_file: std::env::temp_dir().join(format!("sited-web-test-{}.toml", std::process::id())),
         nodes: Default::default(),
         discoveries: Default::default(),
+        webrtc: Default::default(),
     });
     let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = socket.local_addr().unwrap();

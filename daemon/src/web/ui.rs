@@ -282,7 +282,8 @@ pub async fn cameras(State(app): State<Arc<App>>, Extension(p): Extension<Princi
     frame("Cameras", &site_name(&s), Some(&p.name), "/cameras", &body).into_response()
 }
 
-/// `GET /live`: a grid of the node's cameras, playing live through the WebSocket output.
+/// `GET /live`: a grid of the node's cameras, playing live over WebRTC (WHEP) where the node
+/// serves it, else (and as the fallback) through the WebSocket output.
 pub async fn live(State(app): State<Arc<App>>, Extension(p): Extension<Principal>) -> Response {
     let Ok(s) = app.status.read() else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
@@ -295,6 +296,10 @@ pub async fn live(State(app): State<Arc<App>>, Extension(p): Extension<Principal
                 | crate::catalog::Service::HttpLive
         ) && l.state == ListenerState::Serving
     });
+    let whep = s
+        .listeners
+        .values()
+        .any(|l| l.service == crate::catalog::Service::Webrtc && l.state == ListenerState::Serving);
     let cameras: Vec<String> = s
         .plan
         .iter()
@@ -302,9 +307,9 @@ pub async fn live(State(app): State<Arc<App>>, Extension(p): Extension<Principal
         .map(|c| c.name.clone())
         .collect();
     let body = match output {
-        None => "<p class=\"note\">No live output listens on this node: its layout has no WebSocket or HTTP live port.</p>".to_string(),
-        Some(_) if cameras.is_empty() => "<p class=\"note\">This node ingests no camera.</p>".to_string(),
-        Some(l) => {
+        None if !whep => "<p class=\"note\">No live output listens on this node: its layout has no WebSocket or HTTP live port.</p>".to_string(),
+        _ if cameras.is_empty() => "<p class=\"note\">This node ingests no camera.</p>".to_string(),
+        _ => {
             let (token, _) = match app.auth.grant(p.clone(), crate::auth::TOKEN_TTL) {
                 Ok(t) => t,
                 Err(e) => return super::failure(&e),
@@ -313,9 +318,10 @@ pub async fn live(State(app): State<Arc<App>>, Extension(p): Extension<Principal
                 .iter()
                 .map(|c| format!("<figure><video data-stream=\"{0}\" muted autoplay playsinline></video><figcaption>{0} <span class=\"state note\"></span></figcaption></figure>", esc(c)))
                 .collect();
+            // Without a live port of its own (NovaVMS), MSE plays from the web port itself.
+            let (port, tls) = output.map_or((String::new(), false), |l| (l.bound_port.lo.to_string(), l.tls));
             format!(
-                "<div class=\"grid\" data-live-port=\"{}\" data-live-tls=\"{}\" data-token=\"{token}\">{tiles}</div><script src=\"/assets/live.js\"></script>",
-                l.bound_port.lo, l.tls
+                "<div class=\"grid\" data-live-port=\"{port}\" data-live-tls=\"{tls}\" data-whep=\"{whep}\" data-token=\"{token}\">{tiles}</div><script src=\"/assets/live.js\"></script>",
             )
         }
     };
