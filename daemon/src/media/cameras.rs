@@ -38,6 +38,8 @@ pub struct Supervisor {
     pub segment: std::time::Duration,
     /// The cameras that push, for the push server.
     pub push: super::push::PushCameras,
+    /// Opens the pulled cameras' streams; tests give a fake.
+    pub opener: Arc<dyn ingest::Opener>,
 }
 
 impl Supervisor {
@@ -57,6 +59,7 @@ impl Supervisor {
             disk_full: Arc::default(),
             segment: std::time::Duration::from_secs(60),
             push: Arc::default(),
+            opener: Arc::new(ingest::Retina::default()),
         }
     }
 
@@ -121,6 +124,7 @@ impl Supervisor {
                 hub.clone(),
                 self.status.clone(),
                 stop.clone(),
+                self.opener.clone(),
             ));
         }
         let recorder = camera.record.then(|| {

@@ -106,9 +106,48 @@ fn scrub(text: &str, camera: &Camera, password: Option<&str>) -> String {
     out
 }
 
+/// Opens a camera's stream and feeds its hub until the stream ends: the seam the unit tests
+/// of the supervisor and of reconcile swap for a fake, as Moonfire NVR has for its streams, so
+/// that they open no connection.
+pub trait Opener: Send + Sync {
+    /// One session with `camera`: `Ok(true)` if frames flowed before it ended.
+    fn session<'a>(
+        &'a self,
+        camera: &'a Camera,
+        password: Option<&'a str>,
+        hub: &'a Hub,
+        cams: &'a Statuses,
+        stop: &'a CancellationToken,
+    ) -> futures_util::future::BoxFuture<'a, Result<bool, String>>;
+}
+
+/// The real opener: RTSP with retina, one session group for the node's cameras.
+#[derive(Default)]
+pub struct Retina {
+    group: Arc<SessionGroup>,
+}
+
+impl Opener for Retina {
+    fn session<'a>(
+        &'a self,
+        camera: &'a Camera,
+        password: Option<&'a str>,
+        hub: &'a Hub,
+        cams: &'a Statuses,
+        stop: &'a CancellationToken,
+    ) -> futures_util::future::BoxFuture<'a, Result<bool, String>> {
+        Box::pin(session(camera, password, hub, cams, &self.group, stop))
+    }
+}
+
 /// Pulls one camera until `stop`, reconnecting with backoff.
-pub async fn run(camera: Camera, hub: Arc<Hub>, cams: Statuses, stop: CancellationToken) {
-    let group = Arc::new(SessionGroup::default());
+pub async fn run(
+    camera: Camera,
+    hub: Arc<Hub>,
+    cams: Statuses,
+    stop: CancellationToken,
+    opener: Arc<dyn Opener>,
+) {
     let mut failures = 0u32;
     loop {
         update(&cams, &camera.name, |c| c.state = CameraState::Connecting);
@@ -117,10 +156,12 @@ pub async fn run(camera: Camera, hub: Arc<Hub>, cams: Statuses, stop: Cancellati
         });
         let outcome = match password {
             Some(Err(e)) => Err(format!("cannot read the password file: {e}")),
-            Some(Ok(p)) => session(&camera, Some(&p), &hub, &cams, &group, &stop)
+            Some(Ok(p)) => opener
+                .session(&camera, Some(&p), &hub, &cams, &stop)
                 .await
                 .map_err(|e| scrub(&e, &camera, Some(&p))),
-            None => session(&camera, None, &hub, &cams, &group, &stop)
+            None => opener
+                .session(&camera, None, &hub, &cams, &stop)
                 .await
                 .map_err(|e| scrub(&e, &camera, None)),
         };

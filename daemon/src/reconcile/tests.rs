@@ -56,6 +56,25 @@ impl Resolver for FakeResolver {
     }
 }
 
+/// A camera that connects to nothing: its session waits until it is stopped.
+struct Idle;
+
+impl crate::media::ingest::Opener for Idle {
+    fn session<'a>(
+        &'a self,
+        _: &'a crate::config::Camera,
+        _: Option<&'a str>,
+        _: &'a crate::media::hub::Hub,
+        _: &'a crate::media::ingest::Statuses,
+        stop: &'a CancellationToken,
+    ) -> futures_util::future::BoxFuture<'a, Result<bool, String>> {
+        Box::pin(async move {
+            stop.cancelled().await;
+            Ok(false)
+        })
+    }
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -94,7 +113,8 @@ impl Harness {
             firewall: Some(firewall.clone()),
             resolver: Arc::new(FakeResolver::default()),
         };
-        let (daemon, _) = Daemon::with_drivers(cfg, CancellationToken::new(), drivers).unwrap();
+        let (mut daemon, _) = Daemon::with_drivers(cfg, CancellationToken::new(), drivers).unwrap();
+        daemon.cameras.opener = Arc::new(Idle);
         let ports = [
             Service::Web,
             Service::ConfigApi,

@@ -60,8 +60,21 @@ pub async fn render(State(app): State<Arc<App>>) -> impl IntoResponse {
         metric(
             "sited_firewall_apply_failures_total",
             "counter",
-            "Firewall applies that failed.",
-            &[(String::new(), s.firewall_failures.to_string())],
+            "Firewall applies that failed, by the error's kind (firewall-rejected, firewall-failed, firewall-mismatch, firewall-restore-failed).",
+            &crate::base::Kind::ALL
+                .iter()
+                .filter(|k| k.name().starts_with("firewall-"))
+                .map(|k| {
+                    (
+                        format!("{{kind=\"{}\"}}", k.name()),
+                        s.firewall_failures_by_kind
+                            .get(k.name())
+                            .copied()
+                            .unwrap_or(0)
+                            .to_string(),
+                    )
+                })
+                .collect::<Vec<_>>(),
         );
         let states = ["serving", "failed", "system", "in-process", "not-built"];
         let lines: Vec<(String, String)> = s

@@ -390,45 +390,54 @@ pub async fn recordings(
                 .into_response(),
         };
     }
-    let Ok(s) = app.status.read() else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
-    let cameras: Vec<String> = s
-        .plan
-        .iter()
-        .flat_map(|p| p.cameras.iter())
-        .filter(|c| c.record)
-        .map(|c| c.name.clone())
-        .collect();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    let mut rows = Vec::new();
-    if let Ok(store) = app.store.lock() {
-        for c in &cameras {
-            let spans = store
-                .recording_spans(c, now - 86_400_000, now)
-                .unwrap_or_default();
-            let fmt = |ms: i64| {
-                humantime::format_rfc3339_seconds(
-                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64),
-                )
-                .to_string()
-            };
-            let list: Vec<String> = spans
+    let (site, cameras): (String, Vec<String>) = match app.status.read() {
+        Ok(s) => (
+            site_name(&s),
+            s.plan
                 .iter()
+                .flat_map(|p| p.cameras.iter())
+                .filter(|c| c.record)
+                .map(|c| c.name.clone())
+                .collect(),
+        ),
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    let now = crate::base::time::now_ms();
+    let names = cameras.clone();
+    let spans = super::with_store(&app, move |store| {
+        names
+            .iter()
+            .map(|c| store.recording_spans(c, now - 86_400_000, now))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .unwrap_or_default();
+    let fmt = |ms: i64| {
+        humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH
+                + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0)),
+        )
+        .to_string()
+    };
+    let rows: Vec<Vec<String>> = cameras
+        .iter()
+        .zip(spans.iter().map(Some).chain(std::iter::repeat(None)))
+        .map(|(c, spans)| {
+            let list: Vec<String> = spans
+                .into_iter()
+                .flatten()
                 .map(|sp| format!("{} – {}", fmt(sp.start_ms), fmt(sp.end_ms)))
                 .collect();
-            rows.push(vec![
+            vec![
                 esc(c),
                 if list.is_empty() {
                     "<span class=\"note\">nothing yet</span>".into()
                 } else {
                     esc(&list.join("\n")).replace('\n', "<br>")
                 },
-            ]);
-        }
-    }
+            ]
+        })
+        .collect();
     let options: String = cameras
         .iter()
         .map(|c| format!("<option>{}</option>", esc(c)))
@@ -441,14 +450,7 @@ pub async fn recordings(
             table(&["Camera", "Recorded in the last 24 hours (UTC)"], &rows)
         )
     };
-    frame(
-        "Recordings",
-        &site_name(&s),
-        Some(&p.name),
-        "/recordings",
-        &body,
-    )
-    .into_response()
+    frame("Recordings", &site, Some(&p.name), "/recordings", &body).into_response()
 }
 
 /// `GET /ports`: this node's port table, as `sited ports` prints it, and its listeners.
