@@ -145,13 +145,16 @@ impl Throttle {
         self.counts.is_empty()
     }
 
+    /// Makes room for one more try's keys (its source and its user), so that the table never
+    /// holds more than [`MAX_KEYS`]: expired keys go first, then the oldest.
     fn prune(&mut self, now: Instant) {
-        if self.counts.len() < MAX_KEYS {
+        const KEYS_PER_TRY: usize = 2;
+        if self.counts.len() + KEYS_PER_TRY <= MAX_KEYS {
             return;
         }
         self.counts
             .retain(|_, c| now.duration_since(c.since) < FAILURE_WINDOW);
-        while self.counts.len() >= MAX_KEYS {
+        while self.counts.len() + KEYS_PER_TRY > MAX_KEYS {
             let Some(oldest) = self
                 .counts
                 .iter()
