@@ -3,7 +3,7 @@
 //! - [`error`]: the one error type, with a kind that survives up to the API and the metrics;
 //! - [`backoff`]: the delays of supervised tasks;
 //! - [`random`], [`hex`], [`time`]: random bytes, hex and the time formats sited writes;
-//! - [`fs`]: atomic file writes;
+//! - [`fs`]: atomic file writes; [`markup`]: escaping into HTML and XML;
 //! - [`admission`]: who may hold a connection open before a login, and the descriptor reserve;
 //! - [`listen`]: the one accept loop of every TCP listener, and the connections shutdown waits
 //!   for;
@@ -15,6 +15,7 @@ pub mod error;
 pub mod fs;
 pub mod hex;
 pub mod listen;
+pub mod markup;
 pub mod random;
 pub mod skip;
 pub mod time;

@@ -46,19 +46,15 @@ impl Secret {
 
     /// Reads a secret file's text: 64 hex digits, white space around them ignored.
     pub fn parse(text: &str) -> Result<Secret, Error> {
-        let hex = text.trim();
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            crate::bail!(
-                Invalid,
-                "a site secret is 64 hex digits (`sited secret` makes one)"
-            );
-        }
-        let mut out = [0u8; 32];
-        for (i, byte) in out.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
-                .map_err(|_| crate::err!(Invalid, "a site secret is 64 hex digits"))?;
-        }
-        Ok(Secret(out))
+        crate::base::hex::decode(text.trim())
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .map(Secret)
+            .ok_or_else(|| {
+                crate::err!(
+                    Invalid,
+                    "a site secret is 64 hex digits (`sited secret` makes one)"
+                )
+            })
     }
 
     fn proof(&self, side: &str, node: &str, media: &[u8; NONCE], app: &[u8; NONCE]) -> Vec<u8> {

@@ -109,29 +109,17 @@ pub fn decode(frame: &[u8]) -> Result<Message, Error> {
 
 /// Hex to bytes of a fixed length.
 pub fn unhex<const N: usize>(text: &str) -> Result<[u8; N], Error> {
-    let bytes = text.as_bytes();
-    if bytes.len() != 2 * N {
-        crate::bail!(Invalid, "a node link field has the wrong length");
-    }
-    let mut out = [0u8; N];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
-            .map_err(|_| crate::err!(Invalid, "a node link field is not hex"))?;
-    }
-    Ok(out)
+    <[u8; N]>::try_from(unhex_vec(text)?)
+        .map_err(|_| crate::err!(Invalid, "a node link field has the wrong length"))
 }
 
 /// Hex to bytes of any length (proofs).
 pub fn unhex_vec(text: &str) -> Result<Vec<u8>, Error> {
-    if !text.len().is_multiple_of(2) || text.len() > 256 {
+    if text.len() > 256 {
         crate::bail!(Invalid, "a node link field has the wrong length");
     }
-    (0..text.len() / 2)
-        .map(|i| {
-            u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
-                .map_err(|_| crate::err!(Invalid, "a node link field is not hex"))
-        })
-        .collect()
+    crate::base::hex::decode(text)
+        .ok_or_else(|| crate::err!(Invalid, "a node link field is not hex"))
 }
 
 #[cfg(test)]

@@ -23,24 +23,10 @@ pub const PROFILES: usize = 8;
 pub const FIELD: usize = 256;
 
 const DEVICE: &str = "http://www.onvif.org/ver10/device/wsdl";
+pub use crate::base::markup::escape;
+
 const MEDIA: &str = "http://www.onvif.org/ver10/media/wsdl";
 const SCHEMA: &str = "http://www.onvif.org/ver10/schema";
-
-/// Escapes text for an XML element or attribute.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// A request to a device's or media service.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,23 +4,10 @@
 
 use std::fmt::Write as _;
 
-use axum::response::Html;
-
 /// Escapes text for HTML content and attribute values.
-pub fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::base::markup::escape as esc;
+
+use axum::response::Html;
 
 /// A whole page: the frame, the navigation (when logged in) and the body.
 pub fn frame(
