@@ -41,10 +41,14 @@ pub enum Format {
     Json,
 }
 
-fn parse_layout(s: &str) -> Result<Layout, String> {
+fn parse_layout(s: &str) -> Result<Layout, crate::base::Error> {
     Layout::from_name(s).ok_or_else(|| {
         let names: Vec<&str> = Layout::ALL.iter().map(|l| l.name()).collect();
-        format!("unknown layout; the layouts are {}", names.join(", "))
+        crate::err!(
+            Invalid,
+            "unknown layout; the layouts are {}",
+            names.join(", ")
+        )
     })
 }
 

@@ -300,7 +300,7 @@ impl Daemon {
                 .ok_or_else(|| Error::new(Kind::Internal, "the node vanished from the site"))?,
         );
         let tls = web::tls::server_config(&plan.tls, &self.cfg.state_dir)
-            .map_err(|e| Error::new(Kind::Io, format!("TLS: {e}")))?;
+            .map_err(|e| e.context("TLS"))?;
         let fingerprint = web::tls::fingerprint(&tls, &plan.tls);
         let actions = self.decide(&plan, &fingerprint);
         self.carry_out(&actions, &plan, web::tls::acceptor(tls))

@@ -11,6 +11,8 @@ use std::sync::Arc;
 use rustls::ServerConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+use crate::base::fs::write_atomic;
+use crate::base::{Error, Kind, ResultExt as _};
 use crate::plan::Tls;
 
 /// Put on requests that came over TLS.
@@ -20,20 +22,21 @@ pub struct Secure;
 fn read_pem(
     cert: &Path,
     key: &Path,
-) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
-    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(
-        std::fs::File::open(cert).map_err(|e| format!("cannot read {}: {e}", cert.display()))?,
-    ))
-    .collect::<Result<Vec<_>, _>>()
-    .map_err(|e| format!("{}: {e}", cert.display()))?;
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), Error> {
+    let open = |path: &Path| {
+        std::fs::File::open(path)
+            .map(std::io::BufReader::new)
+            .err_kind(Kind::Io, || format!("cannot read {}", path.display()))
+    };
+    let certs = rustls_pemfile::certs(&mut open(cert)?)
+        .collect::<Result<Vec<_>, _>>()
+        .err_kind(Kind::Invalid, || cert.display().to_string())?;
     if certs.is_empty() {
-        return Err(format!("{} holds no certificate", cert.display()));
+        crate::bail!(Invalid, "{} holds no certificate", cert.display());
     }
-    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(
-        std::fs::File::open(key).map_err(|e| format!("cannot read {}: {e}", key.display()))?,
-    ))
-    .map_err(|e| format!("{}: {e}", key.display()))?
-    .ok_or_else(|| format!("{} holds no private key", key.display()))?;
+    let key = rustls_pemfile::private_key(&mut open(key)?)
+        .err_kind(Kind::Invalid, || key.display().to_string())?
+        .ok_or_else(|| crate::err!(Invalid, "{} holds no private key", key.display()))?;
     Ok((certs, key))
 }
 
@@ -41,7 +44,7 @@ fn read_pem(
 pub fn self_signed(
     state: &Path,
     names: &[String],
-) -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
+) -> Result<(std::path::PathBuf, std::path::PathBuf), Error> {
     let dir = state.join("tls");
     let (cert, key, stamp) = (
         dir.join("self-signed.crt"),
@@ -56,34 +59,22 @@ pub fn self_signed(
     if cert.exists() && key.exists() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
         return Ok((cert, key));
     }
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .err_kind(Kind::Io, || format!("cannot create {}", dir.display()))?;
     let generated = rcgen::generate_simple_self_signed(all.clone())
-        .map_err(|e| format!("cannot generate a certificate: {e}"))?;
-    let write = |path: &Path, text: &str, mode: u32| -> Result<(), String> {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let tmp = path.with_extension("tmp");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)
-            .map_err(|e| format!("{}: {e}", tmp.display()))?;
-        std::io::Write::write_all(&mut f, text.as_bytes())
-            .map_err(|e| format!("{}: {e}", tmp.display()))?;
-        f.sync_all()
-            .map_err(|e| format!("{}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+        .err_kind(Kind::Internal, || "cannot generate a certificate")?;
+    let write = |path: &Path, text: &str| {
+        write_atomic(path, text.as_bytes()).err_kind(Kind::Io, || path.display().to_string())
     };
-    write(&key, &generated.signing_key.serialize_pem(), 0o600)?;
-    write(&cert, &generated.cert.pem(), 0o644)?;
-    write(&stamp, &wanted, 0o644)?;
+    write(&key, &generated.signing_key.serialize_pem())?;
+    write(&cert, &generated.cert.pem())?;
+    write(&stamp, &wanted)?;
     tracing::info!(names = %all.join(","), "generated a self-signed certificate");
     Ok((cert, key))
 }
 
 /// The server configuration for a plan's TLS, or `None` when no listener needs TLS.
-pub fn server_config(tls: &Tls, state: &Path) -> Result<Option<Arc<ServerConfig>>, String> {
+pub fn server_config(tls: &Tls, state: &Path) -> Result<Option<Arc<ServerConfig>>, Error> {
     let (cert, key) = match tls {
         Tls::None => return Ok(None),
         Tls::Files(files) => (files.certificate.clone(), files.key.clone()),
@@ -93,10 +84,10 @@ pub fn server_config(tls: &Tls, state: &Path) -> Result<Option<Arc<ServerConfig>
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .err_kind(Kind::Internal, || "TLS protocol versions")?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| format!("the certificate and key do not match: {e}"))?;
+        .err_kind(Kind::Invalid, || "the certificate and key do not match")?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Some(Arc::new(config)))
 }
