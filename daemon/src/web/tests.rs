@@ -465,3 +465,49 @@ async fn state_changing_requests_from_another_site_are_refused() {
     assert_eq!(code, 201, "the host's own origin");
     s.stop.cancel();
 }
+
+/// Issue 16 §2: a viewer sees the zones a port is open to by name, never the site's networks;
+/// an admin sees the networks.
+#[tokio::test]
+async fn only_admins_see_the_networks_of_the_zones() {
+    let s = server().await;
+    let peers = |body: &str| -> Vec<String> {
+        let rows: serde_json::Value = serde_json::from_str(body).unwrap();
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r["peers"].as_array().cloned().unwrap_or_default())
+            .map(|p| p.as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let get = |user: &'static str, pw: &'static str| {
+        let auth = basic(user, pw);
+        async move { request(s.addr, &format!("GET /api/v1/ports HTTP/1.1\r\n{auth}"), "").await }
+    };
+    let (code, _, body) = get("vic", "vic-pw").await;
+    assert_eq!(code, 200);
+    let seen = peers(&body);
+    assert!(seen.iter().any(|p| p == "clients"), "{seen:?}");
+    assert!(!seen.iter().any(|p| p.contains("192.0.2.")), "{seen:?}");
+    let (_, _, body) = get("ann", "ann-pw").await;
+    assert!(peers(&body).iter().any(|p| p == "192.0.2.0/24"));
+    s.stop.cancel();
+}
+
+/// Issue 16 §2: an unconfigured node has no users, so the page that says what to do needs no
+/// login; every other page still does.
+#[tokio::test]
+async fn an_unconfigured_node_says_what_to_do_without_a_login() {
+    let s = server().await;
+    if let Ok(mut st) = s.app.status.write() {
+        st.unconfigured = Some("no site file at /etc/sited/site.toml".into());
+        st.site = None;
+    }
+    let (code, _, body) = request(s.addr, "GET / HTTP/1.1", "").await;
+    assert_eq!(code, 200);
+    assert!(body.contains("runs no site yet"), "{body}");
+    assert!(body.contains("no site file at /etc/sited/site.toml"));
+    let (code, _, _) = request(s.addr, "GET /ports HTTP/1.1", "").await;
+    assert_eq!(code, 303);
+    s.stop.cancel();
+}
