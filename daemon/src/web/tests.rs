@@ -511,3 +511,49 @@ async fn an_unconfigured_node_says_what_to_do_without_a_login() {
     assert_eq!(code, 303);
     s.stop.cancel();
 }
+
+/// Issue 16 §2: the self-signed certificate names the site, is valid for about 13 months from
+/// yesterday (not 1975–4096), and is generated again when less than a month of it is left.
+#[test]
+fn the_self_signed_certificate_names_the_site_and_is_renewed() {
+    use std::time::{Duration, SystemTime};
+    let dir = std::env::temp_dir().join(format!("sited-tls-renew-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let names = ["harbour".to_string(), "app".into(), "192.0.2.1".into()];
+    let now = SystemTime::now();
+    let der = |path: &std::path::Path| {
+        let pem = std::fs::read(path).unwrap();
+        let cert = rustls_pemfile::certs(&mut pem.as_slice())
+            .next()
+            .unwrap()
+            .unwrap();
+        cert.as_ref().to_vec()
+    };
+    let utc_day = |t: SystemTime| {
+        let text = humantime::format_rfc3339_seconds(t).to_string();
+        format!("{}{}{}000000Z", &text[2..4], &text[5..7], &text[8..10]).into_bytes()
+    };
+    let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    let (cert, _) = tls::self_signed_at(&dir, &names, now).unwrap();
+    let first = der(&cert);
+    assert!(!contains(&first, b"rcgen self signed cert"));
+    assert!(contains(&first, b"harbour") && contains(&first, b"sited"));
+    assert!(contains(&first, &utc_day(now + tls::SELF_SIGNED_VALIDITY)));
+    assert!(contains(
+        &first,
+        &utc_day(now - Duration::from_secs(24 * 3600))
+    ));
+    // A month and a day before its end it is kept; with less left it is renewed.
+    let later = now + tls::SELF_SIGNED_VALIDITY - tls::RENEW_BEFORE - Duration::from_secs(86_400);
+    tls::self_signed_at(&dir, &names, later).unwrap();
+    assert_eq!(der(&cert), first, "kept while more than a month is left");
+    let end = now + tls::SELF_SIGNED_VALIDITY - Duration::from_secs(86_400);
+    tls::self_signed_at(&dir, &names, end).unwrap();
+    let renewed = der(&cert);
+    assert_ne!(renewed, first, "renewed with less than a month left");
+    assert!(contains(
+        &renewed,
+        &utc_day(end + tls::SELF_SIGNED_VALIDITY)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+}
