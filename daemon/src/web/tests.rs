@@ -557,3 +557,30 @@ fn the_self_signed_certificate_names_the_site_and_is_renewed() {
     ));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 16 §2: on a live port, a WebSocket upgrade from a page of another site is refused
+/// before any credential is looked at; the node's own page (another port of its host) passes.
+#[tokio::test]
+async fn live_websockets_refuse_other_sites() {
+    let s = server().await;
+    let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    tokio::spawn(serve(
+        vec![socket],
+        None,
+        live::router(s.app.clone()),
+        s.stop.clone(),
+        s.stop.clone(),
+    ));
+    let upgrade = |origin: &str| {
+        format!(
+            "GET /live/quay HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: {origin}"
+        )
+    };
+    let (code, _, _) = request(addr, &upgrade("https://evil.example"), "").await;
+    assert_eq!(code, 403);
+    // `request` sends `Host: test`: the node's own page on its web port has that host.
+    let (code, _, _) = request(addr, &upgrade("http://test:8080"), "").await;
+    assert_ne!(code, 403);
+    s.stop.cancel();
+}
