@@ -82,7 +82,7 @@ pub fn run(args: &Args) -> ExitCode {
 pub fn node_doc(flows: &[Flow], format: Format) -> String {
     match format {
         Format::Json => {
-            let rows = crate::plan::flow::json_rows(flows);
+            let rows = crate::plan::flow::json_rows(flows, crate::plan::flow::Peering::Networks);
             format!(
                 "{}\n",
                 serde_json::to_string_pretty(&rows).unwrap_or_default()
