@@ -229,21 +229,6 @@ impl MediaClock {
     }
 }
 
-/// Splits a frame in MP4 form (4-byte lengths) into NAL units.
-fn nal_units(data: &[u8]) -> Vec<&[u8]> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at + 4 <= data.len() {
-        let len = u32::from_be_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]) as usize;
-        let Some(nal) = data.get(at + 4..at + 4 + len) else {
-            break;
-        };
-        out.push(nal);
-        at += 4 + len;
-    }
-    out
-}
-
 /// Packetizes one video access unit (RFC 6184 / RFC 7798).
 fn video(out: &mut BytesMut, rtp: &mut Rtp, track: &Track, frame: &Frame, sets: &ParameterSets) {
     // RTP carries presentation time; B-frames make it differ from decode order.
@@ -252,7 +237,7 @@ fn video(out: &mut BytesMut, rtp: &mut Rtp, track: &Track, frame: &Frame, sets: 
     if frame.keyframe {
         nals.extend(sets.in_order().map(|s| s.as_ref()));
     }
-    nals.extend(nal_units(&frame.data));
+    nals.extend(crate::media::nal::units(&frame.data));
     let h265 = track.codec == Codec::H265;
     let header_len = if h265 { 2 } else { 1 };
     for (i, nal) in nals.iter().enumerate() {
