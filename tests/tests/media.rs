@@ -403,7 +403,6 @@ fn sited_ingests_its_own_rtsp_re_serve_with_audio_and_keep_alives() {
     let mut ask = |request: String| rtsp_ask(&mut conn, &request, &mut packets);
     let no_cseq = ask(format!("OPTIONS {base} RTSP/1.0\r\n\r\n"));
     assert!(no_cseq.starts_with("RTSP/1.0 400 "), "{no_cseq}");
-    drop(ask);
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", rtsp)).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(15)))
         .unwrap();
@@ -438,7 +437,6 @@ fn sited_ingests_its_own_rtsp_re_serve_with_audio_and_keep_alives() {
             && info.matches("rtptime=").count() == 2,
         "{info}"
     );
-    drop(ask);
     // Six seconds of playing, read as they come.
     let playing = Instant::now();
     while playing.elapsed() < Duration::from_secs(6) {
@@ -456,7 +454,6 @@ fn sited_ingests_its_own_rtsp_re_serve_with_audio_and_keep_alives() {
             "{method}: {reply}"
         );
     }
-    drop(ask);
     // Video and audio flowed, with sender reports on the odd channels: one right after PLAY,
     // one every 5 s.
     assert!(packets[&0] > 100 && packets[&2] > 100, "{packets:?}");

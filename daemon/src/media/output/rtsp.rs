@@ -544,7 +544,7 @@ pub async fn connection(
                     }
                     continue;
                 };
-                let set_up = std::mem::replace(&mut set_up, [None, None]);
+                let set_up = std::mem::take(&mut set_up);
                 let head = response(
                     200,
                     "OK",
