@@ -7,7 +7,10 @@
 //! - A RASL picture (types 8–9) leads a CRA: it follows it in decode order, precedes it in
 //!   display order, and refers to pictures before it. Where decoding starts at that CRA, the
 //!   RASL pictures cannot be decoded and a decoder drops them (H.265 §8.1.3: `NoRaslOutputFlag`);
-//!   sited drops them itself where it makes such a start ([`h265_skipped_leading`]).
+//!   sited drops them itself where it makes such a start ([`h265_skipped_leading`]): a new
+//!   reader's GOP cache, a lapped reader's next keyframe (`media::hub`). Recorded segments keep
+//!   them: VOD plays on from the segment before, where they decode; a clip or a player that
+//!   starts at a segment's CRA has its decoder drop them, as the standard requires.
 
 /// The NAL units of a frame; a truncated last unit is left out.
 pub fn units(data: &[u8]) -> impl Iterator<Item = &[u8]> {
