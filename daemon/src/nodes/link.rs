@@ -1,6 +1,8 @@
 //! The node link itself: the application node accepts ([`accept`]) and media nodes dial out
 //! ([`dial`]), over any byte stream (the web listener hands over the connection after an HTTP
 //! upgrade). The handshake and sealing are [`super::seal`]'s; the messages [`super::wire`]'s.
+//! Besides the site versions and their reports, a link carries the site's revoked tokens both
+//! ways ([`crate::auth::revoked`]), so a logout on any node holds on every linked node at once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 use super::registry::{Registry, Version};
 use super::seal::{self, Sealed, Secret, Side};
 use super::wire::{self, Message, Report};
+use crate::auth::{Auth, token};
 use crate::base::{Error, Kind, hex};
 
 /// The `Upgrade` token of the HTTP request that becomes a link.
@@ -98,6 +101,9 @@ where
     let mut versions = registry.subscribe();
     let mut ping = tokio::time::interval(PING);
     versions.mark_changed();
+    let auth = registry.auth().clone();
+    let mut revoked = auth.revoked().subscribe();
+    revoked.mark_changed();
     let (mut reader, mut writer) = tokio::io::split(io);
     let (frames_tx, mut frames_rx) = mpsc::channel::<Result<Vec<u8>, Error>>(4);
     let read = read_frames(&mut reader, frames_tx);
@@ -117,6 +123,13 @@ where
                 _ = ping.tick() => {
                     send(&mut writer, sealed, &Message::Ping).await?;
                 }
+                changed = revoked.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    revoked.borrow_and_update();
+                    send(&mut writer, sealed, &revocations(&auth)).await?;
+                }
                 frame = frames_rx.recv() => {
                     let Some(frame) = frame else { return Ok(()) };
                     match wire::decode(&sealed.open(frame?)?)? {
@@ -134,6 +147,9 @@ where
                             });
                         }
                         Message::Ping => registry.update(node, |_| {}),
+                        Message::Revoked { tokens } => {
+                            auth.revoked().merge(&tokens, token::unix_now());
+                        }
                         other => crate::bail!(Invalid, "unexpected {other:?} from a media node"),
                     }
                 }
@@ -152,6 +168,15 @@ pub struct Ends {
     pub versions: mpsc::Sender<Version>,
     /// The daemon's report of each version, and the version it runs.
     pub reports: watch::Receiver<(Option<String>, Option<Report>)>,
+    /// The node's authentication, whose revoked tokens the link shares.
+    pub auth: Arc<Auth>,
+}
+
+/// The revoked tokens of `auth`, as a message.
+fn revocations(auth: &Auth) -> Message {
+    Message::Revoked {
+        tokens: auth.revoked().list(token::unix_now()),
+    }
 }
 
 /// A media node's side of one link, until it ends: proves itself, then hands every version to
@@ -186,6 +211,9 @@ where
     let (mut reader, mut writer) = tokio::io::split(io);
     let (frames_tx, mut frames_rx) = mpsc::channel::<Result<Vec<u8>, Error>>(4);
     let read = read_frames(&mut reader, frames_tx);
+    let auth = ends.auth.clone();
+    let mut revoked = auth.revoked().subscribe();
+    revoked.mark_changed();
     let work = async {
         let mut ping = tokio::time::interval(PING);
         loop {
@@ -203,6 +231,9 @@ where
                                 .map_err(|_| Error::new(Kind::Unavailable, "the daemon stopped"))?;
                         }
                         Message::Ping => {}
+                        Message::Revoked { tokens } => {
+                            auth.revoked().merge(&tokens, token::unix_now());
+                        }
                         other => crate::bail!(Invalid, "unexpected {other:?} from the application node"),
                     }
                 }
@@ -216,6 +247,13 @@ where
                     }
                 }
                 _ = ping.tick() => send(&mut writer, &mut sealed, &Message::Ping).await?,
+                changed = revoked.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    revoked.borrow_and_update();
+                    send(&mut writer, &mut sealed, &revocations(&auth)).await?;
+                }
             }
         }
     };

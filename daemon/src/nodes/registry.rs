@@ -2,13 +2,14 @@
 //! version in force that every link sends on at once.
 
 use std::collections::BTreeMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 use tokio::sync::watch;
 
 use super::seal::Secret;
 use super::wire::Report;
+use crate::auth::Auth;
 
 /// A version of the site file, as the links carry it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,19 +42,25 @@ pub struct Registry {
     current: watch::Sender<Option<Version>>,
     secret: RwLock<Option<Secret>>,
     nodes: RwLock<BTreeMap<String, Linked>>,
+    auth: Arc<Auth>,
 }
 
-impl Default for Registry {
-    fn default() -> Self {
+impl Registry {
+    /// An empty registry; the links share `auth`'s revoked tokens with the media nodes.
+    pub fn new(auth: Arc<Auth>) -> Registry {
         Registry {
             current: watch::channel(None).0,
             secret: RwLock::new(None),
             nodes: RwLock::new(BTreeMap::new()),
+            auth,
         }
     }
-}
 
-impl Registry {
+    /// The node's authentication, whose revoked tokens the links share.
+    pub fn auth(&self) -> &Arc<Auth> {
+        &self.auth
+    }
+
     /// Makes `version` the one every link sends, at once.
     pub fn publish(&self, version: Version) {
         self.current.send_if_modified(|v| {

@@ -57,6 +57,11 @@ impl Secret {
             })
     }
 
+    /// The key of the site's tokens (`auth::token`): HKDF of the secret with its own label.
+    pub fn token_key(&self) -> Result<crate::auth::TokenKey, Error> {
+        crate::auth::TokenKey::derive(&self.0)
+    }
+
     fn proof(&self, side: &str, node: &str, media: &[u8; NONCE], app: &[u8; NONCE]) -> Vec<u8> {
         let key = hmac::Key::new(hmac::HMAC_SHA256, &self.0);
         let mut ctx = hmac::Context::with_key(&key);

@@ -16,10 +16,21 @@ fn version(text: &str) -> Version {
     }
 }
 
+/// Whether `f` holds within a second.
+async fn eventually(f: impl Fn() -> bool) -> bool {
+    for _ in 0..100 {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    false
+}
+
 #[tokio::test]
 async fn a_media_node_with_the_secret_gets_every_version_and_reports_back() {
     let secret = Secret::generate().unwrap();
-    let registry = Arc::new(Registry::default());
+    let registry = Arc::new(Registry::new(Arc::default()));
     registry.set_secret(Some(secret.clone()));
     registry.publish(version("one"));
     let (app_io, media_io) = tokio::io::duplex(1 << 16);
@@ -30,6 +41,7 @@ async fn a_media_node_with_the_secret_gets_every_version_and_reports_back() {
         let mut ends = Ends {
             versions: versions_tx,
             reports,
+            auth: Arc::default(),
         };
         link::dial(media_io, &secret, "media-1", &mut ends).await
     });
@@ -69,7 +81,7 @@ async fn a_media_node_with_the_secret_gets_every_version_and_reports_back() {
 
 #[tokio::test]
 async fn a_node_with_another_secret_is_refused_and_learns_nothing() {
-    let registry = Arc::new(Registry::default());
+    let registry = Arc::new(Registry::new(Arc::default()));
     registry.set_secret(Some(Secret::generate().unwrap()));
     registry.publish(version("secret site"));
     let (app_io, media_io) = tokio::io::duplex(1 << 16);
@@ -79,6 +91,7 @@ async fn a_node_with_another_secret_is_refused_and_learns_nothing() {
     let mut ends = Ends {
         versions: versions_tx,
         reports,
+        auth: Arc::default(),
     };
     let wrong = Secret::generate().unwrap();
     let e = link::dial(media_io, &wrong, "media-1", &mut ends)
@@ -96,7 +109,7 @@ async fn a_node_with_another_secret_is_refused_and_learns_nothing() {
 async fn an_application_node_impostor_is_refused_by_the_media_node() {
     // The impostor holds another secret (a man in the middle with a TLS certificate of its
     // own is no better off): the media node refuses it before it proves anything itself.
-    let impostor = Arc::new(Registry::default());
+    let impostor = Arc::new(Registry::new(Arc::default()));
     impostor.set_secret(Some(Secret::generate().unwrap()));
     let (app_io, media_io) = tokio::io::duplex(1 << 16);
     let _app = tokio::spawn(link::accept(app_io, impostor, "peer".into()));
@@ -105,9 +118,48 @@ async fn an_application_node_impostor_is_refused_by_the_media_node() {
     let mut ends = Ends {
         versions: versions_tx,
         reports,
+        auth: Arc::default(),
     };
     let e = link::dial(media_io, &Secret::generate().unwrap(), "media-1", &mut ends)
         .await
         .unwrap_err();
     assert!(e.to_string().contains("app side"), "{e}");
+}
+
+/// Issue 12 §3: a token revoked on the application node is refused on a linked media node at
+/// once, and one revoked on a media node reaches the application node (and so every node).
+#[tokio::test]
+async fn revoked_tokens_travel_both_ways_over_the_link() {
+    use crate::auth::{Auth, token::unix_now};
+    let secret = Secret::generate().unwrap();
+    let (app_auth, media_auth) = (Arc::new(Auth::default()), Arc::new(Auth::default()));
+    app_auth.revoked().add([1; 16], unix_now() + 60, unix_now());
+    let registry = Arc::new(Registry::new(app_auth.clone()));
+    registry.set_secret(Some(secret.clone()));
+    let (app_io, media_io) = tokio::io::duplex(1 << 16);
+    let app = tokio::spawn(link::accept(app_io, registry.clone(), "peer".into()));
+    let (versions_tx, _versions) = mpsc::channel(4);
+    let (_reports_tx, reports) = watch::channel((None, None));
+    let auth = media_auth.clone();
+    let media = tokio::spawn(async move {
+        let mut ends = Ends {
+            versions: versions_tx,
+            reports,
+            auth,
+        };
+        link::dial(media_io, &secret, "media-1", &mut ends).await
+    });
+    assert!(
+        eventually(|| media_auth.revoked().contains(&[1; 16])).await,
+        "the application node's list reaches the media node"
+    );
+    media_auth
+        .revoked()
+        .add([2; 16], unix_now() + 60, unix_now());
+    assert!(
+        eventually(|| app_auth.revoked().contains(&[2; 16])).await,
+        "a media node's revocation reaches the application node"
+    );
+    media.abort();
+    app.abort();
 }

@@ -49,6 +49,12 @@ pub enum Message {
     },
     /// Media → app, sealed: the outcome of applying a version.
     Report(Report),
+    /// Either way, sealed: the site tokens revoked before their expiry, as the sender knows
+    /// them; sent whole on link up and whenever the list grows.
+    Revoked {
+        /// The revocations.
+        tokens: Vec<crate::auth::Revocation>,
+    },
     /// Either way, sealed: the link is alive.
     Ping,
 }

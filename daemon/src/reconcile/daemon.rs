@@ -102,7 +102,7 @@ impl Daemon {
         let hubs = Arc::new(crate::media::hub::Hubs::default());
         let statuses: crate::media::ingest::Statuses = Default::default();
         let auth: Arc<crate::auth::Auth> = Arc::default();
-        let nodes: Arc<crate::nodes::Registry> = Arc::default();
+        let nodes = Arc::new(crate::nodes::Registry::new(auth.clone()));
         let hls: Arc<crate::media::output::hls::Hls> = Arc::default();
         let app = Arc::new(App {
             status: status.clone(),

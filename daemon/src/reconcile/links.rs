@@ -7,6 +7,9 @@
 //! recorded as failed ("diverged"), logged, and the application node's version is written back.
 //! Before any version has arrived (the application node unreachable since start), a local edit
 //! applies as on any node, and the application node's version replaces it on reconnection.
+//!
+//! The site secret also keys the site's tokens: every node that holds it issues and accepts
+//! the same sessions and tokens (`auth::token`); a node without it keeps local ones.
 
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -96,6 +99,14 @@ impl Daemon {
     /// application node up (media node).
     pub(super) fn site_links(&mut self, site: &Site, plan: &Plan, sha: &str, text: &str) {
         let secret = self.secret();
+        let key = secret.as_ref().and_then(|(s, _)| match s.token_key() {
+            Ok(k) => Some(k),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot derive the site token key; tokens stay local");
+                None
+            }
+        });
+        self.nodes.auth().set_site_key(key);
         self.channels
             .reports
             .send_modify(|r| r.0 = Some(sha.to_string()));
@@ -129,6 +140,7 @@ impl Daemon {
         let ends = Ends {
             versions: self.channels.pushed_tx.clone(),
             reports: self.channels.reports.subscribe(),
+            auth: self.nodes.auth().clone(),
         };
         let (state_tx, mut state_rx) = watch::channel(crate::state::LinkState::default());
         let status = self.status.clone();

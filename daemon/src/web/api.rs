@@ -188,3 +188,34 @@ pub async fn tokens(State(app): State<Arc<App>>, Extension(p): Extension<Princip
     )
         .into_response()
 }
+
+/// The body of `POST /api/v1/tokens/revoke`.
+#[derive(Debug, Deserialize)]
+pub struct RevokeToken {
+    /// The session or token to end.
+    pub token: String,
+}
+
+/// `POST /api/v1/tokens/revoke`: ends a session or token before its expiry; with a site
+/// secret, on every node of the site. Users may revoke their own; admins anyone's.
+pub async fn revoke_token(
+    State(app): State<Arc<App>>,
+    Extension(p): Extension<Principal>,
+    Json(body): Json<RevokeToken>,
+) -> Response {
+    let Some(owner) = app.auth.owner(&body.token) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "no such session or token (expired, revoked, or not of this site)"})),
+        )
+            .into_response();
+    };
+    if owner != p.name
+        && let Err(r) = require_admin(&p)
+    {
+        return r;
+    }
+    app.auth.revoke(&body.token);
+    tracing::info!(user = %p.name, owner = %owner, "a token was revoked");
+    StatusCode::NO_CONTENT.into_response()
+}

@@ -250,6 +250,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/config/history", get(api::history))
         .route("/api/v1/config/validate", post(api::validate))
         .route("/api/v1/tokens", post(api::tokens))
+        .route("/api/v1/tokens/revoke", post(api::revoke_token))
         .route("/api/v1/discover", post(discover::discover))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics::render))

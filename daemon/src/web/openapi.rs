@@ -72,7 +72,8 @@ pub fn build() -> Value {
                 "requestBody": {"content": {"application/toml": {"schema": {"type": "string"}}}},
                 "responses": {"200": {"description": "the diagnostics", "content": {"application/json": {"schema": {"type": "object", "properties": {"valid": {"type": "boolean"}, "diagnostics": {"type": "array"}}}}}}, "403": {"description": "not an admin"}}
             }},
-            "/api/v1/tokens": {"post": {"summary": "A bearer token for the logged-in user", "responses": {"201": {"description": "the token", "content": {"application/json": {"schema": {"type": "object", "properties": {"token": {"type": "string"}, "user": {"type": "string"}, "expires_in": {"type": "integer"}}}}}}}}},
+            "/api/v1/tokens": {"post": {"summary": "A bearer token for the logged-in user, valid one hour; with a site secret, every node of the site accepts it", "responses": {"201": {"description": "the token", "content": {"application/json": {"schema": {"type": "object", "properties": {"token": {"type": "string"}, "user": {"type": "string"}, "expires_in": {"type": "integer"}}}}}}}}},
+            "/api/v1/tokens/revoke": {"post": {"summary": "Ends a session or token before its expiry, on every node of the site (your own; admins anyone's)", "requestBody": {"content": {"application/json": {"schema": {"type": "object", "required": ["token"], "properties": {"token": {"type": "string"}}}}}}, "responses": {"204": {"description": "revoked"}, "403": {"description": "another user's, and not an admin"}, "404": {"description": "no such valid token"}}}},
             "/api/v1/discover": {"post": {
                 "summary": "ONVIF discovery from this media node (NovaVMS, UDP 3702): configured cameras with their model and firmware, devices found but not configured with their [[cameras]] snippet (admins)",
                 "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/DiscoverRequest"}}}},
