@@ -111,12 +111,26 @@ fn all_applied(lab: &Lab, version: &str) -> bool {
 }
 
 fn start(lab: &Lab, ns: &str, name: &str, site: &str, secret: &str) -> Daemon {
+    start_hiding(lab, ns, name, site, secret, None)
+}
+
+/// [`start`], with `hide` (a folder) empty for this node alone: a tmpfs over it in the node's
+/// own mount namespace, as if the installer never put its files on this machine.
+fn start_hiding(
+    lab: &Lab,
+    ns: &str,
+    name: &str,
+    site: &str,
+    secret: &str,
+    hide: Option<&std::path::Path>,
+) -> Daemon {
     // The lab's namespace names one test's daemons apart from another's.
     let mut d = Daemon::unstarted(
         &format!("{}-{name}", lab.node),
         &["--node", name, "--firewall", "none"],
     );
     d.netns = Some(ns.to_string());
+    d.tmpfs = hide.map(|dir| (dir.to_path_buf(), 1));
     // What the installer flashed: the same first site file and the site secret on every node.
     std::fs::write(d.config(), site).unwrap();
     std::fs::write(d.config().with_file_name("site.secret"), secret).unwrap();
@@ -229,4 +243,124 @@ fn a_node_with_the_wrong_secret_is_refused() {
         .unwrap()
         .clone();
     assert_eq!(m1["online"], false, "{n}");
+}
+
+/// The node of `name` in `GET /api/v1/nodes`.
+fn node(lab: &Lab, name: &str) -> serde_json::Value {
+    nodes(lab)["nodes"]
+        .as_array()
+        .and_then(|l| l.iter().find(|x| x["name"] == name).cloned())
+        .unwrap_or_default()
+}
+
+/// Issue 12 §4, skew: a media node that lacks a `password_file` the version needs reports the
+/// failure with its diagnostics, keeps its last good file and keeps serving; the application
+/// node shows it per node while the other nodes run the version; once the file is there, a
+/// SIGHUP applies it.
+#[test]
+fn a_node_that_lacks_a_file_reports_it_and_keeps_its_last_good_site() {
+    require_root!("ip", "curl", "unshare");
+    let lab = Lab::new(&["media-1", "media-2"]);
+    let secret = "ab".repeat(32);
+    let first = site(&lab, "");
+    // The cameras' password files: on the application node and media-1, not on media-2.
+    let secrets = std::env::temp_dir().join(format!("sited-skew-{}", std::process::id()));
+    std::fs::create_dir_all(&secrets).unwrap();
+    let password = secrets.join("cam.pw");
+    std::fs::write(&password, "pw").unwrap();
+    let app = start(&lab, &lab.node, "app", &first, &secret);
+    let m1 = start(&lab, &lab.peer("media-1").ns, "media-1", &first, &secret);
+    let m2 = start_hiding(
+        &lab,
+        &lab.peer("media-2").ns,
+        "media-2",
+        &first,
+        &secret,
+        Some(&secrets),
+    );
+    let v1 = sited::base::hex::sha256(first.as_bytes());
+    app.wait_for("every node on the first version", T, || {
+        all_applied(&lab, &v1)
+    });
+
+    let camera = |name: &str, node: &str| {
+        format!(
+            "\n[[cameras]]\nname = \"{name}\"\nurl = \"rtsp://198.51.100.40/{name}\"\nusername = \"cam\"\npassword_file = \"{}\"\nnode = \"{node}\"\n",
+            password.display()
+        )
+    };
+    let second = site(
+        &lab,
+        &format!("{}{}", camera("yard", "media-1"), camera("gate", "media-2")),
+    );
+    let ok = put(&lab, &second, &etag(&lab));
+    assert!(ok.starts_with("HTTP/1.1 202"), "{ok}");
+    let v2 = sited::base::hex::sha256(second.as_bytes());
+    app.wait_for("media-2 to report the failure", T, || {
+        node(&lab, "media-2")["last"]["sha256"].as_str() == Some(v2.as_str())
+    });
+    let m2_seen = node(&lab, "media-2");
+    assert_eq!(m2_seen["last"]["outcome"], "failed", "{m2_seen}");
+    assert!(
+        m2_seen["last"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("cannot apply"),
+        "{m2_seen}"
+    );
+    let diagnostics = m2_seen["last"]["diagnostics"].as_array().unwrap();
+    assert!(
+        diagnostics
+            .iter()
+            .any(|d| d["code"] == "missing-file"
+                && d["message"].as_str().unwrap().contains("cam.pw")),
+        "{m2_seen}"
+    );
+    assert_eq!(
+        m2_seen["version"].as_str(),
+        Some(v1.as_str()),
+        "it runs its last good version"
+    );
+    assert_eq!(m2_seen["online"], true, "it stays linked");
+    app.wait_for("the other nodes on the second version", T, || {
+        let n = nodes(&lab);
+        n["rollout"]["version"].as_str() == Some(v2.as_str()) && n["rollout"]["applied"] == 2
+    });
+    assert_eq!(node(&lab, "media-1")["version"].as_str(), Some(v2.as_str()));
+
+    // It keeps its last good file, and keeps serving it.
+    assert_eq!(std::fs::read_to_string(m2.config()).unwrap(), first);
+    assert_eq!(
+        std::fs::read_to_string(m2.dir.join("state/last-good.toml")).unwrap(),
+        first
+    );
+    // Ti Top's VOD port (8086) is one a media node serves to clients.
+    let health = format!("http://{}:8086/api/v1/health", lab.peer("media-2").v4);
+    let served = text(&lab.try_exec(&lab.peer("media-2").ns, &["curl", "-s", &health]));
+    assert!(
+        served.contains("\"configured\":true") && served.contains("campus"),
+        "media-2 keeps serving: {served}"
+    );
+
+    // The Overview shows it on its row.
+    let overview = text(&curl(&lab, &["/"]));
+    let row = overview
+        .split("<tr>")
+        .find(|r| r.contains("<td>media-2</td>"))
+        .unwrap_or_else(|| panic!("no row of media-2: {overview}"));
+    assert!(
+        row.contains("failed") && row.contains("missing-file") && row.contains("cam.pw"),
+        "{row}"
+    );
+    assert!(overview.contains("applied on 2 of 3 nodes"), "{overview}");
+
+    // The installer puts the file on media-2; a reload applies the version.
+    std::fs::write(m2.private_path(&password), "pw").unwrap();
+    m2.signal("HUP");
+    app.wait_for("every node on the second version", T, || {
+        all_applied(&lab, &v2)
+    });
+    assert_eq!(std::fs::read_to_string(m2.config()).unwrap(), second);
+    drop(m1);
+    let _ = std::fs::remove_dir_all(&secrets);
 }

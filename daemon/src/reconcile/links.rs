@@ -8,6 +8,11 @@
 //! Before any version has arrived (the application node unreachable since start), a local edit
 //! applies as on any node, and the application node's version replaces it on reconnection.
 //!
+//! Version skew: a media node that cannot apply a version (a `password_file` of one of its
+//! cameras missing here, say) keeps its last good file, reports the failure with its
+//! diagnostics, and tries the version again on SIGHUP (once the file is in place) or when the
+//! link comes back up.
+//!
 //! The site secret also keys the site's tokens: every node that holds it issues and accepts
 //! the same sessions and tokens (`auth::token`); a node without it keeps local ones.
 
@@ -194,6 +199,15 @@ impl Daemon {
             "diverged: site.toml on a media node is the application node's ({}); the local edit was not applied, and the application node's version was written back. Edit the site on the application node (PUT /api/v1/site or sited push).",
             self.link.as_ref().map_or("", |l| l.target.node.as_str())
         ))
+    }
+
+    /// The application node's version when this media node runs another one (it could not
+    /// apply it): what a SIGHUP tries again.
+    pub(super) fn pending_version(&self) -> Option<Version> {
+        let running = self.current.as_ref().and_then(|c| c.sha256.as_deref());
+        self.received
+            .clone()
+            .filter(|v| self.link.is_some() && running != Some(v.sha256.as_str()))
     }
 
     /// A version from the application node: applied through the same attempt as a local edit,
