@@ -7,9 +7,10 @@
 use std::process::Output;
 use std::time::Duration;
 
+use sited_tests::camera::FakeCameras;
 use sited_tests::daemon::{ADMIN, Daemon, admin_hash};
 use sited_tests::netns::Lab;
-use sited_tests::require_root;
+use sited_tests::{require_media, require_root};
 
 const T: Duration = Duration::from_secs(40);
 const WEB: u16 = 8088;
@@ -363,4 +364,126 @@ fn a_node_that_lacks_a_file_reports_it_and_keeps_its_last_good_site() {
     assert_eq!(std::fs::read_to_string(m2.config()).unwrap(), second);
     drop(m1);
     let _ = std::fs::remove_dir_all(&secrets);
+}
+
+/// The HTTP status of a GET of `url` from the application node's namespace (a client on the
+/// site's network).
+fn status_of(lab: &Lab, url: &str) -> String {
+    text(&lab.try_exec(
+        &lab.node,
+        &[
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+            url,
+        ],
+    ))
+}
+
+/// A site whose camera `cam` (a fake camera in media-2's namespace) media-2 ingests and
+/// records; its three nodes up and on that version.
+struct Recorded {
+    lab: Lab,
+    app: Daemon,
+    _m1: Daemon,
+    _m2: Daemon,
+    _camera: FakeCameras,
+}
+
+fn recorded_site() -> Recorded {
+    let lab = Lab::new(&["media-1", "media-2"]);
+    let m2 = lab.peer("media-2").v4.clone();
+    let camera = FakeCameras::start_in(Some(&lab.peer("media-2").ns), &m2, 8554, &["cam"]);
+    let text = site(
+        &lab,
+        &format!(
+            "\n[[cameras]]\nname = \"cam\"\nurl = \"rtsp://{m2}:8554/cam\"\nnode = \"media-2\"\nrecord = true\n"
+        ),
+    );
+    let secret = "ab".repeat(32);
+    let app = start(&lab, &lab.node, "app", &text, &secret);
+    let m1 = start(&lab, &lab.peer("media-1").ns, "media-1", &text, &secret);
+    let m2d = start(&lab, &lab.peer("media-2").ns, "media-2", &text, &secret);
+    let v = sited::base::hex::sha256(text.as_bytes());
+    app.wait_for("every node on the version", T, || all_applied(&lab, &v));
+    Recorded {
+        lab,
+        app,
+        _m1: m1,
+        _m2: m2d,
+        _camera: camera,
+    }
+}
+
+/// Issue 12 §4: a token from the application node plays a stream directly from a media node
+/// (HTTP-FLV on Ti Top's 8080 of media-2); once revoked on the application node, media-2
+/// refuses it.
+#[test]
+fn a_token_of_the_application_node_plays_from_a_media_node_until_revoked() {
+    require_root!("ip", "curl");
+    require_media!();
+    let r = recorded_site();
+    let lab = &r.lab;
+    let issued = text(&curl(lab, &["-X", "POST", "/api/v1/tokens"]));
+    let body = issued.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let token = serde_json::from_str::<serde_json::Value>(body).unwrap()["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token: {issued}"))
+        .to_string();
+    let flv = format!("http://{}:8080/live/cam.flv", lab.peer("media-2").v4);
+    assert_eq!(status_of(lab, &flv), "401", "no token, no video");
+    let with_token = format!("{flv}?token={token}");
+    r.app.wait_for("media-2 to play cam to the token", T, || {
+        let out = lab.try_exec(
+            &lab.node,
+            &[
+                "ffprobe",
+                "-v",
+                "error",
+                "-rw_timeout",
+                "5000000",
+                "-read_intervals",
+                "%+2",
+                "-select_streams",
+                "v",
+                "-show_entries",
+                "packet=pts_time",
+                "-of",
+                "csv=p=0",
+                &with_token,
+            ],
+        );
+        text(&out).lines().filter(|l| !l.trim().is_empty()).count() > 10
+    });
+
+    // Revoked on the application node: media-2 refuses it within a second (over the link).
+    let revoke = serde_json::json!({"token": token}).to_string();
+    let done = text(&curl(
+        lab,
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            &revoke,
+            "/api/v1/tokens/revoke",
+        ],
+    ));
+    assert!(done.starts_with("HTTP/1.1 204"), "{done}");
+    let revoked = std::time::Instant::now();
+    r.app
+        .wait_for("media-2 to refuse the revoked token", T, || {
+            status_of(lab, &with_token) == "401"
+        });
+    assert!(
+        revoked.elapsed() < Duration::from_secs(2),
+        "refused after {:?}",
+        revoked.elapsed()
+    );
 }
