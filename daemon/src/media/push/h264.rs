@@ -9,6 +9,7 @@
 use base64::Engine as _;
 use bytes::{BufMut as _, Bytes, BytesMut};
 
+use crate::base::Error;
 use crate::media::frame::{Codec, Track};
 use crate::media::sample_entry;
 
@@ -97,7 +98,7 @@ impl Depacketizer {
         })
     }
 
-    fn add_nal(&mut self, nal: &[u8]) -> Result<(), String> {
+    fn add_nal(&mut self, nal: &[u8]) -> Result<(), Error> {
         let Some(&header) = nal.first() else {
             return Ok(());
         };
@@ -109,7 +110,7 @@ impl Depacketizer {
                     self.keyframe = true;
                 }
                 if self.unit.len() + nal.len() + 4 > MAX_ACCESS_UNIT {
-                    return Err(format!("an access unit over {MAX_ACCESS_UNIT} bytes"));
+                    crate::bail!(Invalid, "an access unit over {MAX_ACCESS_UNIT} bytes");
                 }
                 self.unit.put_u32(nal.len() as u32);
                 self.unit.put_slice(nal);
@@ -147,7 +148,7 @@ impl Depacketizer {
         timestamp: u32,
         marker: bool,
         payload: &[u8],
-    ) -> Result<Vec<AccessUnit>, String> {
+    ) -> Result<Vec<AccessUnit>, Error> {
         let mut done = Vec::new();
         if self.unit_ts.is_some_and(|t| t != timestamp) {
             done.extend(self.finish());
@@ -169,7 +170,7 @@ impl Depacketizer {
                 while rest.len() >= 2 {
                     let n = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
                     let Some(nal) = rest.get(2..2 + n) else {
-                        return Err("a STAP-A unit overruns its packet".into());
+                        crate::bail!(Invalid, "a STAP-A unit overruns its packet");
                     };
                     self.add_nal(nal)?;
                     rest = &rest[2 + n..];
@@ -177,7 +178,7 @@ impl Depacketizer {
             }
             28 => {
                 let Some(&fu) = payload.get(1) else {
-                    return Err("a FU-A packet without its header".into());
+                    crate::bail!(Invalid, "a FU-A packet without its header");
                 };
                 let (start, end) = (fu & 0x80 != 0, fu & 0x40 != 0);
                 if start {
@@ -188,7 +189,7 @@ impl Depacketizer {
                 match self.fragment.as_mut() {
                     Some(nal) => {
                         if nal.len() + payload.len() > MAX_ACCESS_UNIT {
-                            return Err(format!("a NAL unit over {MAX_ACCESS_UNIT} bytes"));
+                            crate::bail!(Invalid, "a NAL unit over {MAX_ACCESS_UNIT} bytes");
                         }
                         nal.put_slice(&payload[2..]);
                     }
@@ -199,7 +200,7 @@ impl Depacketizer {
                     self.add_nal(&nal)?;
                 }
             }
-            other => return Err(format!("RTP H.264 packet type {other} is not supported")),
+            other => crate::bail!(Invalid, "RTP H.264 packet type {other} is not supported"),
         }
         if marker {
             done.extend(self.finish());

@@ -32,6 +32,7 @@ use super::hub::Hubs;
 use super::ingest::{CameraState, Statuses, update};
 use super::output::rtsp::{find, response};
 use super::output::rtsp_request::{Method, Request, parse};
+use crate::base::Error;
 use crate::config::Camera;
 
 /// A publisher silent this long is cut off.
@@ -103,7 +104,7 @@ pub enum Message {
 }
 
 /// Takes the next whole message from `buf`; `Ok(None)` when more bytes are needed.
-pub fn next_message(buf: &mut BytesMut) -> Result<Option<Message>, String> {
+pub fn next_message(buf: &mut BytesMut) -> Result<Option<Message>, Error> {
     if buf.first() == Some(&b'$') {
         if buf.len() < 4 {
             return Ok(None);
@@ -120,20 +121,21 @@ pub fn next_message(buf: &mut BytesMut) -> Result<Option<Message>, String> {
     }
     let Some(end) = find(buf, b"\r\n\r\n") else {
         return if buf.len() > MAX_MESSAGE {
-            Err("a request head over 64 KiB".into())
+            Err(crate::err!(ResourceExhausted, "a request head over 64 KiB"))
         } else {
             Ok(None)
         };
     };
     let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-    let request = parse(&head).map_err(|b| format!("a bad request ({} {})", b.0, b.1))?;
+    let request =
+        parse(&head).map_err(|b| crate::err!(Invalid, "a bad request ({} {})", b.0, b.1))?;
     let len: usize = request
         .headers
         .get("content-length")
         .and_then(|l| l.parse().ok())
         .unwrap_or(0);
     if len > MAX_MESSAGE {
-        return Err("a request body over 64 KiB".into());
+        crate::bail!(ResourceExhausted, "a request body over 64 KiB");
     }
     if buf.len() < end + 4 + len {
         return Ok(None);
@@ -168,25 +170,28 @@ struct Connection {
 }
 
 impl Connection {
-    async fn read(&mut self, limit: Duration) -> Result<Message, String> {
+    async fn read(&mut self, limit: Duration) -> Result<Message, Error> {
         loop {
             if let Some(m) = next_message(&mut self.buf)? {
                 return Ok(m);
             }
             match tokio::time::timeout(limit, self.stream.read_buf(&mut self.buf)).await {
-                Err(_) => return Err(format!("nothing received for {} s", limit.as_secs())),
-                Ok(Ok(0)) => return Err("the publisher closed the connection".into()),
-                Ok(Err(e)) => return Err(e.to_string()),
+                Err(_) => {
+                    crate::bail!(
+                        DeadlineExceeded,
+                        "nothing received for {} s",
+                        limit.as_secs()
+                    )
+                }
+                Ok(Ok(0)) => crate::bail!(Unavailable, "the publisher closed the connection"),
+                Ok(Err(e)) => return Err(e.into()),
                 Ok(Ok(_)) => {}
             }
         }
     }
 
-    async fn reply(&mut self, bytes: Vec<u8>) -> Result<(), String> {
-        self.stream
-            .write_all(&bytes)
-            .await
-            .map_err(|e| e.to_string())
+    async fn reply(&mut self, bytes: Vec<u8>) -> Result<(), Error> {
+        Ok(self.stream.write_all(&bytes).await?)
     }
 
     /// Whether the request carries the camera's Digest credentials; answers 401 if not.
@@ -195,7 +200,7 @@ impl Connection {
         request: &Request,
         slot: &Slot,
         cseq: &str,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, Error> {
         let camera = &slot.camera;
         let password = camera
             .password_file
@@ -235,7 +240,6 @@ impl Connection {
     }
 }
 
-/// Serves one connection of a pushing camera.
 /// Serves one pushing camera's connection; its admission `ticket` counts as logged in once
 /// the camera's Digest credentials check out.
 pub async fn connection(
@@ -435,7 +439,7 @@ async fn record(mut c: Connection, s: Session) {
             m = c.read(STALL) => m,
         };
         let (channel, packet) = match message {
-            Err(e) => break e,
+            Err(e) => break e.to_string(),
             Ok(Message::Interleaved(channel, packet)) => (channel, packet),
             Ok(Message::Request(request, _)) => {
                 let cseq = request

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
 use super::{RtmpContext, sps, tag};
+use crate::base::Error;
 use crate::media::frame::{Codec, Kind, Track, Tracks};
 use crate::media::hub::Hub;
 use crate::media::sample_entry::{self, AacConfig};
@@ -50,11 +51,11 @@ impl Clock {
 }
 
 /// Builds the video track of a sequence header; also returns its NAL length size.
-pub fn video_track(codec: Codec, record: &Bytes) -> Result<(Track, usize), String> {
+pub fn video_track(codec: Codec, record: &Bytes) -> Result<(Track, usize), Error> {
     let (sets, length_byte) = match codec {
         Codec::H264 => (sample_entry::avcc_parameter_sets(record)?, 4),
         Codec::H265 => (sample_entry::hvcc_parameter_sets(record)?, 21),
-        Codec::Aac => return Err("AAC is not video".into()),
+        Codec::Aac => crate::bail!(Invalid, "AAC is not video"),
     };
     // Frames are rewritten with 4-byte lengths, so the record must say so.
     let extra_data = if sets.length_size == 4 {
@@ -87,7 +88,7 @@ pub fn video_track(codec: Codec, record: &Bytes) -> Result<(Track, usize), Strin
         timescale: 90_000,
         extra_data,
         sample_entry,
-        rfc6381: rfc6381.ok_or("the record has no profile")?,
+        rfc6381: rfc6381.ok_or_else(|| crate::err!(Invalid, "the record has no profile"))?,
         dimensions,
         channels: 0,
     };
@@ -95,7 +96,7 @@ pub fn video_track(codec: Codec, record: &Bytes) -> Result<(Track, usize), Strin
 }
 
 /// Builds the audio track of an AAC sequence header.
-pub fn audio_track(asc: &Bytes) -> Result<Track, String> {
+pub fn audio_track(asc: &Bytes) -> Result<Track, Error> {
     let config = AacConfig::parse(asc)?;
     Ok(Track {
         codec: Codec::Aac,
