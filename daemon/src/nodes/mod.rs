@@ -5,6 +5,7 @@
 //! - [`seal`]: the per-site secret, the mutual handshake and the sealed frames;
 //! - [`wire`]: the messages and their framing;
 //! - [`link`]: both ends of a link, over any byte stream;
+//! - [`channel`]: streams the application node opens to a media node over new connections;
 //! - [`registry`]: what the application node knows of its media nodes.
 //!
 //! ## The threat model
@@ -26,6 +27,7 @@
 //! The channel is ours rather than TLS with a pre-shared key because rustls offers no external
 //! PSK, and certificates would need a site CA that installers would have to manage.
 
+pub mod channel;
 pub mod dial;
 pub mod link;
 pub mod registry;

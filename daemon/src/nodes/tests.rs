@@ -4,10 +4,29 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 
+use super::channel::Connect;
 use super::link::{self, Ends};
 use super::wire::Report;
 use super::{Registry, Secret, Version};
 use crate::base::{Kind, hex};
+
+/// A dialler for channels that never gets through: these tests open none.
+struct Nowhere;
+
+impl Connect for Nowhere {
+    fn connect(
+        &self,
+    ) -> futures_util::future::BoxFuture<
+        'static,
+        Result<Box<dyn crate::base::listen::Conn>, crate::base::Error>,
+    > {
+        Box::pin(async { Err(crate::err!(Unavailable, "nowhere")) })
+    }
+}
+
+fn nowhere() -> Arc<dyn Connect> {
+    Arc::new(Nowhere)
+}
 
 fn version(text: &str) -> Version {
     Version {
@@ -30,8 +49,9 @@ async fn a_media_node_with_the_secret_gets_every_version_and_reports_back() {
         let mut ends = Ends {
             versions: versions_tx,
             reports,
+            serve: None,
         };
-        link::dial(media_io, &secret, "media-1", &mut ends).await
+        link::dial(media_io, &secret, "media-1", &mut ends, &nowhere()).await
     });
     assert_eq!(versions.recv().await.unwrap(), version("one"));
     registry.publish(version("two"));
@@ -79,9 +99,10 @@ async fn a_node_with_another_secret_is_refused_and_learns_nothing() {
     let mut ends = Ends {
         versions: versions_tx,
         reports,
+        serve: None,
     };
     let wrong = Secret::generate().unwrap();
-    let e = link::dial(media_io, &wrong, "media-1", &mut ends)
+    let e = link::dial(media_io, &wrong, "media-1", &mut ends, &nowhere())
         .await
         .unwrap_err();
     assert_eq!(e.kind(), Kind::Unauthenticated, "{e}");
@@ -105,9 +126,16 @@ async fn an_application_node_impostor_is_refused_by_the_media_node() {
     let mut ends = Ends {
         versions: versions_tx,
         reports,
+        serve: None,
     };
-    let e = link::dial(media_io, &Secret::generate().unwrap(), "media-1", &mut ends)
-        .await
-        .unwrap_err();
+    let e = link::dial(
+        media_io,
+        &Secret::generate().unwrap(),
+        "media-1",
+        &mut ends,
+        &nowhere(),
+    )
+    .await
+    .unwrap_err();
     assert!(e.to_string().contains("app side"), "{e}");
 }

@@ -129,6 +129,7 @@ impl Daemon {
         let ends = Ends {
             versions: self.channels.pushed_tx.clone(),
             reports: self.channels.reports.subscribe(),
+            serve: None,
         };
         let (state_tx, mut state_rx) = watch::channel(crate::state::LinkState::default());
         let status = self.status.clone();
