@@ -6,7 +6,8 @@
 //! - [`wire`]: the messages and their framing;
 //! - [`link`]: both ends of a link, over any byte stream;
 //! - [`channel`]: streams the application node opens to a media node over new connections;
-//! - [`registry`]: what the application node knows of its media nodes.
+//! - [`registry`]: what the application node knows of its media nodes;
+//! - [`relay`]: live video of a camera another node ingests, pulled once and fanned out here.
 //!
 //! ## The threat model
 //!
@@ -31,6 +32,7 @@ pub mod channel;
 pub mod dial;
 pub mod link;
 pub mod registry;
+pub mod relay;
 pub mod seal;
 pub mod wire;
 
@@ -38,4 +40,4 @@ pub use registry::{Registry, Version};
 pub use seal::Secret;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -139,3 +139,48 @@ async fn an_application_node_impostor_is_refused_by_the_media_node() {
     .unwrap_err();
     assert!(e.to_string().contains("app side"), "{e}");
 }
+
+/// Dials "the application node": a new in-memory stream whose other end `accept` serves.
+pub(super) struct Loopback(pub Arc<Registry>);
+
+impl Connect for Loopback {
+    fn connect(
+        &self,
+    ) -> futures_util::future::BoxFuture<
+        'static,
+        Result<Box<dyn crate::base::listen::Conn>, crate::base::Error>,
+    > {
+        let (app, media) = tokio::io::duplex(1 << 16);
+        tokio::spawn(link::accept(app, self.0.clone(), "peer".into()));
+        Box::pin(async move { Ok(Box::new(media) as Box<dyn crate::base::listen::Conn>) })
+    }
+}
+
+/// An application node's registry with a media node "media-1" linked to it, serving channels
+/// with `serve`; the task is the media node's link.
+pub(super) async fn linked(
+    serve: Option<Arc<dyn super::channel::Serve>>,
+) -> (Arc<Registry>, tokio::task::JoinHandle<()>) {
+    let secret = Secret::generate().unwrap();
+    let registry = Arc::new(Registry::default());
+    registry.set_secret(Some(secret.clone()));
+    let connect: Arc<dyn Connect> = Arc::new(Loopback(registry.clone()));
+    let control = connect.connect().await.unwrap();
+    let media = tokio::spawn(async move {
+        let (versions, _keep) = mpsc::channel(4);
+        let (_reports_tx, reports) = watch::channel((None, None));
+        let mut ends = Ends {
+            versions,
+            reports,
+            serve,
+        };
+        let _ = link::dial(control, &secret, "media-1", &mut ends, &connect).await;
+    });
+    for _ in 0..200 {
+        if registry.nodes().get("media-1").is_some_and(|n| n.online) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    (registry, media)
+}

@@ -45,6 +45,10 @@ pub(super) async fn server() -> Server {
         recordings: std::env::temp_dir().join("sited-web-test-recordings"),
         site_file: std::env::temp_dir().join(format!("sited-web-test-{}.toml", std::process::id())),
         nodes: Default::default(),
+        relays: Arc::new(crate::nodes::relay::Relays::new(
+            Default::default(),
+            Default::default(),
+        )),
         discoveries: Default::default(),
         webrtc: Default::default(),
     });

@@ -4,23 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
-use tokio::sync::{mpsc, watch};
-
 use super::*;
-use crate::nodes::Registry;
-use crate::nodes::link::{self, Ends};
-
-/// Dials "the application node": a new in-memory stream whose other end `accept` serves.
-struct Loopback(Arc<Registry>);
-
-impl Connect for Loopback {
-    fn connect(&self) -> BoxFuture<'static, Result<Box<dyn Conn>, Error>> {
-        let (app, media) = tokio::io::duplex(1 << 16);
-        tokio::spawn(link::accept(app, self.0.clone(), "peer".into()));
-        Box::pin(async move { Ok(Box::new(media) as Box<dyn Conn>) })
-    }
-}
+use crate::nodes::tests::linked as site;
+use futures_util::future::BoxFuture;
 
 /// Echoes every frame back, then finishes as the first frame says.
 struct Echo;
@@ -44,32 +30,6 @@ impl Serve for Echo {
             }
         })
     }
-}
-
-/// A linked media node "media-1" that serves channels with `serve`.
-async fn site(serve: Option<Arc<dyn Serve>>) -> (Arc<Registry>, tokio::task::JoinHandle<()>) {
-    let secret = Secret::generate().unwrap();
-    let registry = Arc::new(Registry::default());
-    registry.set_secret(Some(secret.clone()));
-    let connect: Arc<dyn Connect> = Arc::new(Loopback(registry.clone()));
-    let control = connect.connect().await.unwrap();
-    let media = tokio::spawn(async move {
-        let (versions, _keep) = mpsc::channel(4);
-        let (_reports_tx, reports) = watch::channel((None, None));
-        let mut ends = Ends {
-            versions,
-            reports,
-            serve,
-        };
-        let _ = link::dial(control, &secret, "media-1", &mut ends, &connect).await;
-    });
-    for _ in 0..200 {
-        if registry.nodes().get("media-1").is_some_and(|n| n.online) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    (registry, media)
 }
 
 fn relay(camera: &str) -> Want {
