@@ -5,7 +5,9 @@
 //! - [`seal`]: the per-site secret, the mutual handshake and the sealed frames;
 //! - [`wire`]: the messages and their framing;
 //! - [`link`]: both ends of a link, over any byte stream;
-//! - [`registry`]: what the application node knows of its media nodes.
+//! - [`channel`]: streams the application node opens to a media node over new connections;
+//! - [`registry`]: what the application node knows of its media nodes;
+//! - [`relay`]: live video of a camera another node ingests, pulled once and fanned out here.
 //!
 //! ## The threat model
 //!
@@ -26,9 +28,11 @@
 //! The channel is ours rather than TLS with a pre-shared key because rustls offers no external
 //! PSK, and certificates would need a site CA that installers would have to manage.
 
+pub mod channel;
 pub mod dial;
 pub mod link;
 pub mod registry;
+pub mod relay;
 pub mod seal;
 pub mod wire;
 
@@ -36,4 +40,4 @@ pub use registry::{Registry, Version};
 pub use seal::Secret;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -4,10 +4,29 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 
+use super::channel::Connect;
 use super::link::{self, Ends};
 use super::wire::Report;
 use super::{Registry, Secret, Version};
 use crate::base::{Kind, hex};
+
+/// A dialler for channels that never gets through: these tests open none.
+struct Nowhere;
+
+impl Connect for Nowhere {
+    fn connect(
+        &self,
+    ) -> futures_util::future::BoxFuture<
+        'static,
+        Result<Box<dyn crate::base::listen::Conn>, crate::base::Error>,
+    > {
+        Box::pin(async { Err(crate::err!(Unavailable, "nowhere")) })
+    }
+}
+
+fn nowhere() -> Arc<dyn Connect> {
+    Arc::new(Nowhere)
+}
 
 fn version(text: &str) -> Version {
     Version {
@@ -42,8 +61,9 @@ async fn a_media_node_with_the_secret_gets_every_version_and_reports_back() {
             versions: versions_tx,
             reports,
             auth: Arc::default(),
+            serve: None,
         };
-        link::dial(media_io, &secret, "media-1", &mut ends).await
+        link::dial(media_io, &secret, "media-1", &mut ends, &nowhere()).await
     });
     assert_eq!(versions.recv().await.unwrap(), version("one"));
     registry.publish(version("two"));
@@ -92,9 +112,10 @@ async fn a_node_with_another_secret_is_refused_and_learns_nothing() {
         versions: versions_tx,
         reports,
         auth: Arc::default(),
+        serve: None,
     };
     let wrong = Secret::generate().unwrap();
-    let e = link::dial(media_io, &wrong, "media-1", &mut ends)
+    let e = link::dial(media_io, &wrong, "media-1", &mut ends, &nowhere())
         .await
         .unwrap_err();
     assert_eq!(e.kind(), Kind::Unauthenticated, "{e}");
@@ -119,10 +140,17 @@ async fn an_application_node_impostor_is_refused_by_the_media_node() {
         versions: versions_tx,
         reports,
         auth: Arc::default(),
+        serve: None,
     };
-    let e = link::dial(media_io, &Secret::generate().unwrap(), "media-1", &mut ends)
-        .await
-        .unwrap_err();
+    let e = link::dial(
+        media_io,
+        &Secret::generate().unwrap(),
+        "media-1",
+        &mut ends,
+        &nowhere(),
+    )
+    .await
+    .unwrap_err();
     assert!(e.to_string().contains("app side"), "{e}");
 }
 
@@ -146,8 +174,9 @@ async fn revoked_tokens_travel_both_ways_over_the_link() {
             versions: versions_tx,
             reports,
             auth,
+            serve: None,
         };
-        link::dial(media_io, &secret, "media-1", &mut ends).await
+        link::dial(media_io, &secret, "media-1", &mut ends, &nowhere()).await
     });
     assert!(
         eventually(|| media_auth.revoked().contains(&[1; 16])).await,
@@ -162,4 +191,50 @@ async fn revoked_tokens_travel_both_ways_over_the_link() {
     );
     media.abort();
     app.abort();
+}
+
+/// Dials "the application node": a new in-memory stream whose other end `accept` serves.
+pub(super) struct Loopback(pub Arc<Registry>);
+
+impl Connect for Loopback {
+    fn connect(
+        &self,
+    ) -> futures_util::future::BoxFuture<
+        'static,
+        Result<Box<dyn crate::base::listen::Conn>, crate::base::Error>,
+    > {
+        let (app, media) = tokio::io::duplex(1 << 16);
+        tokio::spawn(link::accept(app, self.0.clone(), "peer".into()));
+        Box::pin(async move { Ok(Box::new(media) as Box<dyn crate::base::listen::Conn>) })
+    }
+}
+
+/// An application node's registry with a media node "media-1" linked to it, serving channels
+/// with `serve`; the task is the media node's link.
+pub(super) async fn linked(
+    serve: Option<Arc<dyn super::channel::Serve>>,
+) -> (Arc<Registry>, tokio::task::JoinHandle<()>) {
+    let secret = Secret::generate().unwrap();
+    let registry = Arc::new(Registry::new(Arc::default()));
+    registry.set_secret(Some(secret.clone()));
+    let connect: Arc<dyn Connect> = Arc::new(Loopback(registry.clone()));
+    let control = connect.connect().await.unwrap();
+    let media = tokio::spawn(async move {
+        let (versions, _keep) = mpsc::channel(4);
+        let (_reports_tx, reports) = watch::channel((None, None));
+        let mut ends = Ends {
+            versions,
+            reports,
+            auth: Arc::default(),
+            serve,
+        };
+        let _ = link::dial(control, &secret, "media-1", &mut ends, &connect).await;
+    });
+    for _ in 0..200 {
+        if registry.nodes().get("media-1").is_some_and(|n| n.online) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    (registry, media)
 }

@@ -16,12 +16,18 @@
 //! The site secret also keys the site's tokens: every node that holds it issues and accepts
 //! the same sessions and tokens (`auth::token`); a node without it keeps local ones.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::Daemon;
 use crate::catalog::{Roles, Service};
 use crate::config::Site;
+use crate::media::hub::Hubs;
+use crate::nodes::channel::{Channel, Serve, Want};
 use crate::nodes::dial::{self, Target};
 use crate::nodes::link::Ends;
 use crate::nodes::wire::Report;
@@ -54,6 +60,29 @@ impl Default for Channels {
             pushed_rx: Some(pushed_rx),
             reports: watch::channel((None, None)).0,
         }
+    }
+}
+
+/// What a media node serves over the channels its application node opens.
+struct NodeChannels {
+    /// The node's live streams, for relays.
+    hubs: Arc<Hubs>,
+}
+
+impl Serve for NodeChannels {
+    fn serve(&self, want: Want, channel: Channel) -> BoxFuture<'static, ()> {
+        let hubs = self.hubs.clone();
+        Box::pin(async move {
+            match want {
+                Want::Relay { camera } => crate::nodes::relay::serve(&hubs, &camera, channel).await,
+                Want::Http { .. } => {
+                    channel
+                        .sender
+                        .finish(Err("this node does not serve HTTP over channels".into()))
+                        .await
+                }
+            }
+        })
     }
 }
 
@@ -115,7 +144,16 @@ impl Daemon {
         self.channels
             .reports
             .send_modify(|r| r.0 = Some(sha.to_string()));
-        if plan.node.roles.meets(Roles::APPLICATION) {
+        let application = plan.node.roles.meets(Roles::APPLICATION);
+        let remote: BTreeMap<String, String> = site
+            .cameras
+            .iter()
+            .filter(|c| application && c.node != plan.node.name)
+            .map(|c| (c.name.clone(), c.node.clone()))
+            .collect();
+        let local: BTreeSet<String> = plan.cameras.iter().map(|c| c.name.clone()).collect();
+        self.relays.set(&remote, &local, &self.shutdown);
+        if application {
             self.nodes.set_secret(secret.map(|(s, _)| s));
             self.nodes.publish(Version {
                 sha256: sha.to_string(),
@@ -146,6 +184,9 @@ impl Daemon {
             versions: self.channels.pushed_tx.clone(),
             reports: self.channels.reports.subscribe(),
             auth: self.nodes.auth().clone(),
+            serve: Some(Arc::new(NodeChannels {
+                hubs: self.cameras.hubs.clone(),
+            })),
         };
         let (state_tx, mut state_rx) = watch::channel(crate::state::LinkState::default());
         let status = self.status.clone();

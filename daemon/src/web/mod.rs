@@ -70,6 +70,8 @@ pub struct App {
     pub site_file: std::path::PathBuf,
     /// The media nodes linked to this one, when it is the application node.
     pub nodes: Arc<crate::nodes::Registry>,
+    /// The cameras other nodes ingest, relayed here (application node).
+    pub relays: Arc<crate::nodes::relay::Relays>,
     /// The last ONVIF discovery of the node.
     pub discoveries: Arc<discover::Discoveries>,
     /// WebRTC viewers (WHEP).

@@ -36,6 +36,7 @@ pub(super) async fn server() -> Server {
         ..Status::default()
     };
     let auth: Arc<crate::auth::Auth> = Default::default();
+    let nodes = Arc::new(crate::nodes::Registry::new(auth.clone()));
     let app = Arc::new(App {
         status: Arc::new(RwLock::new(status)),
         store: Arc::new(Mutex::new(crate::store::Store::memory().unwrap())),
@@ -45,7 +46,8 @@ pub(super) async fn server() -> Server {
         hls: Default::default(),
         recordings: std::env::temp_dir().join("sited-web-test-recordings"),
         site_file: std::env::temp_dir().join(format!("sited-web-test-{}.toml", std::process::id())),
-        nodes: Arc::new(crate::nodes::Registry::new(auth)),
+        nodes: nodes.clone(),
+        relays: Arc::new(crate::nodes::relay::Relays::new(Default::default(), nodes)),
         discoveries: Default::default(),
         webrtc: Default::default(),
     });
