@@ -487,3 +487,75 @@ fn a_token_of_the_application_node_plays_from_a_media_node_until_revoked() {
         revoked.elapsed()
     );
 }
+
+/// Issue 12 §4: recordings of a camera that media-2 records, through the application node:
+/// the spans, a clip (ffprobe decodes it; a Range answers 206 with its Content-Range) and the
+/// VOD playlist.
+#[test]
+fn a_clip_recorded_on_media_2_comes_through_the_application_node() {
+    require_root!("ip", "curl");
+    require_media!();
+    let r = recorded_site();
+    let lab = &r.lab;
+    let secs = |t: &str| humantime::parse_rfc3339_weak(t).unwrap();
+    let mut span = serde_json::Value::Null;
+    r.app
+        .wait_for("6 s recorded on media-2, listed by the app", T, || {
+            let out = text(&curl(lab, &["/api/v1/cameras/cam/recordings"]));
+            let list: serde_json::Value = out
+                .split_once("\r\n\r\n")
+                .and_then(|(_, b)| serde_json::from_str(b).ok())
+                .unwrap_or_default();
+            span = list[0].clone();
+            span["end"].as_str().is_some_and(|end| {
+                secs(end)
+                    .duration_since(secs(span["start"].as_str().unwrap()))
+                    .is_ok_and(|d| d >= Duration::from_secs(6))
+            })
+        });
+    let start = secs(span["start"].as_str().unwrap());
+    let from = humantime::format_rfc3339_millis(start + Duration::from_secs(1)).to_string();
+    let to = humantime::format_rfc3339_millis(start + Duration::from_secs(5)).to_string();
+    let path = format!("/api/v1/cameras/cam/clip.mp4?start={from}&end={to}");
+
+    let file = std::env::temp_dir().join(format!("sited-remote-clip-{}.mp4", std::process::id()));
+    let name = file.to_str().unwrap();
+    // Without the helper's `-i`, so that the file holds the body alone.
+    let user = format!("{}:{}", ADMIN.0, ADMIN.1);
+    let url = format!("http://192.0.2.1:{WEB}{path}");
+    let head = text(&lab.try_exec(
+        &lab.node,
+        &["curl", "-sS", "-D", "-", "-o", name, "-u", &user, &url],
+    ))
+    .to_lowercase();
+    let len = std::fs::metadata(&file).unwrap().len();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains(&format!("content-length: {len}")) && head.contains("accept-ranges: bytes"),
+        "{head}"
+    );
+    let probed = sited_tests::media::probe(name, 100);
+    assert!(
+        probed.values().any(|(n, mono, _)| *n >= 50 && *mono),
+        "the clip does not decode: {probed:?}"
+    );
+    let _ = std::fs::remove_file(&file);
+
+    let part = text(&curl(
+        lab,
+        &["-r", "100-199", "-o", "/dev/null", "-D", "-", &path],
+    ))
+    .to_lowercase();
+    assert!(part.starts_with("http/1.1 206"), "{part}");
+    assert!(
+        part.contains(&format!("content-range: bytes 100-199/{len}")),
+        "{part}"
+    );
+
+    let playlist = text(&curl(
+        lab,
+        &[&format!("/vod/cam/index.m3u8?start={from}&end={to}")],
+    ));
+    assert!(playlist.starts_with("HTTP/1.1 200"), "{playlist}");
+    assert!(playlist.contains("#EXT-X-ENDLIST"), "{playlist}");
+}

@@ -67,20 +67,19 @@ impl Default for Channels {
 struct NodeChannels {
     /// The node's live streams, for relays.
     hubs: Arc<Hubs>,
+    /// The node's web service, for the recordings, clips and VOD asked through the
+    /// application node (`web::remote`).
+    web: axum::Router,
 }
 
 impl Serve for NodeChannels {
     fn serve(&self, want: Want, channel: Channel) -> BoxFuture<'static, ()> {
         let hubs = self.hubs.clone();
+        let web = self.web.clone();
         Box::pin(async move {
             match want {
                 Want::Relay { camera } => crate::nodes::relay::serve(&hubs, &camera, channel).await,
-                Want::Http { .. } => {
-                    channel
-                        .sender
-                        .finish(Err("this node does not serve HTTP over channels".into()))
-                        .await
-                }
+                want @ Want::Http { .. } => crate::web::remote::serve(web, want, channel).await,
             }
         })
     }
@@ -186,6 +185,7 @@ impl Daemon {
             auth: self.nodes.auth().clone(),
             serve: Some(Arc::new(NodeChannels {
                 hubs: self.cameras.hubs.clone(),
+                web: self.routers.web.clone(),
             })),
         };
         let (state_tx, mut state_rx) = watch::channel(crate::state::LinkState::default());

@@ -15,6 +15,7 @@ pub mod origin;
 pub mod page;
 pub mod range;
 pub mod recordings;
+pub mod remote;
 pub mod serve;
 pub mod site;
 pub mod stall;
@@ -252,7 +253,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/nodes", get(site::nodes))
         .route("/api/v1/node", get(api::node))
         .route("/api/v1/cameras", get(api::cameras))
-        .merge(recordings::routes())
+        .merge(recordings::routes(app.clone()))
         .route("/api/v1/storage", get(recordings::storage))
         .route("/api/v1/ports", get(api::ports))
         .route("/api/v1/config/history", get(api::history))
@@ -289,8 +290,8 @@ pub fn router(app: Arc<App>) -> Router {
 
 /// The router of the downloads port (VALT 8000): health, recordings, clips and VOD.
 pub fn downloads_router(app: Arc<App>) -> Router {
-    let protected =
-        recordings::routes().route_layer(middleware::from_fn_with_state(app.clone(), api_login));
+    let protected = recordings::routes(app.clone())
+        .route_layer(middleware::from_fn_with_state(app.clone(), api_login));
     Router::new()
         .route("/api/v1/health", get(api::health))
         .merge(protected)
