@@ -183,6 +183,49 @@ async fn ask(
     Ok(r)
 }
 
+/// The recorded spans of `camera` in `[from, to)` (UTC ms), asked of `node` as `p`: what the
+/// Recordings page shows of a camera another node records.
+pub async fn spans(
+    app: &App,
+    node: &str,
+    p: &Principal,
+    camera: &str,
+    (from, to): (i64, i64),
+) -> Result<Vec<(i64, i64)>, Error> {
+    let at = |ms| crate::base::time::rfc3339_ms(ms);
+    let path = format!(
+        "/api/v1/cameras/{camera}/recordings?start={}&end={}",
+        at(from),
+        at(to)
+    );
+    let answer = ask(app, node, p, path, Vec::new()).await?;
+    if !answer.status().is_success() {
+        crate::bail!(
+            Unavailable,
+            "media node {node} answered {}",
+            answer.status()
+        );
+    }
+    let body = http_body_util::Limited::new(answer.into_body(), 1 << 20)
+        .collect()
+        .await
+        .map_err(|e| crate::err!(Unavailable, "the spans from {node}: {e}"))?
+        .to_bytes();
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&body)
+        .map_err(|e| crate::err!(Invalid, "the spans from {node}: {e}"))?;
+    let ms = |v: &serde_json::Value| {
+        humantime::parse_rfc3339_weak(v.as_str()?)
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .and_then(|d| i64::try_from(d.as_millis()).ok())
+    };
+    Ok(list
+        .iter()
+        .filter_map(|s| Some((ms(&s["start"])?, ms(&s["end"])?)))
+        .collect())
+}
+
 /// A media node's side: answers `want` (a forwarded recordings, clip or VOD request) with
 /// `router`, this node's own web service, and streams the answer back over `channel`.
 pub async fn serve(router: Router, want: Want, channel: Channel) {

@@ -394,28 +394,60 @@ pub async fn recordings(
                 .into_response(),
         };
     }
-    let (site, cameras): (String, Vec<String>) = match app.status.read() {
-        Ok(s) => (
-            site_name(&s),
-            s.plan
+    // On the application node, every recorded camera of the site; the spans of those another
+    // node records come from that node (`web::remote`).
+    let (site, cameras): (String, Vec<(String, Option<String>)>) = match app.status.read() {
+        Ok(s) => {
+            let me = s
+                .plan
+                .as_ref()
+                .map(|p| p.node.name.clone())
+                .unwrap_or_default();
+            let application = s
+                .plan
+                .as_ref()
+                .is_some_and(|p| p.node.roles.meets(crate::catalog::Roles::APPLICATION));
+            let listed = s
+                .site
                 .iter()
-                .flat_map(|p| p.cameras.iter())
-                .filter(|c| c.record)
-                .map(|c| c.name.clone())
-                .collect(),
-        ),
+                .flat_map(|site| site.cameras.iter())
+                .filter(|c| c.record && (c.node == me || application))
+                .map(|c| (c.name.clone(), (c.node != me).then(|| c.node.clone())))
+                .collect();
+            (site_name(&s), listed)
+        }
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
     let now = crate::base::time::now_ms();
-    let names = cameras.clone();
-    let spans = super::with_store(&app, move |store| {
-        names
-            .iter()
-            .map(|c| store.recording_spans(c, now - 86_400_000, now))
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .await
-    .unwrap_or_default();
+    let day = (now - 86_400_000, now);
+    let local: Vec<String> = cameras
+        .iter()
+        .filter(|(_, node)| node.is_none())
+        .map(|(c, _)| c.clone())
+        .collect();
+    let mut spans: std::collections::HashMap<String, Result<Vec<(i64, i64)>, String>> =
+        super::with_store(&app, move |store| {
+            local
+                .into_iter()
+                .map(|c| {
+                    let spans = store.recording_spans(&c, day.0, day.1)?;
+                    Ok((
+                        c,
+                        Ok(spans.iter().map(|s| (s.start_ms, s.end_ms)).collect()),
+                    ))
+                })
+                .collect::<Result<_, crate::base::Error>>()
+        })
+        .await
+        .unwrap_or_default();
+    for (camera, node) in &cameras {
+        if let Some(node) = node {
+            let found = super::remote::spans(&app, node, &p, camera, day)
+                .await
+                .map_err(|e| e.to_string());
+            spans.insert(camera.clone(), found);
+        }
+    }
     let fmt = |ms: i64| {
         humantime::format_rfc3339_seconds(
             std::time::UNIX_EPOCH
@@ -425,15 +457,18 @@ pub async fn recordings(
     };
     let rows: Vec<Vec<String>> = cameras
         .iter()
-        .zip(spans.iter().map(Some).chain(std::iter::repeat(None)))
-        .map(|(c, spans)| {
-            let list: Vec<String> = spans
-                .into_iter()
-                .flatten()
-                .map(|sp| format!("{} – {}", fmt(sp.start_ms), fmt(sp.end_ms)))
-                .collect();
+        .map(|(c, node)| {
+            let list = match spans.get(c) {
+                Some(Ok(list)) => list
+                    .iter()
+                    .map(|(a, b)| format!("{} – {}", fmt(*a), fmt(*b)))
+                    .collect(),
+                Some(Err(e)) => vec![format!("cannot ask {}: {e}", node.as_deref().unwrap_or(""))],
+                None => Vec::new(),
+            };
             vec![
                 esc(c),
+                esc(node.as_deref().unwrap_or("this node")),
                 if list.is_empty() {
                     "<span class=\"note\">nothing yet</span>".into()
                 } else {
@@ -444,14 +479,21 @@ pub async fn recordings(
         .collect();
     let options: String = cameras
         .iter()
-        .map(|c| format!("<option>{}</option>", esc(c)))
+        .map(|(c, _)| format!("<option>{}</option>", esc(c)))
         .collect();
     let body = if cameras.is_empty() {
         "<p class=\"note\">No camera of this node is recorded: set <code>record = true</code> on a camera.</p>".to_string()
     } else {
         format!(
             "{}<h2>Download a clip</h2><form class=\"login\" method=\"get\" action=\"/recordings\"><label>Camera <select name=\"camera\">{options}</select></label><label>From (UTC) <input name=\"start\" type=\"datetime-local\" step=\"1\" required></label><label>To (UTC) <input name=\"end\" type=\"datetime-local\" step=\"1\" required></label><button>Download MP4</button></form>",
-            table(&["Camera", "Recorded in the last 24 hours (UTC)"], &rows)
+            table(
+                &[
+                    "Camera",
+                    "Recorded on",
+                    "Recorded in the last 24 hours (UTC)"
+                ],
+                &rows
+            )
         )
     };
     frame("Recordings", &site, Some(&p.name), "/recordings", &body).into_response()
