@@ -321,6 +321,8 @@ pub async fn serve(
 }
 
 #[cfg(test)]
+mod remote_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod vod_tests;

@@ -20,19 +20,31 @@ pub(super) struct Server {
 
 /// Starts a [`Server`].
 pub(super) async fn server() -> Server {
-    let mut text = SITE.to_string();
-    for (name, role, password) in [("ann", "admin", "ann-pw"), ("vic", "viewer", "vic-pw")] {
-        let hash = crate::auth::hash_password(password).unwrap();
-        text.push_str(&format!(
-            "[[users]]\nname = \"{name}\"\nrole = \"{role}\"\npassword_hash = \"{hash}\"\n"
-        ));
-    }
+    server_of(SITE, "app").await
+}
+
+/// Starts a [`Server`] of another site, as its node `node`, with the same users.
+pub(super) async fn server_of(site: &str, node: &str) -> Server {
+    // Hashed once, so that the nodes of one test's site have the same users.
+    static USERS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let users = USERS.get_or_init(|| {
+        [("ann", "admin", "ann-pw"), ("vic", "viewer", "vic-pw")]
+            .iter()
+            .map(|(name, role, password)| {
+                let hash = crate::auth::hash_password(password).unwrap();
+                format!(
+                    "[[users]]\nname = \"{name}\"\nrole = \"{role}\"\npassword_hash = \"{hash}\"\n"
+                )
+            })
+            .collect()
+    });
+    let text = format!("{site}{users}");
     let site = crate::plan::check(&text, Default::default()).site.unwrap();
-    let plan = crate::plan::plan(&site, "app").unwrap();
+    let plan = crate::plan::plan(&site, node).unwrap();
     let status = Status {
         site: Some(Arc::new(site)),
         plan: Some(Arc::new(plan)),
-        node: Some("app".into()),
+        node: Some(node.into()),
         ..Status::default()
     };
     let auth: Arc<crate::auth::Auth> = Default::default();
