@@ -189,6 +189,20 @@ pub fn hvc1_codec(hvcc: &[u8]) -> Option<String> {
     Some(out)
 }
 
+/// The audio track of an AAC AudioSpecificConfig (an RTMP sequence header, an SDP `config`).
+pub fn aac_track(asc: &Bytes) -> Result<Track, Error> {
+    let config = AacConfig::parse(asc)?;
+    Ok(Track {
+        codec: Codec::Aac,
+        timescale: config.sample_rate,
+        extra_data: asc.clone(),
+        sample_entry: mp4a(asc, &config),
+        rfc6381: config.codec(),
+        dimensions: (0, 0),
+        channels: config.channels,
+    })
+}
+
 /// What an AAC AudioSpecificConfig (ISO/IEC 14496-3 §1.6.2.1) says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AacConfig {

@@ -2,27 +2,36 @@
 //! §7.3.2.2), cropping included. Only the fields before the size are read; any malformed or
 //! truncated SPS is an error, never a panic.
 
+use crate::base::Result;
+
+/// A NAL unit's RBSP: its payload after the `header_len` bytes of its header, without the
+/// emulation prevention bytes.
+pub fn rbsp(nal: &[u8], header_len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(nal.len());
+    let mut zeros = 0;
+    for &b in nal.iter().skip(header_len) {
+        if zeros >= 2 && b == 3 {
+            zeros = 0;
+            continue;
+        }
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+        out.push(b);
+    }
+    out
+}
+
 /// Reads an RBSP (emulation prevention bytes removed) bit by bit.
 struct Bits {
     rbsp: Vec<u8>,
     at: usize,
 }
 
-use crate::base::Result;
-
 impl Bits {
     fn new(nal: &[u8], header_len: usize) -> Bits {
-        let mut rbsp = Vec::with_capacity(nal.len());
-        let mut zeros = 0;
-        for &b in nal.iter().skip(header_len) {
-            if zeros >= 2 && b == 3 {
-                zeros = 0;
-                continue;
-            }
-            zeros = if b == 0 { zeros + 1 } else { 0 };
-            rbsp.push(b);
+        Bits {
+            rbsp: rbsp(nal, header_len),
+            at: 0,
         }
-        Bits { rbsp, at: 0 }
     }
 
     fn bit(&mut self) -> Result<u32> {
