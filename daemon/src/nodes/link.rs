@@ -2,6 +2,7 @@
 //! ([`dial`]), over any byte stream (the web listener hands over the connection after an HTTP
 //! upgrade). The handshake and sealing are [`super::seal`]'s; the messages [`super::wire`]'s.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use super::registry::{Registry, Version};
 use super::seal::{self, Sealed, Secret, Side};
 use super::wire::{self, Message, Report};
 use crate::base::{Error, Kind, hex};
+use crate::media::ingest::{CameraStatus, Statuses};
 
 /// The `Upgrade` token of the HTTP request that becomes a link.
 pub const UPGRADE: &str = "sited-link";
@@ -203,6 +205,7 @@ where
                             });
                         }
                         Message::Ping => registry.update(node, |_| {}),
+                        Message::Cameras { cameras } => registry.update(node, |n| n.cameras = cameras),
                         other => crate::bail!(Invalid, "unexpected {other:?} from a media node"),
                     }
                 }
@@ -223,6 +226,25 @@ pub struct Ends {
     pub reports: watch::Receiver<(Option<String>, Option<Report>)>,
     /// What serves the channels the application node opens; `None` refuses them.
     pub serve: Option<Arc<dyn Serve>>,
+    /// The cameras this node ingests, whose live state goes to the application node.
+    pub cameras: Statuses,
+}
+
+/// How often a media node looks for a change in its cameras' state to report.
+const CAMERAS: Duration = Duration::from_secs(1);
+
+/// Whether the cameras' state changed in what is worth reporting at once (fps and bitrate
+/// move all the time: they go with the periodic report).
+fn changed(last: &BTreeMap<String, CameraStatus>, now: &BTreeMap<String, CameraStatus>) -> bool {
+    last.len() != now.len()
+        || last.iter().zip(now).any(|((a, x), (b, y))| {
+            a != b
+                || x.state != y.state
+                || x.error != y.error
+                || x.video != y.video
+                || x.audio != y.audio
+                || x.failures != y.failures
+        })
 }
 
 /// A media node's side of one link, until it ends: proves itself, then hands every version to
@@ -252,6 +274,8 @@ where
     let read = read_frames(&mut reader, frames_tx);
     let work = async {
         let mut ping = tokio::time::interval(PING);
+        let mut look = tokio::time::interval(CAMERAS);
+        let mut reported: Option<(BTreeMap<String, CameraStatus>, tokio::time::Instant)> = None;
         loop {
             tokio::select! {
                 frame = frames_rx.recv() => {
@@ -299,6 +323,17 @@ where
                     }
                 }
                 _ = ping.tick() => send(&mut writer, &mut sealed, &Message::Ping).await?,
+                _ = look.tick() => {
+                    let now = ends.cameras.read().map(|c| c.clone()).unwrap_or_default();
+                    let due = reported.as_ref().is_none_or(|(last, at)| {
+                        changed(last, &now) || at.elapsed() >= PING
+                    });
+                    if due {
+                        let m = Message::Cameras { cameras: now.clone() };
+                        send(&mut writer, &mut sealed, &m).await?;
+                        reported = Some((now, tokio::time::Instant::now()));
+                    }
+                }
             }
         }
     };

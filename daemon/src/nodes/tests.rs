@@ -50,6 +50,7 @@ async fn a_media_node_with_the_secret_gets_every_version_and_reports_back() {
             versions: versions_tx,
             reports,
             serve: None,
+            cameras: Default::default(),
         };
         link::dial(media_io, &secret, "media-1", &mut ends, &nowhere()).await
     });
@@ -100,6 +101,7 @@ async fn a_node_with_another_secret_is_refused_and_learns_nothing() {
         versions: versions_tx,
         reports,
         serve: None,
+        cameras: Default::default(),
     };
     let wrong = Secret::generate().unwrap();
     let e = link::dial(media_io, &wrong, "media-1", &mut ends, &nowhere())
@@ -127,6 +129,7 @@ async fn an_application_node_impostor_is_refused_by_the_media_node() {
         versions: versions_tx,
         reports,
         serve: None,
+        cameras: Default::default(),
     };
     let e = link::dial(
         media_io,
@@ -173,6 +176,7 @@ pub(super) async fn linked(
             versions,
             reports,
             serve,
+            cameras: Default::default(),
         };
         let _ = link::dial(control, &secret, "media-1", &mut ends, &connect).await;
     });

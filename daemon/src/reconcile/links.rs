@@ -170,6 +170,7 @@ impl Daemon {
             serve: Some(Arc::new(NodeChannels {
                 hubs: self.cameras.hubs.clone(),
             })),
+            cameras: self.cameras.status.clone(),
         };
         let (state_tx, mut state_rx) = watch::channel(crate::state::LinkState::default());
         let status = self.status.clone();
