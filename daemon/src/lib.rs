@@ -16,7 +16,8 @@
 //! | [`store`] | the state database: config history, recordings index, schema upgrades |
 //! | [`auth`] | users, sessions, tokens, credentials and the login throttle |
 //! | [`onvif`] | finding cameras on the LAN: WS-Discovery, ONVIF SOAP, `[[cameras]]` text |
-//! | [`media`] | ingest, the hub, muxers, the RTMP and RTSP servers, the recorder |
+//! | [`media`] | ingest, the hub, muxers, the RTMP and RTSP servers, RTSP push, WebRTC and TURN, the recorder |
+//! | [`nodes`] | the node link: the site secret's handshake, sealed frames, distribution of the site file, the registry of linked nodes |
 //! | [`web`] | the HTTP surfaces: UI, REST API, live and VOD routes, TLS |
 //! | [`reconcile`] | the daemon: one attempt decides with `plan::diff` and applies through drivers |
 //! | [`cmd`] | one module per command of the `sited` binary |

@@ -126,6 +126,22 @@ fn chromium(url: &str) -> (Browser, String) {
     (browser, page.expect("Chromium's DevTools page target"))
 }
 
+/// Logs the page (showing `/login`) in with the login form, as a user does, and goes on to
+/// `next`: the UI takes no `?token=` (issue 16 §2).
+fn log_in(rt: &tokio::runtime::Runtime, page: &str, next: &str) {
+    let ready = "document.readyState === 'complete' && location.pathname === '/login'";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while rt.block_on(evaluate(page, ready)) != serde_json::Value::Bool(true) {
+        assert!(Instant::now() < deadline, "the login page did not load");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (user, password) = sited_tests::daemon::ADMIN;
+    let login = format!(
+        "fetch('/login', {{method: 'POST', body: new URLSearchParams({{user: '{user}', password: '{password}', next: '{next}'}})}}).then(r => {{ location.href = r.url; }}); true"
+    );
+    rt.block_on(evaluate(page, &login));
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -152,20 +168,9 @@ fn the_live_page_plays_in_chromium() {
     d.wait_for("the camera", Duration::from_secs(30), || {
         get(web, "/api/v1/cameras").body.contains("\"streaming\"")
     });
-    // The UI takes no ?token= (issue 16 §2): log in with the login form, as a user does.
     let (_browser, page) = chromium(&format!("http://127.0.0.1:{web}/login?next=/live"));
     let rt = runtime();
-    let ready = "document.readyState === 'complete' && location.pathname === '/login'";
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while rt.block_on(evaluate(&page, ready)) != serde_json::Value::Bool(true) {
-        assert!(Instant::now() < deadline, "the login page did not load");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let (user, password) = sited_tests::daemon::ADMIN;
-    let login = format!(
-        "fetch('/login', {{method: 'POST', body: new URLSearchParams({{user: '{user}', password: '{password}', next: '/live'}})}}).then(r => {{ location.href = r.url; }}); true"
-    );
-    rt.block_on(evaluate(&page, &login));
+    log_in(&rt, &page, "/live");
     let probe = "(() => { const v = document.querySelector('video'); return v ? [v.currentTime, v.videoWidth, v.readyState] : null; })()";
     let mut first: Option<f64> = None;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -259,7 +264,6 @@ fn curl(lab: &sited_tests::netns::Lab, args: &[&str]) -> String {
 }
 
 #[test]
-#[ignore = "regressed when the hardening work (Origin check, security headers) met WebRTC: the Live page's WHEP call fails in Chromium; tracked in issue 13"]
 fn webrtc_plays_in_chromium_from_another_namespace_directly_and_through_turn() {
     sited_tests::require_root!("ip", "curl");
     require_media!();
@@ -289,17 +293,12 @@ fn webrtc_plays_in_chromium_from_another_namespace_directly_and_through_turn() {
     d.wait_for("the camera", Duration::from_secs(30), || {
         curl(&lab, &["https://127.0.0.1/api/v1/cameras"]).contains("\"streaming\"")
     });
-    let token: serde_json::Value = serde_json::from_str(&curl(
-        &lab,
-        &["-X", "POST", "https://127.0.0.1/api/v1/tokens"],
-    ))
-    .unwrap();
-    let token = token["token"].as_str().unwrap().to_string();
-    for (query, transport) in [("", "WebRTC"), ("&ice=relay", "WebRTC via TURN")] {
-        let url = format!("https://{NODE_V4}/live?token={token}{query}");
+    for (next, transport) in [("/live", "WebRTC"), ("/live?ice=relay", "WebRTC via TURN")] {
+        let url = format!("https://{NODE_V4}/login?next={}", next.replace('?', "%3F"));
         let seen = in_netns(&client.ns, move || {
             let (_browser, page) = chromium(&url);
             let rt = runtime();
+            log_in(&rt, &page, next);
             let probe = "(async () => { const v = document.querySelector('video'); const state = v.parentElement.querySelector('.state').textContent; let decoded = 0; if (v.peerConnection) { (await v.peerConnection.getStats()).forEach(r => { if (r.type === 'inbound-rtp' && r.kind === 'video') decoded = r.framesDecoded; }); } return [v.videoWidth, state, decoded]; })()";
             let deadline = Instant::now() + Duration::from_secs(30);
             let mut first: Option<u64> = None;

@@ -1,42 +1,53 @@
-//! Cameras that push (NovaVMS 554): `ffmpeg -f rtsp` publishes with Digest credentials; the
-//! stream is recorded and re-served like a pulled camera; bad credentials, unknown cameras and a
-//! second publisher are refused; the publisher's death shows the camera failed, and a new push
-//! resumes it.
+//! Cameras that push (NovaVMS 554): `ffmpeg -f rtsp` publishes H.264 or H.265 with AAC, with
+//! Digest credentials; the stream is recorded and re-served like a pulled camera (RTSP and
+//! HTTP-FLV decode, audio included); bad credentials, unknown cameras and a second publisher are
+//! refused; the publisher's death shows the camera failed, and a new push resumes it.
 
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use sited_tests::daemon::{ADMIN, Daemon, admin_hash, free_port, get};
-use sited_tests::media::{T, decode};
+use sited_tests::media::{T, decode, probe};
 use sited_tests::require_media;
 
-/// `ffmpeg` publishing a test pattern to `url` for `seconds`, H.264 without B-frames.
-fn publisher(url: &str, seconds: u32) -> Command {
+/// `ffmpeg` publishing a test pattern and a tone to `url` for `seconds`: `video` is `libx264`
+/// (without B-frames) or `libx265`, the audio AAC.
+fn publisher(url: &str, seconds: u32, video: &str) -> Command {
     let mut c = Command::new("ffmpeg");
     c.args(["-v", "error", "-re", "-f", "lavfi", "-i"])
         .arg(format!("testsrc2=size=640x360:rate=25:duration={seconds}"))
+        .args(["-re", "-f", "lavfi", "-i"])
+        .arg(format!(
+            "sine=frequency=440:sample_rate=48000:duration={seconds}"
+        ))
         .args([
             "-c:v",
-            "libx264",
+            video,
             "-preset",
             "ultrafast",
             "-bf",
             "0",
             "-g",
             "25",
-            "-pix_fmt",
-            "yuv420p",
         ])
-        .args(["-f", "rtsp", "-rtsp_transport", "tcp", url]);
+        .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "1"]);
+    if video == "libx265" {
+        c.args(["-x265-params", "log-level=error"]);
+    }
+    c.args(["-f", "rtsp", "-rtsp_transport", "tcp", url]);
     c
 }
 
 fn push_once(url: &str) -> Output {
-    publisher(url, 2).output().expect("ffmpeg")
+    publisher(url, 2, "libx264").output().expect("ffmpeg")
 }
 
 fn spawn(url: &str) -> Child {
-    publisher(url, 600)
+    spawn_with(url, "libx264")
+}
+
+fn spawn_with(url: &str, video: &str) -> Child {
+    publisher(url, 600, video)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -63,10 +74,10 @@ fn a_pushing_camera_is_recorded_re_served_and_guarded() {
     let secret = dir.join("door.password");
     std::fs::write(&secret, "open-sesame\n").unwrap();
     let site = format!(
-        "[site]\nname = \"nova\"\nlayout = \"novavms\"\n\n[networks]\nclients = [\"192.0.2.0/24\"]\ncameras = [\"127.0.0.0/8\"]\n\n[[nodes]]\nname = \"n1\"\naddress = \"192.0.2.1\"\nroles = [\"application\", \"media\"]\n\n[[users]]\nname = \"{}\"\nrole = \"admin\"\npassword_hash = \"{}\"\n\n[[cameras]]\nname = \"door\"\npush = true\nusername = \"door\"\npassword_file = \"{}\"\nrecord = true\n\n[ports]\nweb_tls = {tls}\napi = {api}\nrtsp = {rtsp}\ncamera_push = {push}\n",
+        "[site]\nname = \"nova\"\nlayout = \"novavms\"\n\n[networks]\nclients = [\"192.0.2.0/24\"]\ncameras = [\"127.0.0.0/8\"]\n\n[[nodes]]\nname = \"n1\"\naddress = \"192.0.2.1\"\nroles = [\"application\", \"media\"]\n\n[[users]]\nname = \"{1}\"\nrole = \"admin\"\npassword_hash = \"{2}\"\n\n[[cameras]]\nname = \"door\"\npush = true\nusername = \"door\"\npassword_file = \"{0}\"\nrecord = true\n\n[[cameras]]\nname = \"hevc\"\npush = true\nusername = \"door\"\npassword_file = \"{0}\"\n\n[ports]\nweb_tls = {tls}\napi = {api}\nrtsp = {rtsp}\ncamera_push = {push}\n",
+        secret.display(),
         ADMIN.0,
         admin_hash(),
-        secret.display()
     );
     let d = Daemon::start(
         "push",
@@ -105,9 +116,42 @@ fn a_pushing_camera_is_recorded_re_served_and_guarded() {
         state(api, "door")["state"] == "streaming"
     });
     assert_eq!(state(api, "door")["video"], "h264 640x360");
+    assert_eq!(state(api, "door")["audio"], "aac 1 ch");
     let served = format!("rtsp://{}:{}@127.0.0.1:{rtsp}/door", ADMIN.0, ADMIN.1);
     let (decoded, errors) = decode(&served, &["-rtsp_transport", "tcp", "-t", "2"]);
     assert!(decoded, "{errors}");
+    // Every live output carries both tracks: RTSP, and HTTP-FLV on the web port (NovaVMS has no
+    // live port of its own).
+    let flv = format!(
+        "https://{}:{}@127.0.0.1:{tls}/live/door.flv",
+        ADMIN.0, ADMIN.1
+    );
+    for (output, url) in [("RTSP", &served), ("HTTP-FLV", &flv)] {
+        let seen = probe(url, 3);
+        assert!(
+            seen.contains_key("h264 640x360") && seen.keys().any(|k| k.starts_with("aac")),
+            "{output}: {seen:?}"
+        );
+        assert!(
+            seen.values().all(|(n, mono, _)| *n > 10 && *mono),
+            "{output}: {seen:?}"
+        );
+    }
+
+    // An H.265 camera pushes too: its IRAP pictures are keyframes, its stream decodes.
+    let mut hevc = spawn_with(&at("door:open-sesame", "hevc"), "libx265");
+    d.wait_for("hevc streaming", T, || {
+        state(api, "hevc")["state"] == "streaming"
+    });
+    assert_eq!(state(api, "hevc")["video"], "h265 640x360");
+    let served_hevc = format!("rtsp://{}:{}@127.0.0.1:{rtsp}/hevc", ADMIN.0, ADMIN.1);
+    let seen = probe(&served_hevc, 3);
+    assert!(
+        seen.contains_key("hevc 640x360") && seen.keys().any(|k| k.starts_with("aac")),
+        "H.265 over RTSP: {seen:?}"
+    );
+    let _ = hevc.kill();
+    let _ = hevc.wait();
 
     // A second publisher is refused while the first is live.
     let second = push_once(&at("door:open-sesame", "door"));

@@ -7,6 +7,7 @@
 //! - [`admission`]: who may hold a connection open before a login, and the descriptor reserve;
 //! - [`listen`]: the one accept loop of every TCP listener, and the connections shutdown waits
 //!   for;
+//! - [`tls`]: TLS as a carrier only, for the node link and ONVIF devices;
 //! - [`skip`]: how a test that cannot run says so.
 
 pub mod admission;
@@ -19,5 +20,6 @@ pub mod markup;
 pub mod random;
 pub mod skip;
 pub mod time;
+pub mod tls;
 
 pub use error::{Error, Kind, Result, ResultExt};

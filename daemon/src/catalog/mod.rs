@@ -432,7 +432,9 @@ pub fn tls_mode(layout: Layout, service: Service) -> TlsMode {
     use Service as S;
     match (layout, service) {
         (_, S::WebTls | S::LiveTls) => TlsMode::Always,
-        (Layout::Valt, S::Downloads | S::Vod) => TlsMode::FollowsSsl,
+        // The document's "HTTP Wowza admin" on 8088 is sited's admin UI: with SSL on, an admin's
+        // login never travels in clear there either (issue 16 §2).
+        (Layout::Valt, S::Downloads | S::Vod | S::MediaAdmin) => TlsMode::FollowsSsl,
         (Layout::Titop, S::Web | S::Api | S::HttpLive | S::Vod) => TlsMode::FollowsSsl,
         _ => TlsMode::Never,
     }

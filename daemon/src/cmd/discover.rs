@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 
+use crate::base::{Error, Kind, ResultExt as _};
 use crate::onvif::{self, Credentials, probe};
 
 /// Arguments of `sited discover`.
@@ -48,13 +49,13 @@ pub enum Format {
 }
 
 /// The scan the arguments ask for.
-fn scan(args: &Args) -> Result<probe::Scan, String> {
+fn scan(args: &Args) -> Result<probe::Scan, Error> {
     if !(0.1..=60.0).contains(&args.window) {
-        return Err("--window is 0.1 to 60 seconds".into());
+        return Err(crate::err!(Invalid, "--window is 0.1 to 60 seconds"));
     }
     let local = match &args.interface {
         Some(name) => probe::interface_address(name)
-            .ok_or_else(|| format!("interface {name} has no IPv4 address"))?,
+            .ok_or_else(|| crate::err!(NotFound, "interface {name} has no IPv4 address"))?,
         None => Ipv4Addr::UNSPECIFIED,
     };
     Ok(probe::Scan {
@@ -69,12 +70,12 @@ fn scan(args: &Args) -> Result<probe::Scan, String> {
     })
 }
 
-fn credentials(args: &Args) -> Result<Option<Credentials>, String> {
+fn credentials(args: &Args) -> Result<Option<Credentials>, Error> {
     let (Some(user), Some(file)) = (&args.user, &args.password_file) else {
         return Ok(None);
     };
     let text = std::fs::read_to_string(file)
-        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        .err_kind(Kind::Io, || format!("cannot read {}", file.display()))?;
     Ok(Some(Credentials {
         username: user.clone(),
         password: text.lines().next().unwrap_or("").to_string(),
@@ -131,7 +132,7 @@ pub fn run(args: &Args) -> ExitCode {
     };
     let (scan, credentials) = match (scan(args), credentials(args)) {
         (Ok(s), Ok(c)) => (s, c),
-        (Err(e), _) | (_, Err(e)) => return fail(e),
+        (Err(e), _) | (_, Err(e)) => return fail(e.to_string()),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -41,10 +41,14 @@ pub enum Format {
     Json,
 }
 
-fn parse_layout(s: &str) -> Result<Layout, String> {
+fn parse_layout(s: &str) -> Result<Layout, crate::base::Error> {
     Layout::from_name(s).ok_or_else(|| {
         let names: Vec<&str> = Layout::ALL.iter().map(|l| l.name()).collect();
-        format!("unknown layout; the layouts are {}", names.join(", "))
+        crate::err!(
+            Invalid,
+            "unknown layout; the layouts are {}",
+            names.join(", ")
+        )
     })
 }
 
@@ -78,7 +82,7 @@ pub fn run(args: &Args) -> ExitCode {
 pub fn node_doc(flows: &[Flow], format: Format) -> String {
     match format {
         Format::Json => {
-            let rows = crate::plan::flow::json_rows(flows);
+            let rows = crate::plan::flow::json_rows(flows, crate::plan::flow::Peering::Networks);
             format!(
                 "{}\n",
                 serde_json::to_string_pretty(&rows).unwrap_or_default()

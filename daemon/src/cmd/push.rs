@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
+use crate::base::{Error, Kind, ResultExt as _};
 use crate::plan::diff;
 
 /// Arguments of `sited push`.
@@ -63,8 +64,9 @@ fn request(
     auth: &str,
     extra: &str,
     body: &str,
-) -> Result<Answer, String> {
-    let mut s = TcpStream::connect(host).map_err(|e| format!("cannot reach {host}: {e}"))?;
+) -> Result<Answer, Error> {
+    let mut s =
+        TcpStream::connect(host).err_kind(Kind::Unavailable, || format!("cannot reach {host}"))?;
     let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {auth}\r\nConnection: close\r\nContent-Length: {}\r\n{extra}\r\n",
@@ -72,18 +74,20 @@ fn request(
     );
     s.write_all(head.as_bytes())
         .and_then(|()| s.write_all(body.as_bytes()))
-        .map_err(|e| format!("sending to {host}: {e}"))?;
+        .err_kind(Kind::Io, || format!("sending to {host}"))?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)
-        .map_err(|e| format!("reading from {host}: {e}"))?;
+        .err_kind(Kind::Io, || format!("reading from {host}"))?;
     let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").ok_or("a malformed answer")?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| crate::err!(Invalid, "a malformed answer"))?;
     let mut lines = head.lines();
     let status = lines
         .next()
         .and_then(|l| l.split(' ').nth(1))
         .and_then(|c| c.parse().ok())
-        .ok_or("a malformed status line")?;
+        .ok_or_else(|| crate::err!(Invalid, "a malformed status line"))?;
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
@@ -95,23 +99,24 @@ fn request(
     })
 }
 
-fn credentials(args: &Args) -> Result<String, String> {
+fn credentials(args: &Args) -> Result<String, Error> {
     let pair = match &args.credentials {
         Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+            .err_kind(Kind::Io, || format!("cannot read {}", path.display()))?
             .trim()
             .to_string(),
         None => match (std::env::var("SITED_USER"), std::env::var("SITED_PASSWORD")) {
             (Ok(u), Ok(p)) => format!("{u}:{p}"),
             _ => {
-                return Err(
-                    "give credentials: SITED_USER and SITED_PASSWORD, or --credentials FILE".into(),
+                crate::bail!(
+                    Unauthenticated,
+                    "give credentials: SITED_USER and SITED_PASSWORD, or --credentials FILE"
                 );
             }
         },
     };
     if !pair.contains(':') {
-        return Err("credentials are `user:password`".into());
+        return Err(crate::err!(Invalid, "credentials are `user:password`"));
     }
     Ok(base64::engine::general_purpose::STANDARD.encode(pair))
 }
@@ -127,25 +132,27 @@ pub fn run(args: &Args) -> ExitCode {
     }
 }
 
-fn push(args: &Args) -> Result<u8, String> {
+fn push(args: &Args) -> Result<u8, Error> {
     let host = args
         .to
         .strip_prefix("http://")
-        .ok_or("--to takes http://HOST:PORT")?
+        .ok_or_else(|| crate::err!(Invalid, "--to takes http://HOST:PORT"))?
         .trim_end_matches('/')
         .to_string();
     let auth = credentials(args)?;
     let new_text = std::fs::read_to_string(&args.file)
-        .map_err(|e| format!("cannot read {}: {e}", args.file.display()))?;
+        .err_kind(Kind::Io, || format!("cannot read {}", args.file.display()))?;
     let Ok(new_site) = super::load_site(&args.file) else {
-        return Err(format!(
+        return Err(crate::err!(
+            Invalid,
             "{} is invalid; nothing was sent",
             args.file.display()
         ));
     };
     let current = request(&host, "GET", "/api/v1/site/file", &auth, "", "")?;
     if current.status != 200 {
-        return Err(format!(
+        return Err(crate::err!(
+            Invalid,
             "GET /api/v1/site/file: {} {}",
             current.status,
             current.body.trim()
@@ -153,13 +160,14 @@ fn push(args: &Args) -> Result<u8, String> {
     }
     let etag = current
         .header("etag")
-        .ok_or("the application node gave no ETag")?
+        .ok_or_else(|| crate::err!(Invalid, "the application node gave no ETag"))?
         .to_string();
     if args.dry_run {
         let old_site = crate::plan::check(&current.body, Default::default()).site;
         let mut changed = false;
         for node in &new_site.nodes {
-            let new = crate::plan::plan(&new_site, &node.name).ok_or("a node vanished")?;
+            let new = crate::plan::plan(&new_site, &node.name)
+                .ok_or_else(|| crate::err!(Invalid, "a node vanished"))?;
             let old = old_site
                 .as_ref()
                 .and_then(|s| crate::plan::plan(s, &node.name))
@@ -180,7 +188,8 @@ fn push(args: &Args) -> Result<u8, String> {
         &new_text,
     )?;
     if put.status != 202 {
-        return Err(format!(
+        return Err(crate::err!(
+            Invalid,
             "PUT /api/v1/site: {} {}",
             put.status,
             put.body.trim()
@@ -206,7 +215,8 @@ fn push(args: &Args) -> Result<u8, String> {
             return Ok(0);
         }
     }
-    Err(format!(
+    Err(crate::err!(
+        DeadlineExceeded,
         "not every node runs version {version} after {} s: {last}",
         args.wait_secs
     ))

@@ -14,6 +14,7 @@ use super::diagnostic::{Code, Diagnostic, Severity, did_you_mean, quoted_list};
 use super::file::{self, Role, SiteFile};
 use super::locate::{Locator, Seg};
 use super::site::{Device, Features, Node, Site, TlsFiles, User};
+use crate::base::Error;
 use crate::catalog::{self, Layout, Roles, Service, Zone};
 
 /// What to check beyond the file itself.
@@ -142,7 +143,7 @@ impl Validator<'_, '_, '_> {
                             self.at.value(&path),
                             format!("\"{text}\" in `networks.{}` is not a network", zone.name()),
                         )
-                        .help(help),
+                        .help(help.to_string()),
                     ),
                 }
             }
@@ -213,7 +214,7 @@ impl Validator<'_, '_, '_> {
                                 entry.name, entry.address
                             ),
                         )
-                        .help(help),
+                        .help(help.to_string()),
                     );
                     IpAddr::from([0, 0, 0, 0])
                 }
@@ -588,13 +589,14 @@ pub(super) fn missing_file(
 }
 
 /// Parses a network as `[networks]` writes it: a CIDR, or a bare address meaning one host.
-pub fn parse_cidr(text: &str) -> Result<IpNet, String> {
+pub fn parse_cidr(text: &str) -> Result<IpNet, Error> {
     if let Ok(net) = text.parse::<IpNet>() {
         if net.trunc() != net {
-            return Err(format!(
+            crate::bail!(
+                Invalid,
                 "the address has host bits set; did you mean \"{}\"?",
                 net.trunc()
-            ));
+            );
         }
         return Ok(net);
     }
@@ -602,13 +604,14 @@ pub fn parse_cidr(text: &str) -> Result<IpNet, String> {
         return Ok(IpNet::from(ip));
     }
     match text.split_once('/') {
-        Some((addr, len)) if addr.parse::<IpAddr>().is_ok() => Err(format!(
+        Some((addr, len)) if addr.parse::<IpAddr>().is_ok() => Err(crate::err!(
+            Invalid,
             "\"{len}\" is not a prefix length for {addr}: use 0-32 for IPv4, 0-128 for IPv6"
         )),
-        _ => Err(
+        _ => Err(crate::err!(
+            Invalid,
             "write a network as \"192.0.2.0/24\" or \"2001:db8::/32\", or a single address"
-                .to_string(),
-        ),
+        )),
     }
 }
 
@@ -629,11 +632,13 @@ mod tests {
         assert!(
             parse_cidr("192.0.2.1/24")
                 .unwrap_err()
+                .to_string()
                 .contains("192.0.2.0/24")
         );
         assert!(
             parse_cidr("192.0.2.0/33")
                 .unwrap_err()
+                .to_string()
                 .contains("prefix length")
         );
         assert!(parse_cidr("lobby").is_err());

@@ -260,8 +260,8 @@ pub fn apply(driver: &dyn Driver, rs: &Ruleset, extra: &str) -> Result<Applied, 
     }
     let verified = match driver.live_json() {
         Ok(Some(live)) => verify(&live, rs),
-        Ok(None) => Err("the table is not live".to_string()),
-        Err(e) => Err(e.to_string()),
+        Ok(None) => Err(crate::err!(FirewallMismatch, "the table is not live")),
+        Err(e) => Err(e),
     };
     if let Err(mismatch) = verified {
         return Err(match driver.run(&restore_script(previous.as_deref())) {
@@ -286,11 +286,11 @@ pub fn apply(driver: &dyn Driver, rs: &Ruleset, extra: &str) -> Result<Applied, 
 }
 
 /// Checks the live table (libnftables JSON) against the planned ruleset.
-pub fn verify(live: &Value, rs: &Ruleset) -> Result<(), String> {
+pub fn verify(live: &Value, rs: &Ruleset) -> Result<(), Error> {
     let objects = live
         .get("nftables")
         .and_then(Value::as_array)
-        .ok_or("no nftables array")?;
+        .ok_or_else(|| crate::err!(FirewallMismatch, "no nftables array"))?;
     let of = |kind: &'static str| {
         objects
             .iter()
@@ -300,13 +300,15 @@ pub fn verify(live: &Value, rs: &Ruleset) -> Result<(), String> {
     for chain in &rs.chains {
         let live_chain = of("chain")
             .find(|c| c["name"] == chain.name.as_str())
-            .ok_or_else(|| format!("chain {} is missing", chain.name))?;
+            .ok_or_else(|| crate::err!(FirewallMismatch, "chain {} is missing", chain.name))?;
         if let Some(base) = chain.base {
             let policy = if base.accept { "accept" } else { "drop" };
             if live_chain["policy"] != policy {
-                return Err(format!(
+                return Err(crate::err!(
+                    FirewallMismatch,
                     "chain {} has policy {}, not {policy}",
-                    chain.name, live_chain["policy"]
+                    chain.name,
+                    live_chain["policy"]
                 ));
             }
         }
@@ -316,7 +318,8 @@ pub fn verify(live: &Value, rs: &Ruleset) -> Result<(), String> {
             .collect();
         let planned: Vec<Option<&str>> = chain.rules.iter().map(|r| r.comment.as_deref()).collect();
         if live_rules != planned {
-            return Err(format!(
+            return Err(crate::err!(
+                FirewallMismatch,
                 "chain {} has {} rules, {} planned, or they differ",
                 chain.name,
                 live_rules.len(),
@@ -333,16 +336,23 @@ pub fn verify(live: &Value, rs: &Ruleset) -> Result<(), String> {
             .filter(|r| matches!(r.action, Action::CtStateMap(_)))
             .count();
         if vmaps != planned_vmaps {
-            return Err(format!("chain {} lost its ct state map", chain.name));
+            return Err(crate::err!(
+                FirewallMismatch,
+                "chain {} lost its ct state map",
+                chain.name
+            ));
         }
     }
     if of("chain").count() != rs.chains.len() {
-        return Err("the live table has chains that were not planned".into());
+        return Err(crate::err!(
+            FirewallMismatch,
+            "the live table has chains that were not planned"
+        ));
     }
     for set in &rs.sets {
         let live_set = of("set")
             .find(|s| s["name"] == set.name.as_str())
-            .ok_or_else(|| format!("set {} is missing", set.name))?;
+            .ok_or_else(|| crate::err!(FirewallMismatch, "set {} is missing", set.name))?;
         if set.kind == SetKind::Resolved {
             continue;
         }
@@ -354,7 +364,8 @@ pub fn verify(live: &Value, rs: &Ruleset) -> Result<(), String> {
             .collect();
         let planned: BTreeSet<IpNet> = set.elements.iter().copied().collect();
         if live_elements != planned {
-            return Err(format!(
+            return Err(crate::err!(
+                FirewallMismatch,
                 "set {} holds {} elements, {} planned, or they differ",
                 set.name,
                 live_elements.len(),

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::frame::{Codec, Kind, Track, Tracks};
 use super::hub::Hub;
 use crate::base::backoff::backoff;
+use crate::base::{Error, Kind as ErrorKind, ResultExt as _};
 use crate::config::Camera;
 use crate::config::site::Transport as CameraTransport;
 
@@ -118,7 +119,7 @@ pub trait Opener: Send + Sync {
         hub: &'a Hub,
         cams: &'a Statuses,
         stop: &'a CancellationToken,
-    ) -> futures_util::future::BoxFuture<'a, Result<bool, String>>;
+    ) -> futures_util::future::BoxFuture<'a, Result<bool, Error>>;
 }
 
 /// The real opener: RTSP with retina, one session group for the node's cameras.
@@ -135,7 +136,7 @@ impl Opener for Retina {
         hub: &'a Hub,
         cams: &'a Statuses,
         stop: &'a CancellationToken,
-    ) -> futures_util::future::BoxFuture<'a, Result<bool, String>> {
+    ) -> futures_util::future::BoxFuture<'a, Result<bool, Error>> {
         Box::pin(session(camera, password, hub, cams, &self.group, stop))
     }
 }
@@ -159,11 +160,11 @@ pub async fn run(
             Some(Ok(p)) => opener
                 .session(&camera, Some(&p), &hub, &cams, &stop)
                 .await
-                .map_err(|e| scrub(&e, &camera, Some(&p))),
+                .map_err(|e| scrub(&e.to_string(), &camera, Some(&p))),
             None => opener
                 .session(&camera, None, &hub, &cams, &stop)
                 .await
-                .map_err(|e| scrub(&e, &camera, None)),
+                .map_err(|e| scrub(&e.to_string(), &camera, None)),
         };
         hub.clear();
         if stop.is_cancelled() {
@@ -231,8 +232,8 @@ async fn session(
     cams: &Statuses,
     group: &Arc<SessionGroup>,
     stop: &CancellationToken,
-) -> Result<bool, String> {
-    let url = url::Url::parse(&camera.url).map_err(|e| format!("bad URL: {e}"))?;
+) -> Result<bool, Error> {
+    let url = url::Url::parse(&camera.url).err_kind(ErrorKind::Invalid, || "bad URL")?;
     let creds = camera
         .username
         .as_ref()
@@ -251,7 +252,7 @@ async fn session(
     let connect = async {
         let mut session = retina::client::Session::describe(url, options)
             .await
-            .map_err(|e| e.to_string())?;
+            .err_kind(ErrorKind::Unavailable, || "DESCRIBE")?;
         let video = session
             .streams()
             .iter()
@@ -266,10 +267,11 @@ async fn session(
                 .iter()
                 .map(|s| format!("{}/{}", s.media(), s.encoding_name()))
                 .collect();
-            return Err(format!(
+            crate::bail!(
+                Invalid,
                 "no H.264 or H.265 video stream (the camera offers {})",
                 offered.join(", ")
-            ));
+            );
         };
         for i in [Some(video_i), audio].into_iter().flatten() {
             session
@@ -280,18 +282,20 @@ async fn session(
                         .frame_format(FrameFormat::MP4),
                 )
                 .await
-                .map_err(|e| e.to_string())?;
+                .err_kind(ErrorKind::Unavailable, || "SETUP")?;
         }
         let playing = session
             .play(PlayOptions::default())
             .await
-            .map_err(|e| e.to_string())?;
-        let demuxed = playing.demuxed().map_err(|e| e.to_string())?;
-        Ok::<_, String>((demuxed, video_i, audio))
+            .err_kind(ErrorKind::Unavailable, || "PLAY")?;
+        let demuxed = playing
+            .demuxed()
+            .err_kind(ErrorKind::Invalid, || "the stream")?;
+        Ok::<_, Error>((demuxed, video_i, audio))
     };
     let (mut demuxed, video_i, audio_i) = tokio::select! {
         _ = stop.cancelled() => return Ok(false),
-        r = tokio::time::timeout(CONNECT_TIMEOUT, connect) => r.map_err(|_| "timed out connecting".to_string())??,
+        r = tokio::time::timeout(CONNECT_TIMEOUT, connect) => r.map_err(|_| crate::err!(DeadlineExceeded, "timed out connecting"))??,
     };
     let mut streamed = false;
     let mut announced: Option<Tracks> = None;
@@ -300,9 +304,9 @@ async fn session(
         let item = tokio::select! {
             _ = stop.cancelled() => return Ok(streamed),
             item = tokio::time::timeout(STALL, demuxed.next()) => match item {
-                Err(_) => return Err(format!("no frame for {} s", STALL.as_secs())),
+                Err(_) => crate::bail!(DeadlineExceeded, "no frame for {} s", STALL.as_secs()),
                 Ok(None) => return Ok(streamed),
-                Ok(Some(Err(e))) => return Err(e.to_string()),
+                Ok(Some(Err(e))) => return Err(Error::new(ErrorKind::Unavailable, "").with_source(e)),
                 Ok(Some(Ok(item))) => item,
             },
         };

@@ -9,6 +9,8 @@
 use bytes::{BufMut as _, Bytes, BytesMut};
 
 use super::fmp4::boxed;
+use super::frame::{Codec, Track};
+use crate::base::Error;
 
 /// A VisualSampleEntry (ISO/IEC 14496-12 §12.1.3) of type `kind` holding the record in a box of
 /// type `record_kind`.
@@ -45,36 +47,55 @@ pub struct ParameterSets {
     pub length_size: usize,
 }
 
-fn take<'a>(data: &mut &'a [u8], n: usize, what: &str) -> Result<&'a [u8], String> {
+impl ParameterSets {
+    /// The parameter sets of a video track's record (avcC or hvcC), read strictly.
+    pub fn of_track(track: &Track) -> Result<ParameterSets, Error> {
+        match track.codec {
+            Codec::H264 => avcc_parameter_sets(&track.extra_data),
+            Codec::H265 => hvcc_parameter_sets(&track.extra_data),
+            Codec::Aac => crate::bail!(Invalid, "an audio track has no parameter sets"),
+        }
+    }
+
+    /// Every set in the order a decoder needs them: VPS, SPS, PPS.
+    pub fn in_order(&self) -> impl Iterator<Item = &Bytes> {
+        self.vps.iter().chain(&self.sps).chain(&self.pps)
+    }
+}
+
+fn take<'a>(data: &mut &'a [u8], n: usize, what: &str) -> Result<&'a [u8], Error> {
     if data.len() < n {
-        return Err(format!("the record ends inside {what}"));
+        crate::bail!(Invalid, "the record ends inside {what}");
     }
     let (head, rest) = data.split_at(n);
     *data = rest;
     Ok(head)
 }
 
-fn nal(data: &mut &[u8], record: &Bytes, what: &str) -> Result<Bytes, String> {
+fn nal(data: &mut &[u8], record: &Bytes, what: &str) -> Result<Bytes, Error> {
     let len = take(data, 2, what)?;
     let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
     let start = record.len() - data.len();
     take(data, len, what)?;
     if len == 0 {
-        return Err(format!("an empty {what}"));
+        crate::bail!(Invalid, "an empty {what}");
     }
     Ok(record.slice(start..start + len))
 }
 
 /// Reads an AVCDecoderConfigurationRecord (ISO/IEC 14496-15 §5.3.3.1).
-pub fn avcc_parameter_sets(avcc: &Bytes) -> Result<ParameterSets, String> {
+pub fn avcc_parameter_sets(avcc: &Bytes) -> Result<ParameterSets, Error> {
     let mut d = &avcc[..];
     let head = take(&mut d, 6, "the avcC header")?;
     if head[0] != 1 {
-        return Err(format!("avcC version {} (only 1 exists)", head[0]));
+        crate::bail!(Invalid, "avcC version {} (only 1 exists)", head[0]);
     }
     let length_size = usize::from(head[4] & 3) + 1;
     if length_size == 3 {
-        return Err("avcC says NAL lengths take 3 bytes (only 1, 2 or 4 are valid)".into());
+        crate::bail!(
+            Invalid,
+            "avcC says NAL lengths take 3 bytes (only 1, 2 or 4 are valid)"
+        );
     }
     let mut sets = ParameterSets {
         length_size,
@@ -88,21 +109,24 @@ pub fn avcc_parameter_sets(avcc: &Bytes) -> Result<ParameterSets, String> {
         sets.pps.push(nal(&mut d, avcc, "a PPS")?);
     }
     if sets.sps.is_empty() || sets.pps.is_empty() {
-        return Err("the avcC has no SPS or no PPS".into());
+        crate::bail!(Invalid, "the avcC has no SPS or no PPS");
     }
     Ok(sets)
 }
 
 /// Reads an HEVCDecoderConfigurationRecord (ISO/IEC 14496-15 §8.3.3.1).
-pub fn hvcc_parameter_sets(hvcc: &Bytes) -> Result<ParameterSets, String> {
+pub fn hvcc_parameter_sets(hvcc: &Bytes) -> Result<ParameterSets, Error> {
     let mut d = &hvcc[..];
     let head = take(&mut d, 23, "the hvcC header")?;
     if head[0] != 1 {
-        return Err(format!("hvcC version {} (only 1 exists)", head[0]));
+        crate::bail!(Invalid, "hvcC version {} (only 1 exists)", head[0]);
     }
     let length_size = usize::from(head[21] & 3) + 1;
     if length_size == 3 {
-        return Err("hvcC says NAL lengths take 3 bytes (only 1, 2 or 4 are valid)".into());
+        crate::bail!(
+            Invalid,
+            "hvcC says NAL lengths take 3 bytes (only 1, 2 or 4 are valid)"
+        );
     }
     let mut sets = ParameterSets {
         length_size,
@@ -122,7 +146,7 @@ pub fn hvcc_parameter_sets(hvcc: &Bytes) -> Result<ParameterSets, String> {
         }
     }
     if sets.vps.is_empty() || sets.sps.is_empty() || sets.pps.is_empty() {
-        return Err("the hvcC lacks a VPS, an SPS or a PPS".into());
+        crate::bail!(Invalid, "the hvcC lacks a VPS, an SPS or a PPS");
     }
     Ok(sets)
 }
@@ -165,6 +189,20 @@ pub fn hvc1_codec(hvcc: &[u8]) -> Option<String> {
     Some(out)
 }
 
+/// The audio track of an AAC AudioSpecificConfig (an RTMP sequence header, an SDP `config`).
+pub fn aac_track(asc: &Bytes) -> Result<Track, Error> {
+    let config = AacConfig::parse(asc)?;
+    Ok(Track {
+        codec: Codec::Aac,
+        timescale: config.sample_rate,
+        extra_data: asc.clone(),
+        sample_entry: mp4a(asc, &config),
+        rfc6381: config.codec(),
+        dimensions: (0, 0),
+        channels: config.channels,
+    })
+}
+
 /// What an AAC AudioSpecificConfig (ISO/IEC 14496-3 §1.6.2.1) says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AacConfig {
@@ -183,9 +221,9 @@ const AAC_RATES: [u32; 13] = [
 
 impl AacConfig {
     /// Reads the object type, rate and channels.
-    pub fn parse(asc: &[u8]) -> Result<AacConfig, String> {
+    pub fn parse(asc: &[u8]) -> Result<AacConfig, Error> {
         if asc.is_empty() {
-            return Err("an empty AudioSpecificConfig".into());
+            crate::bail!(Invalid, "an empty AudioSpecificConfig");
         }
         let bits = asc
             .iter()
@@ -207,17 +245,20 @@ impl AacConfig {
             0xf => read(24),
             i => *AAC_RATES
                 .get(i as usize)
-                .ok_or(format!("reserved AAC sampling frequency index {i}"))?,
+                .ok_or_else(|| crate::err!(Invalid, "reserved AAC sampling frequency index {i}"))?,
         };
         let channels = read(4);
         if asc.len() * 8 < at as usize || object_type == 0 || sample_rate == 0 {
-            return Err("the AudioSpecificConfig is too short or empty".into());
+            crate::bail!(Invalid, "the AudioSpecificConfig is too short or empty");
         }
         let channels = match channels {
-            0 => return Err("AAC channels in a program config element are not supported".into()),
+            0 => crate::bail!(
+                Invalid,
+                "AAC channels in a program config element are not supported"
+            ),
             7 => 8,
             c @ 1..=6 => c as u16,
-            c => return Err(format!("reserved AAC channel configuration {c}")),
+            c => crate::bail!(Invalid, "reserved AAC channel configuration {c}"),
         };
         Ok(AacConfig {
             object_type: object_type as u8,

@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 use super::discovery::{ProbeMatch, Scopes};
 use super::soap::{self, Credentials, DeviceInformation, Fault, Profile, Request, UsernameToken};
 use super::xml::Element;
+use crate::base::Error;
 
 /// Sends one SOAP request. The test seam of [`interrogate`].
 pub trait Transport {
@@ -24,7 +25,7 @@ pub trait Transport {
         url: &str,
         action: &str,
         envelope: String,
-    ) -> impl Future<Output = Result<(u16, Vec<u8>), String>> + Send;
+    ) -> impl Future<Output = Result<(u16, Vec<u8>), Error>> + Send;
 }
 
 /// Why a device found by discovery gave no stream.
@@ -138,7 +139,7 @@ impl<T: Transport> Session<'_, T> {
                 soap::envelope(&request, token.as_ref()),
             )
             .await
-            .map_err(Problem::NoAnswer)?;
+            .map_err(|e| Problem::NoAnswer(e.to_string()))?;
         soap::read(status, &body).map_err(|fault| match fault {
             Fault::NotAuthorized(why) if self.credentials.is_none() => {
                 Problem::NeedsCredentials(why)
@@ -293,7 +294,7 @@ mod tests {
             url: &str,
             action: &str,
             envelope: String,
-        ) -> Result<(u16, Vec<u8>), String> {
+        ) -> Result<(u16, Vec<u8>), Error> {
             let name = action.rsplit('/').next().unwrap().to_string();
             self.calls
                 .lock()
@@ -302,7 +303,7 @@ mod tests {
             self.replies
                 .get(name.as_str())
                 .map(|(s, b)| (*s, b.clone().into_bytes()))
-                .ok_or_else(|| "connection refused".to_string())
+                .ok_or_else(|| crate::err!(Unavailable, "connection refused"))
         }
     }
 

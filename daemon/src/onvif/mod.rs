@@ -60,14 +60,16 @@ pub async fn discover(
     let heard = probe::scan(scan).await?;
     let transport = http::Http {
         timeout: REQUEST_TIMEOUT,
+        credentials: credentials.cloned(),
     };
     let overall = tokio::time::Instant::now() + ASK_DEADLINE;
     let (datagrams, refused, truncated) = (heard.datagrams, heard.refused, heard.truncated);
+    let transport = &transport;
     let asks = heard.matches.into_iter().map(|(found, from)| {
         let credentials = credentials.cloned();
         async move {
             let deadline = (tokio::time::Instant::now() + DEVICE_DEADLINE).min(overall);
-            let asked = device::interrogate(&transport, &found, from, credentials.as_ref());
+            let asked = device::interrogate(transport, &found, from, credentials.as_ref());
             match tokio::time::timeout_at(deadline, asked).await {
                 Ok(device) => device,
                 Err(_) => Device {

@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 
 use super::discovery::{self, ProbeMatch};
+use crate::base::Error;
 
 /// The most distinct devices one scan keeps.
 pub const MAX_DEVICES: usize = 256;
@@ -61,17 +62,19 @@ pub fn interface_address(name: &str) -> Option<Ipv4Addr> {
 }
 
 /// The addresses of an IPv4 network to probe one by one, or why not.
-pub fn targets(network: ipnet::IpNet) -> Result<Vec<IpAddr>, String> {
+pub fn targets(network: ipnet::IpNet) -> Result<Vec<IpAddr>, Error> {
     let ipnet::IpNet::V4(net) = network else {
-        return Err(format!(
+        crate::bail!(
+            Invalid,
             "{network}: only IPv4 networks are probed one by one (ONVIF multicast is IPv4)"
-        ));
+        );
     };
     let hosts: Vec<IpAddr> = net.hosts().take(MAX_TARGETS + 1).map(IpAddr::V4).collect();
     if hosts.len() > MAX_TARGETS {
-        return Err(format!(
+        crate::bail!(
+            Invalid,
             "{network} has more than {MAX_TARGETS} addresses: give a /22 or smaller"
-        ));
+        );
     }
     Ok(hosts)
 }
@@ -183,6 +186,7 @@ mod tests {
         assert!(
             targets("198.51.100.0/21".parse().unwrap())
                 .unwrap_err()
+                .to_string()
                 .contains("/22")
         );
         assert!(targets("2001:db8::/120".parse().unwrap()).is_err());

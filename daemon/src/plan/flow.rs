@@ -218,9 +218,18 @@ fn references(f: &Flow) -> String {
         .join("; ")
 }
 
+/// How much of the peers a JSON port table shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peering {
+    /// The networks and addresses themselves (the CLI, admins).
+    Networks,
+    /// Zones by name only: a viewer does not learn the site's networks (issue 16 §2).
+    ZoneNames,
+}
+
 /// The flows as the JSON port table: one object per port, as `sited ports --format json` and
 /// `GET /api/v1/ports` print them.
-pub fn json_rows(flows: &[Flow]) -> Vec<serde_json::Value> {
+pub fn json_rows(flows: &[Flow], peering: Peering) -> Vec<serde_json::Value> {
     flows
         .iter()
         .flat_map(|f| {
@@ -229,7 +238,10 @@ pub fn json_rows(flows: &[Flow]) -> Vec<serde_json::Value> {
                     "direction": f.direction,
                     "proto": f.proto,
                     "port": p,
-                    "peers": f.peers.to_json(),
+                    "peers": match (&f.peers, peering) {
+                        (Peers::Zone(z, _), Peering::ZoneNames) => serde_json::json!([z.name()]),
+                        (peers, _) => peers.to_json(),
+                    },
                     "service": f.service(),
                     "purpose": f.row.purpose,
                     "reference": references(f),

@@ -64,7 +64,8 @@ fn ssl_moves_the_web_and_live_ports_and_asks_for_a_certificate() {
             (Service::WebTls, 443, true),
             (Service::LiveTls, 444, true),
             (Service::Downloads, 8000, true),
-            (Service::MediaAdmin, 8088, false),
+            // The admin UI there too: an admin's login never travels in clear under SSL.
+            (Service::MediaAdmin, 8088, true),
             (Service::Ssh, 22, false),
         ]
     );

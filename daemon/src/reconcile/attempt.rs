@@ -300,8 +300,8 @@ impl Daemon {
                 .ok_or_else(|| Error::new(Kind::Internal, "the node vanished from the site"))?,
         );
         let tls = web::tls::server_config(&plan.tls, &self.cfg.state_dir)
-            .map_err(|e| Error::new(Kind::Io, format!("TLS: {e}")))?;
-        let fingerprint = web::tls::fingerprint(&tls, &plan.tls);
+            .map_err(|e| e.context("TLS"))?;
+        let fingerprint = web::tls::fingerprint(&tls, &plan.tls, &self.cfg.state_dir);
         let actions = self.decide(&plan, &fingerprint);
         self.carry_out(&actions, &plan, web::tls::acceptor(tls))
             .await?;
@@ -342,7 +342,7 @@ impl Daemon {
     }
 
     /// The one decision: what takes the node from the plan in force to `plan`.
-    fn decide(&self, plan: &Plan, fingerprint: &str) -> Vec<diff::Action> {
+    pub(super) fn decide(&self, plan: &Plan, fingerprint: &str) -> Vec<diff::Action> {
         match &self.current {
             Some(c) => diff::actions(
                 &diff::diff(&c.plan, plan),
@@ -356,7 +356,7 @@ impl Daemon {
 
     /// Carries the actions out: the firewall first (the only step that can fail), then the
     /// listeners and the cameras.
-    async fn carry_out(
+    pub(super) async fn carry_out(
         &mut self,
         actions: &[diff::Action],
         plan: &Plan,

@@ -32,6 +32,8 @@ impl Daemon {
         let mut license = tokio::time::interval(LICENSE_REFRESH);
         license.tick().await;
         let mut retention = tokio::time::interval(self.cfg.retention);
+        let mut renewal = tokio::time::interval(super::TLS_RENEWAL_CHECK);
+        renewal.tick().await;
         let disk_full = self.cameras.disk_full.clone();
         let mut pushed = self
             .channels
@@ -57,6 +59,7 @@ impl Daemon {
                 _ = dog.tick() => if watchdog.is_some() { notify::watchdog() },
                 _ = license.tick() => self.refresh_license_hosts().await,
                 _ = retention.tick() => self.retention(),
+                _ = renewal.tick() => self.renew_tls().await,
                 () = disk_full.notified() => {
                     tracing::debug!("a recorder ran out of space: retention runs now");
                     self.retention();

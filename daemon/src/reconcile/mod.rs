@@ -8,7 +8,8 @@
 //! - [`event`] is the loop: file changes (debounced), SIGHUP, the watchdog, retention and the
 //!   licence-host refresh, until SIGTERM;
 //! - [`listeners`] opens, closes and rebinds listeners as told; [`node`] finds this node in the
-//!   site; [`boot`] imports the installer's file; [`watch`] watches the config folder.
+//!   site; [`boot`] imports the installer's file; [`watch`] watches the config folder;
+//!   [`renew`] renews the self-signed certificate before it ends.
 //!
 //! Every attempt is recorded in the config history. The last good file is kept in
 //! `<state-dir>/last-good.toml`, so that a restart with a broken file still runs the last good
@@ -21,6 +22,7 @@ pub mod event;
 pub mod links;
 pub mod listeners;
 pub mod node;
+pub mod renew;
 pub mod watch;
 
 #[cfg(test)]
@@ -33,6 +35,9 @@ pub use daemon::{Daemon, Drivers};
 
 /// How often retention runs by default.
 pub const RETENTION: Duration = Duration::from_secs(60);
+
+/// How often the self-signed certificate's remaining validity is checked.
+pub const TLS_RENEWAL_CHECK: Duration = Duration::from_secs(12 * 3600);
 
 /// How often resolved licence-host addresses are refreshed.
 pub const LICENSE_REFRESH: Duration = Duration::from_secs(300);

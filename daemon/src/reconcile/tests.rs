@@ -67,7 +67,7 @@ impl crate::media::ingest::Opener for Idle {
         _: &'a crate::media::hub::Hub,
         _: &'a crate::media::ingest::Statuses,
         stop: &'a CancellationToken,
-    ) -> futures_util::future::BoxFuture<'a, Result<bool, String>> {
+    ) -> futures_util::future::BoxFuture<'a, Result<bool, crate::base::Error>> {
         Box::pin(async move {
             stop.cancelled().await;
             Ok(false)

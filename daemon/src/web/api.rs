@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use super::{App, require_admin};
 use crate::auth::{Principal, TOKEN_TTL};
 use crate::config::{self, Source};
+use crate::plan::flow::Peering;
 
 fn roles(r: crate::catalog::Roles) -> Vec<&'static str> {
     let mut out = Vec::new();
@@ -117,14 +118,20 @@ pub async fn cameras(State(app): State<Arc<App>>) -> Json<Value> {
     Json(Value::Array(list))
 }
 
-/// `GET /api/v1/ports`: this node's flows, as `sited ports --format json`.
-pub async fn ports(State(app): State<Arc<App>>) -> Json<Value> {
+/// `GET /api/v1/ports`: this node's flows, as `sited ports --format json`; a viewer sees the
+/// zones by name, not their networks.
+pub async fn ports(State(app): State<Arc<App>>, Extension(p): Extension<Principal>) -> Json<Value> {
+    let peering = if require_admin(&p).is_ok() {
+        Peering::Networks
+    } else {
+        Peering::ZoneNames
+    };
     let rows = app
         .status
         .read()
         .ok()
         .and_then(|s| s.plan.clone())
-        .map(|p| crate::plan::flow::json_rows(&p.flows))
+        .map(|plan| crate::plan::flow::json_rows(&plan.flows, peering))
         .unwrap_or_default();
     Json(Value::Array(rows))
 }

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{App, require_admin};
 use crate::auth::Principal;
+use crate::base::{Kind, ResultExt as _};
 use crate::catalog::{self, Service};
 use crate::config::Site;
 use crate::onvif::{self, Credentials, probe, render};
@@ -166,12 +167,12 @@ pub async fn discover(
     }
     let network = ask.network.as_deref().map(|n| {
         n.parse::<ipnet::IpNet>()
-            .map_err(|e| format!("network {n}: {e}"))
+            .err_kind(Kind::Invalid, || format!("network {n}"))
             .and_then(probe::targets)
     });
     let unicast = match network.transpose() {
         Ok(t) => t.unwrap_or_default(),
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
+        Err(e) => return super::failure(&e),
     };
     let credentials = match (&ask.user, &ask.password) {
         (Some(u), Some(pw)) => Some(Credentials {

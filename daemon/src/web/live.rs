@@ -179,5 +179,6 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/live/{name}/{file}", get(hls_file))
         .route("/api/v1/health", get(super::api::health))
         .merge(super::vod::routes(app.clone()))
+        .layer(axum::middleware::from_fn(super::origin::check_live))
         .with_state(app)
 }

@@ -195,6 +195,12 @@ pub(crate) async fn api_login(
 }
 
 async fn ui_login(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
+    if req.uri().path() == "/" {
+        let unconfigured = app.status.read().ok().and_then(|s| s.unconfigured.clone());
+        if let Some(why) = unconfigured {
+            return ui::unconfigured(&why);
+        }
+    }
     match principal(&app, &req) {
         Ok(Some(p)) => {
             req.extensions_mut().insert(p);

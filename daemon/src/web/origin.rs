@@ -5,7 +5,8 @@
 //! changes state and names an origin other than the host it was sent to is refused (403), so
 //! a page of another site cannot log a user in or out, mint a token, or act with their cookie.
 //! Requests without `Origin` (curl, scripts, players) are not a browser's cross-site requests
-//! and pass.
+//! and pass. The live ports ([`check_live`]) admit the node's own host on any port, since the
+//! Live page on the web port opens their WebSockets.
 
 use axum::extract::Request;
 use axum::http::{Method, StatusCode, header};
@@ -19,19 +20,57 @@ pub fn same_origin(origin: &str, host: &str) -> bool {
         .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
 }
 
-/// Refuses a cross-origin request that changes state.
-pub async fn check(req: Request, next: Next) -> Response {
+/// Whether `origin` names the host the request was sent to, on any port: the live ports are
+/// other ports of the same node, and the Live page on the web port opens their WebSockets.
+pub fn same_host(origin: &str, host: &str) -> bool {
+    let strip = |authority: &str| -> String {
+        match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or("").to_ascii_lowercase(),
+            None => authority
+                .rsplit_once(':')
+                .map_or(authority, |(h, _)| h)
+                .to_ascii_lowercase(),
+        }
+    };
+    origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| strip(authority) == strip(host))
+}
+
+/// Whether a request changes state, or upgrades to a WebSocket, and names another origin than
+/// `allowed` admits.
+fn refused(req: &Request, allowed: fn(&str, &str) -> bool) -> bool {
     let changes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
         || req.headers().contains_key(header::UPGRADE);
-    if changes && let Some(origin) = req.headers().get(header::ORIGIN) {
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("");
-        if !origin.to_str().is_ok_and(|o| same_origin(o, host)) {
-            return (StatusCode::FORBIDDEN, "a request from another site\n").into_response();
-        }
+    let Some(origin) = req.headers().get(header::ORIGIN).filter(|_| changes) else {
+        return false;
+    };
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    !origin.to_str().is_ok_and(|o| allowed(o, host))
+}
+
+fn forbidden() -> Response {
+    (StatusCode::FORBIDDEN, "a request from another site\n").into_response()
+}
+
+/// Refuses a cross-origin request that changes state.
+pub async fn check(req: Request, next: Next) -> Response {
+    if refused(&req, same_origin) {
+        return forbidden();
+    }
+    next.run(req).await
+}
+
+/// The live ports' check: a WebSocket upgrade from a page of another host is refused (a page
+/// of another site cannot watch with a viewer's cookie); the node's own pages, on any of its
+/// ports, pass.
+pub async fn check_live(req: Request, next: Next) -> Response {
+    if refused(&req, same_host) {
+        return forbidden();
     }
     next.run(req).await
 }
@@ -47,5 +86,16 @@ mod tests {
         assert!(!same_origin("https://evil.example", "nvr.example"));
         assert!(!same_origin("https://nvr.example", "nvr.example:8443"));
         assert!(!same_origin("null", "nvr.example"));
+    }
+
+    #[test]
+    fn the_live_ports_admit_the_same_host_on_any_port() {
+        assert!(same_host("https://nvr.example", "nvr.example:1935"));
+        assert!(same_host("http://192.0.2.1:80", "192.0.2.1:8080"));
+        assert!(same_host("http://[2001:db8::1]:80", "[2001:db8::1]:1935"));
+        assert!(!same_host("http://[2001:db8::2]", "[2001:db8::1]:1935"));
+        assert!(!same_host("https://evil.example", "nvr.example:1935"));
+        assert!(!same_host("https://nvr.example.evil", "nvr.example"));
+        assert!(!same_host("null", "nvr.example"));
     }
 }

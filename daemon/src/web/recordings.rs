@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::App;
+use crate::base::Error;
 use crate::media::recorder::clip;
 
 /// The longest clip one request may cut.
@@ -37,28 +38,45 @@ fn ms(t: SystemTime) -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-pub(crate) fn bad(message: String) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({"error": message}))).into_response()
-}
-
-/// The range asked for, UTC ms; `end` defaults to now, `start` to `default_span` before it.
-/// The error is the sentence for a 400 ([`bad`]).
-pub(crate) fn parse(range: &Range, default_span: Duration) -> Result<(i64, i64), String> {
-    let at = |v: &Option<String>, name: &str| -> Result<Option<i64>, String> {
-        v.as_deref()
-            .map(|s| {
-                humantime::parse_rfc3339_weak(s).map(ms).map_err(|e| {
-                    format!("`{name}` is not an RFC 3339 time ({e}): use e.g. 2026-11-21T10:00:00Z")
+impl Range {
+    /// The range asked for, UTC ms; `end` defaults to now, `start` to `default_span` before it.
+    pub(crate) fn span(&self, default_span: Duration) -> Result<(i64, i64), Error> {
+        let at = |v: &Option<String>, name: &str| -> Result<Option<i64>, Error> {
+            v.as_deref()
+                .map(|s| {
+                    humantime::parse_rfc3339_weak(s).map(ms).map_err(|e| {
+                        crate::err!(
+                            Invalid,
+                            "`{name}` is not an RFC 3339 time ({e}): use e.g. 2026-11-21T10:00:00Z"
+                        )
+                    })
                 })
-            })
-            .transpose()
-    };
-    let end = at(&range.end, "end")?.unwrap_or_else(|| ms(SystemTime::now()));
-    let start = at(&range.start, "start")?.unwrap_or(end - default_span.as_millis() as i64);
-    if end <= start {
-        return Err("`end` must come after `start`".into());
+                .transpose()
+        };
+        let end = at(&self.end, "end")?.unwrap_or_else(|| ms(SystemTime::now()));
+        let start = at(&self.start, "start")?.unwrap_or(end - default_span.as_millis() as i64);
+        if end <= start {
+            crate::bail!(Invalid, "`end` must come after `start`");
+        }
+        Ok((start, end))
     }
-    Ok((start, end))
+
+    /// The range of a cut (a clip, a VOD playlist): `start` is required, and it spans at most
+    /// [`MAX_CLIP`].
+    pub(crate) fn cut(&self, default_span: Duration, what: &str) -> Result<(i64, i64), Error> {
+        if self.start.is_none() {
+            crate::bail!(Invalid, "give `start` (and `end`), RFC 3339");
+        }
+        let (start, end) = self.span(default_span)?;
+        if (end - start) as u128 > MAX_CLIP.as_millis() {
+            crate::bail!(
+                Invalid,
+                "a {what} is at most {} hours",
+                MAX_CLIP.as_secs() / 3600
+            );
+        }
+        Ok((start, end))
+    }
 }
 
 /// The recordings and clip routes, for the web and downloads routers.
@@ -121,9 +139,9 @@ pub async fn recordings(
     if let Some(r) = unknown(&app, &camera) {
         return r;
     }
-    let (start, end) = match parse(&range, Duration::from_secs(24 * 3600)) {
+    let (start, end) = match range.span(Duration::from_secs(24 * 3600)) {
         Ok(r) => r,
-        Err(e) => return bad(e),
+        Err(e) => return super::failure(&e),
     };
     let spans = super::with_store(&app, move |s| s.recording_spans(&camera, start, end)).await;
     match spans {
@@ -161,65 +179,32 @@ pub async fn clip_mp4(
     if let Some(r) = unknown(&app, &camera) {
         return r;
     }
-    if range.start.is_none() {
-        return bad("give `start` (and `end`), RFC 3339".into());
-    }
-    let (start, end) = match parse(&range, Duration::from_secs(60)) {
+    let (start, end) = match range.cut(Duration::from_secs(60), "clip") {
         Ok(r) => r,
-        Err(e) => return bad(e),
+        Err(e) => return super::failure(&e),
     };
-    if (end - start) as u128 > MAX_CLIP.as_millis() {
-        return bad(format!(
-            "a clip is at most {} hours",
-            MAX_CLIP.as_secs() / 3600
-        ));
-    }
     let root = app.recordings.clone();
-    let store = app.store.clone();
-    let planned = tokio::task::spawn_blocking(move || -> Result<Option<clip::ClipPlan>, String> {
-        let (segments, init) = {
-            let s = store
-                .lock()
-                .map_err(|_| "state database lock".to_string())?;
-            let segments = s
-                .recording_segments(&camera, start, end)
-                .map_err(|e| e.to_string())?;
-            let Some(first) = segments.first() else {
-                return Ok(None);
-            };
-            let init = s
-                .recording_init(first.init_id)
-                .map_err(|e| e.to_string())?
-                .unwrap_or_default();
-            (segments, init)
+    let planned = super::with_store(&app, move |s| {
+        let segments = s.recording_segments(&camera, start, end)?;
+        let Some(first) = segments.first() else {
+            return Ok(None);
         };
+        let init = s.recording_init(first.init_id)?.unwrap_or_default();
         let Some(mut plan) = clip::plan(&root, &segments, bytes::Bytes::from(init), start, end)
         else {
             return Ok(None);
         };
-        plan.trim_end().map_err(|e| e.to_string())?;
+        // Reads the last fragments from disk: this runs on the blocking thread too.
+        plan.trim_end()?;
         Ok(Some(plan))
     })
     .await;
     let plan = match planned {
-        Ok(Ok(Some(p))) => Arc::new(p),
-        Ok(Ok(None)) => {
-            return (
-                StatusCode::NOT_FOUND,
-                Json(json!({"error": "nothing is recorded in that range"})),
-            )
-                .into_response();
+        Ok(Some(p)) => Arc::new(p),
+        Ok(None) => {
+            return super::failure(&crate::err!(NotFound, "nothing is recorded in that range"));
         }
-        Ok(Err(e)) => {
-            return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": e}))).into_response();
-        }
-        Err(e) => {
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Json(json!({"error": e.to_string()})),
-            )
-                .into_response();
-        }
+        Err(e) => return super::failure(&e),
     };
     let len = plan.len;
     let wanted = match super::range::parse(

@@ -469,3 +469,122 @@ async fn state_changing_requests_from_another_site_are_refused() {
     assert_eq!(code, 201, "the host's own origin");
     s.stop.cancel();
 }
+
+/// Issue 16 §2: a viewer sees the zones a port is open to by name, never the site's networks;
+/// an admin sees the networks.
+#[tokio::test]
+async fn only_admins_see_the_networks_of_the_zones() {
+    let s = server().await;
+    let peers = |body: &str| -> Vec<String> {
+        let rows: serde_json::Value = serde_json::from_str(body).unwrap();
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r["peers"].as_array().cloned().unwrap_or_default())
+            .map(|p| p.as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let get = |user: &'static str, pw: &'static str| {
+        let auth = basic(user, pw);
+        async move { request(s.addr, &format!("GET /api/v1/ports HTTP/1.1\r\n{auth}"), "").await }
+    };
+    let (code, _, body) = get("vic", "vic-pw").await;
+    assert_eq!(code, 200);
+    let seen = peers(&body);
+    assert!(seen.iter().any(|p| p == "clients"), "{seen:?}");
+    assert!(!seen.iter().any(|p| p.contains("192.0.2.")), "{seen:?}");
+    let (_, _, body) = get("ann", "ann-pw").await;
+    assert!(peers(&body).iter().any(|p| p == "192.0.2.0/24"));
+    s.stop.cancel();
+}
+
+/// Issue 16 §2: an unconfigured node has no users, so the page that says what to do needs no
+/// login; every other page still does.
+#[tokio::test]
+async fn an_unconfigured_node_says_what_to_do_without_a_login() {
+    let s = server().await;
+    if let Ok(mut st) = s.app.status.write() {
+        st.unconfigured = Some("no site file at /etc/sited/site.toml".into());
+        st.site = None;
+    }
+    let (code, _, body) = request(s.addr, "GET / HTTP/1.1", "").await;
+    assert_eq!(code, 200);
+    assert!(body.contains("runs no site yet"), "{body}");
+    assert!(body.contains("no site file at /etc/sited/site.toml"));
+    let (code, _, _) = request(s.addr, "GET /ports HTTP/1.1", "").await;
+    assert_eq!(code, 303);
+    s.stop.cancel();
+}
+
+/// Issue 16 §2: the self-signed certificate names the site, is valid for about 13 months from
+/// yesterday (not 1975–4096), and is generated again when less than a month of it is left.
+#[test]
+fn the_self_signed_certificate_names_the_site_and_is_renewed() {
+    use std::time::{Duration, SystemTime};
+    let dir = std::env::temp_dir().join(format!("sited-tls-renew-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let names = ["harbour".to_string(), "app".into(), "192.0.2.1".into()];
+    let now = SystemTime::now();
+    let der = |path: &std::path::Path| {
+        let pem = std::fs::read(path).unwrap();
+        let cert = rustls_pemfile::certs(&mut pem.as_slice())
+            .next()
+            .unwrap()
+            .unwrap();
+        cert.as_ref().to_vec()
+    };
+    let utc_day = |t: SystemTime| {
+        let text = humantime::format_rfc3339_seconds(t).to_string();
+        format!("{}{}{}000000Z", &text[2..4], &text[5..7], &text[8..10]).into_bytes()
+    };
+    let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    let (cert, _) = tls::self_signed_at(&dir, &names, now).unwrap();
+    let first = der(&cert);
+    assert!(!contains(&first, b"rcgen self signed cert"));
+    assert!(contains(&first, b"harbour") && contains(&first, b"sited"));
+    assert!(contains(&first, &utc_day(now + tls::SELF_SIGNED_VALIDITY)));
+    assert!(contains(
+        &first,
+        &utc_day(now - Duration::from_secs(24 * 3600))
+    ));
+    // A month and a day before its end it is kept; with less left it is renewed.
+    let later = now + tls::SELF_SIGNED_VALIDITY - tls::RENEW_BEFORE - Duration::from_secs(86_400);
+    tls::self_signed_at(&dir, &names, later).unwrap();
+    assert_eq!(der(&cert), first, "kept while more than a month is left");
+    let end = now + tls::SELF_SIGNED_VALIDITY - Duration::from_secs(86_400);
+    tls::self_signed_at(&dir, &names, end).unwrap();
+    let renewed = der(&cert);
+    assert_ne!(renewed, first, "renewed with less than a month left");
+    assert!(contains(
+        &renewed,
+        &utc_day(end + tls::SELF_SIGNED_VALIDITY)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 16 §2: on a live port, a WebSocket upgrade from a page of another site is refused
+/// before any credential is looked at; the node's own page (another port of its host) passes.
+#[tokio::test]
+async fn live_websockets_refuse_other_sites() {
+    let s = server().await;
+    let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    tokio::spawn(serve(
+        vec![socket],
+        None,
+        live::router(s.app.clone()),
+        s.stop.clone(),
+        s.stop.clone(),
+    ));
+    let upgrade = |origin: &str| {
+        format!(
+            "GET /live/quay HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: {origin}"
+        )
+    };
+    let (code, _, _) = request(addr, &upgrade("https://evil.example"), "").await;
+    assert_eq!(code, 403);
+    // `request` sends `Host: test`: the node's own page on its web port has that host.
+    let (code, _, _) = request(addr, &upgrade("http://test:8080"), "").await;
+    assert_ne!(code, 403);
+    s.stop.cancel();
+}

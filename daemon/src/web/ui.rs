@@ -47,18 +47,22 @@ fn diagnostics_list(diagnostics: &serde_json::Value) -> String {
     }
 }
 
+/// `GET /` on an unconfigured node, without a login: it has no users to log in with, and this
+/// page is how an installer learns what to do (issue 16 §2).
+pub fn unconfigured(why: &str) -> Response {
+    let body = format!(
+        "<p class=\"error\">{}</p><p>This node runs no site yet. Put the site file at <code>/etc/sited/site.toml</code>, or on the boot partition as <code>sited/site.toml</code> before the first boot; check it first with <code>sited validate site.toml</code>. sited picks it up as soon as it is saved.</p>",
+        esc(why)
+    );
+    frame("Overview", "unconfigured", None, "/", &body).into_response()
+}
+
 /// `GET /`: the site, the node, its roles, the config version and the last reload.
 pub async fn overview(State(app): State<Arc<App>>, Extension(p): Extension<Principal>) -> Response {
     let Ok(s) = app.status.read() else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
     let mut body = String::new();
-    if let Some(why) = &s.unconfigured {
-        body.push_str(&format!(
-            "<p class=\"error\">{}</p><p>This node runs no site yet. Put the site file at <code>/etc/sited/site.toml</code>, or on the boot partition as <code>sited/site.toml</code> before the first boot; check it first with <code>sited validate site.toml</code>. sited picks it up as soon as it is saved.</p>",
-            esc(why)
-        ));
-    }
     if let (Some(site), Some(plan)) = (&s.site, &s.plan) {
         let roles = [
             (plan.roles().application, "application"),

@@ -22,7 +22,7 @@ use axum::routing::get;
 use serde_json::json;
 
 use super::App;
-use super::recordings::{MAX_CLIP, Range, bad, parse, stream, unknown};
+use super::recordings::{Range, stream, unknown};
 use crate::media::recorder::vod;
 
 /// The VOD routes, behind the login every output asks for.
@@ -68,19 +68,10 @@ async fn file(
 }
 
 async fn index(app: Arc<App>, camera: String, range: &Range, query: &str) -> Response {
-    if range.start.is_none() {
-        return bad("give `start` (and `end`), RFC 3339".into());
-    }
-    let (start, end) = match parse(range, Duration::from_secs(3600)) {
+    let (start, end) = match range.cut(Duration::from_secs(3600), "VOD playlist") {
         Ok(r) => r,
-        Err(e) => return bad(e),
+        Err(e) => return super::failure(&e),
     };
-    if (end - start) as u128 > MAX_CLIP.as_millis() {
-        return bad(format!(
-            "a VOD playlist is at most {} hours",
-            MAX_CLIP.as_secs() / 3600
-        ));
-    }
     let segments =
         match super::with_store(&app, move |s| s.recording_segments(&camera, start, end)).await {
             Ok(s) => s,

@@ -25,6 +25,7 @@ use crate::auth::Credentials;
 use crate::base::admission::Ticket;
 use crate::media::frame::{Codec, Frame, Kind, Track, Tracks};
 use crate::media::hub::{Item, Reader};
+use crate::media::sample_entry::ParameterSets;
 
 /// The largest RTP payload sent; larger NAL units are fragmented.
 pub const MTU: usize = 1400;
@@ -57,47 +58,6 @@ pub fn response(
     out.into_bytes()
 }
 
-/// The parameter sets in an avcC (H.264) or hvcC (H.265) record, in order.
-fn parameter_sets(track: &Track) -> Vec<Bytes> {
-    let d = &track.extra_data;
-    let mut out = Vec::new();
-    let take = |at: &mut usize| -> Option<Bytes> {
-        let len = usize::from(u16::from_be_bytes([*d.get(*at)?, *d.get(*at + 1)?]));
-        let nal = d.get(*at + 2..*at + 2 + len)?;
-        *at += 2 + len;
-        Some(Bytes::copy_from_slice(nal))
-    };
-    match track.codec {
-        Codec::H264 if d.len() > 6 => {
-            let mut at = 6;
-            for _ in 0..(d[5] & 0x1f) {
-                out.extend(take(&mut at));
-            }
-            if let Some(&n) = d.get(at) {
-                at += 1;
-                for _ in 0..n {
-                    out.extend(take(&mut at));
-                }
-            }
-        }
-        Codec::H265 if d.len() > 23 => {
-            let mut at = 23;
-            for _ in 0..d[22] {
-                at += 1;
-                let n = d
-                    .get(at..at + 2)
-                    .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
-                at += 2;
-                for _ in 0..n {
-                    out.extend(take(&mut at));
-                }
-            }
-        }
-        _ => {}
-    }
-    out
-}
-
 fn b64(b: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
 }
@@ -108,19 +68,13 @@ fn sdp(name: &str, tracks: &Tracks) -> String {
         "v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns={name}\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\na=control:*\r\n"
     );
     if let Some(v) = &tracks.video {
-        let sets = parameter_sets(v);
+        // Sources check their records before a track reaches the hub.
+        let sets = ParameterSets::of_track(v).unwrap_or_default();
+        let joined = |units: &[Bytes]| units.iter().map(|n| b64(n)).collect::<Vec<_>>().join(",");
         out.push_str("m=video 0 RTP/AVP 96\r\n");
         match v.codec {
             Codec::H265 => {
-                let kind = |n: &Bytes| (n.first().copied().unwrap_or(0) >> 1) & 0x3f;
-                let of = |t: u8| {
-                    sets.iter()
-                        .filter(|n| kind(n) == t)
-                        .map(|n| b64(n))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                };
-                out.push_str(&format!("a=rtpmap:96 H265/90000\r\na=fmtp:96 sprop-vps={};sprop-sps={};sprop-pps={}\r\n", of(32), of(33), of(34)));
+                out.push_str(&format!("a=rtpmap:96 H265/90000\r\na=fmtp:96 sprop-vps={};sprop-sps={};sprop-pps={}\r\n", joined(&sets.vps), joined(&sets.sps), joined(&sets.pps)));
             }
             _ => {
                 let profile = v
@@ -128,7 +82,11 @@ fn sdp(name: &str, tracks: &Tracks) -> String {
                     .get(1..4)
                     .map(|p| format!("{:02X}{:02X}{:02X}", p[0], p[1], p[2]))
                     .unwrap_or_else(|| "42E01F".into());
-                let sprop = sets.iter().map(|n| b64(n)).collect::<Vec<_>>().join(",");
+                let sprop = sets
+                    .in_order()
+                    .map(|n| b64(n))
+                    .collect::<Vec<_>>()
+                    .join(",");
                 out.push_str(&format!("a=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1;profile-level-id={profile};sprop-parameter-sets={sprop}\r\n"));
             }
         }
@@ -193,12 +151,12 @@ fn nal_units(data: &[u8]) -> Vec<&[u8]> {
 }
 
 /// Packetizes one video access unit (RFC 6184 / RFC 7798).
-fn video(out: &mut BytesMut, rtp: &mut Rtp, track: &Track, frame: &Frame, sets: &[Bytes]) {
+fn video(out: &mut BytesMut, rtp: &mut Rtp, track: &Track, frame: &Frame, sets: &ParameterSets) {
     // RTP carries presentation time; B-frames make it differ from decode order.
     let ts = frame.pts() as u32;
     let mut nals: Vec<&[u8]> = Vec::new();
     if frame.keyframe {
-        nals.extend(sets.iter().map(|s| s.as_ref()));
+        nals.extend(sets.in_order().map(|s| s.as_ref()));
     }
     nals.extend(nal_units(&frame.data));
     let h265 = track.codec == Codec::H265;
@@ -494,7 +452,7 @@ async fn play(
     let sets = tracks
         .video
         .as_ref()
-        .map(|v| parameter_sets(v))
+        .and_then(|v| ParameterSets::of_track(v).ok())
         .unwrap_or_default();
     // Requests after PLAY (keep-alives, TEARDOWN) are read and dropped; a closed socket ends it.
     let mut scratch = [0u8; 1024];
@@ -590,7 +548,13 @@ mod tests {
             base: 0,
         };
         let mut out = BytesMut::new();
-        video(&mut out, &mut rtp, &track, &frame, &[]);
+        video(
+            &mut out,
+            &mut rtp,
+            &track,
+            &frame,
+            &ParameterSets::default(),
+        );
         assert_eq!(rtp.seq, 3, "3000 bytes in 1397-byte pieces");
         // First packet: FU indicator type 28, FU header with the start bit and type 5.
         assert_eq!(&out[16..18], &[0x60 | 28, 0x80 | 5]);

@@ -7,14 +7,16 @@
 //!   password read from its file ([`digest`]); Basic is never accepted (no TLS on this port). An
 //!   unknown camera gets 404, wrong credentials 401; both are logged with the source address.
 //! - One publisher per camera: a second ANNOUNCE while one is live gets 455.
-//! - Media: H.264 video over RTP interleaved in the TCP connection ([`h264`]); other media are
-//!   accepted and left out. UDP is refused with 461.
+//! - Media: H.264 or H.265 video ([`video`]) and AAC audio ([`aac`]) over RTP interleaved in
+//!   the TCP connection; other media are accepted and left out. UDP is refused with 461. Audio is
+//!   placed against video by the arrival of each stream's first packet.
 //! - A publisher that sends nothing for [`STALL`] is cut off; when it goes, the hub is cleared
 //!   and the camera shows `failed` until it pushes again.
 
+pub mod aac;
 pub mod digest;
-pub mod h264;
 pub mod sdp;
+pub mod video;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -27,11 +29,12 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use super::frame::{Kind, Tracks};
-use super::hub::Hubs;
+use super::frame::{Codec, Kind, Track, Tracks};
+use super::hub::{Hub, Hubs};
 use super::ingest::{CameraState, Statuses, update};
 use super::output::rtsp::{find, response};
 use super::output::rtsp_request::{Method, Request, parse};
+use crate::base::Error;
 use crate::config::Camera;
 
 /// A publisher silent this long is cut off.
@@ -103,7 +106,7 @@ pub enum Message {
 }
 
 /// Takes the next whole message from `buf`; `Ok(None)` when more bytes are needed.
-pub fn next_message(buf: &mut BytesMut) -> Result<Option<Message>, String> {
+pub fn next_message(buf: &mut BytesMut) -> Result<Option<Message>, Error> {
     if buf.first() == Some(&b'$') {
         if buf.len() < 4 {
             return Ok(None);
@@ -120,20 +123,21 @@ pub fn next_message(buf: &mut BytesMut) -> Result<Option<Message>, String> {
     }
     let Some(end) = find(buf, b"\r\n\r\n") else {
         return if buf.len() > MAX_MESSAGE {
-            Err("a request head over 64 KiB".into())
+            Err(crate::err!(ResourceExhausted, "a request head over 64 KiB"))
         } else {
             Ok(None)
         };
     };
     let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-    let request = parse(&head).map_err(|b| format!("a bad request ({} {})", b.0, b.1))?;
+    let request =
+        parse(&head).map_err(|b| crate::err!(Invalid, "a bad request ({} {})", b.0, b.1))?;
     let len: usize = request
         .headers
         .get("content-length")
         .and_then(|l| l.parse().ok())
         .unwrap_or(0);
     if len > MAX_MESSAGE {
-        return Err("a request body over 64 KiB".into());
+        crate::bail!(ResourceExhausted, "a request body over 64 KiB");
     }
     if buf.len() < end + 4 + len {
         return Ok(None);
@@ -168,25 +172,28 @@ struct Connection {
 }
 
 impl Connection {
-    async fn read(&mut self, limit: Duration) -> Result<Message, String> {
+    async fn read(&mut self, limit: Duration) -> Result<Message, Error> {
         loop {
             if let Some(m) = next_message(&mut self.buf)? {
                 return Ok(m);
             }
             match tokio::time::timeout(limit, self.stream.read_buf(&mut self.buf)).await {
-                Err(_) => return Err(format!("nothing received for {} s", limit.as_secs())),
-                Ok(Ok(0)) => return Err("the publisher closed the connection".into()),
-                Ok(Err(e)) => return Err(e.to_string()),
+                Err(_) => {
+                    crate::bail!(
+                        DeadlineExceeded,
+                        "nothing received for {} s",
+                        limit.as_secs()
+                    )
+                }
+                Ok(Ok(0)) => crate::bail!(Unavailable, "the publisher closed the connection"),
+                Ok(Err(e)) => return Err(e.into()),
                 Ok(Ok(_)) => {}
             }
         }
     }
 
-    async fn reply(&mut self, bytes: Vec<u8>) -> Result<(), String> {
-        self.stream
-            .write_all(&bytes)
-            .await
-            .map_err(|e| e.to_string())
+    async fn reply(&mut self, bytes: Vec<u8>) -> Result<(), Error> {
+        Ok(self.stream.write_all(&bytes).await?)
     }
 
     /// Whether the request carries the camera's Digest credentials; answers 401 if not.
@@ -195,7 +202,7 @@ impl Connection {
         request: &Request,
         slot: &Slot,
         cseq: &str,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, Error> {
         let camera = &slot.camera;
         let password = camera
             .password_file
@@ -235,7 +242,6 @@ impl Connection {
     }
 }
 
-/// Serves one connection of a pushing camera.
 /// Serves one pushing camera's connection; its admission `ticket` counts as logged in once
 /// the camera's Digest credentials check out.
 pub async fn connection(
@@ -301,10 +307,7 @@ pub async fn connection(
                         }
                         Some(claim) => {
                             let media = sdp::parse(&String::from_utf8_lossy(&body));
-                            if !media
-                                .iter()
-                                .any(|m| m.kind == "video" && m.encoding == "h264")
-                            {
+                            if !media.iter().any(|m| video_codec(m).is_some()) {
                                 response(415, "Unsupported Media Type", &cseq, &[], "")
                             } else {
                                 session = Some(Session {
@@ -413,19 +416,151 @@ pub fn rtp(packet: &[u8]) -> Option<(u16, u32, bool, &[u8])> {
     Some((seq, ts, packet[1] & 0x80 != 0, payload))
 }
 
+/// The video codec of an SDP media section that sited takes.
+fn video_codec(m: &sdp::Media) -> Option<Codec> {
+    match (m.kind.as_str(), m.encoding.as_str()) {
+        ("video", "h264") => Some(Codec::H264),
+        ("video", "h265") => Some(Codec::H265),
+        _ => None,
+    }
+}
+
+/// One RTP clock mapped onto the hub's decode time: the first packet starts at `start` (its
+/// arrival against the stream's first packet, in the track's timescale); later ones follow
+/// their timestamps, unwrapped past 2^32.
+struct Clock {
+    last: Option<(u32, i64)>,
+}
+
+impl Clock {
+    fn dts(&mut self, timestamp: u32, start: impl FnOnce() -> i64) -> i64 {
+        let (last_ts, last_dts) = *self.last.get_or_insert_with(|| (timestamp, start()));
+        let dts = last_dts + i64::from(timestamp.wrapping_sub(last_ts) as i32);
+        self.last = Some((timestamp, dts));
+        dts
+    }
+}
+
+/// What a session's media become in the hub.
+struct Streams {
+    video: Option<(usize, video::Depacketizer)>,
+    audio: Option<(usize, Arc<Track>)>,
+    video_clock: Clock,
+    audio_clock: Clock,
+    started: Option<Instant>,
+}
+
+impl Streams {
+    fn new(media: &[sdp::Media], camera: &str) -> Streams {
+        let video = media.iter().enumerate().find_map(|(i, m)| {
+            let codec = video_codec(m)?;
+            let sprops: Vec<&str> = match codec {
+                Codec::H265 => ["sprop-vps", "sprop-sps", "sprop-pps"]
+                    .iter()
+                    .filter_map(|k| m.parameter(k))
+                    .collect(),
+                _ => m.parameter("sprop-parameter-sets").into_iter().collect(),
+            };
+            Some((i, video::Depacketizer::new(codec, &sprops)))
+        });
+        let audio = media
+            .iter()
+            .enumerate()
+            .find(|(_, m)| m.kind == "audio" && m.encoding == "mpeg4-generic")
+            .and_then(|(i, m)| {
+                match aac::track(m.parameter("config"), m.parameter("sizelength")) {
+                    Ok(t) => Some((i, Arc::new(t))),
+                    Err(e) => {
+                        tracing::warn!(camera = %camera, error = %e, "pushed audio left out");
+                        None
+                    }
+                }
+            });
+        Streams {
+            video,
+            audio,
+            video_clock: Clock { last: None },
+            audio_clock: Clock { last: None },
+            started: None,
+        }
+    }
+
+    /// The time since the first packet, in ticks of `timescale`.
+    fn since_start(&mut self, timescale: u32) -> i64 {
+        let started = *self.started.get_or_insert_with(Instant::now);
+        (started.elapsed().as_secs_f64() * f64::from(timescale)) as i64
+    }
+
+    /// Takes one RTP packet of media `index` into the hub; `Ok(true)` if a frame went in.
+    fn packet(
+        &mut self,
+        index: usize,
+        packet: &[u8],
+        hub: &Hub,
+        status: &Statuses,
+        camera: &str,
+    ) -> Result<bool, Error> {
+        let Some((seq, ts, marker, payload)) = rtp(packet) else {
+            return Ok(false);
+        };
+        if let Some((_, video)) = self.video.as_mut().filter(|(i, _)| *i == index) {
+            let units = video.push(seq, ts, marker, payload)?;
+            if let Some(track) = video.track() {
+                let size = format!(
+                    "{} {}x{}",
+                    track.codec.name(),
+                    track.dimensions.0,
+                    track.dimensions.1
+                );
+                update(status, camera, |st| {
+                    st.video = Some(size);
+                    st.audio = self
+                        .audio
+                        .as_ref()
+                        .map(|(_, a)| format!("{} {} ch", a.codec.name(), a.channels));
+                });
+                hub.set_tracks(Tracks {
+                    video: Some(Arc::new(track)),
+                    audio: self.audio.as_ref().map(|(_, a)| a.clone()),
+                });
+            }
+            let mut pushed = false;
+            for unit in units {
+                if hub.tracks().is_none() {
+                    continue;
+                }
+                let since = self.since_start(90_000);
+                let dts = self.video_clock.dts(unit.timestamp, || since);
+                hub.push(Kind::Video, dts, 0, unit.keyframe, unit.data);
+                pushed = true;
+            }
+            return Ok(pushed);
+        }
+        let Some((_, track)) = self.audio.as_ref().filter(|(i, _)| *i == index) else {
+            return Ok(false);
+        };
+        let timescale = track.timescale;
+        let units = aac::units(ts, payload)?;
+        // Audio waits for the video's tracks: the hub announces both at once.
+        if hub.tracks().is_none() {
+            return Ok(false);
+        }
+        for unit in units {
+            let since = self.since_start(timescale);
+            let dts = self.audio_clock.dts(unit.timestamp, || since);
+            hub.push(Kind::Audio, dts, 0, true, unit.data);
+        }
+        Ok(false)
+    }
+}
+
 /// Takes the pushed media into the camera's hub until the publisher goes or stalls.
 async fn record(mut c: Connection, s: Session) {
     let camera = s.slot.camera.name.clone();
     let hub = c.ctx.hubs.get_or_create(&camera);
     let status = c.ctx.status.clone();
-    let video = s
-        .media
-        .iter()
-        .position(|m| m.kind == "video" && m.encoding == "h264");
-    let mut depacketizer =
-        h264::Depacketizer::new(video.and_then(|v| s.media[v].parameter("sprop-parameter-sets")));
+    let mut streams = Streams::new(&s.media, &camera);
     tracing::info!(camera = %camera, peer = %c.peer, "camera pushing");
-    let mut origin: Option<(u32, i64)> = None;
     let mut shown = Instant::now() - Duration::from_secs(1);
     let mut streamed = false;
     let stop = s.slot.stop.clone();
@@ -435,7 +570,7 @@ async fn record(mut c: Connection, s: Session) {
             m = c.read(STALL) => m,
         };
         let (channel, packet) = match message {
-            Err(e) => break e,
+            Err(e) => break e.to_string(),
             Ok(Message::Interleaved(channel, packet)) => (channel, packet),
             Ok(Message::Request(request, _)) => {
                 let cseq = request
@@ -460,33 +595,12 @@ async fn record(mut c: Connection, s: Session) {
                 continue;
             }
         };
-        if s.channels.get(&channel).copied() != video || video.is_none() {
-            continue;
-        }
-        let Some((seq, ts, marker, payload)) = rtp(&packet) else {
+        let Some(&index) = s.channels.get(&channel) else {
             continue;
         };
-        let units = match depacketizer.push(seq, ts, marker, payload) {
-            Ok(u) => u,
-            Err(e) => break format!("bad H.264: {e}"),
-        };
-        if let Some(track) = depacketizer.track() {
-            let size = format!("h264 {}x{}", track.dimensions.0, track.dimensions.1);
-            update(&status, &camera, |st| st.video = Some(size));
-            hub.set_tracks(Tracks {
-                video: Some(Arc::new(track)),
-                audio: None,
-            });
-        }
-        for unit in units {
-            if hub.tracks().is_none() {
-                continue;
-            }
-            let (first_ts, last_dts) = *origin.get_or_insert((unit.timestamp, 0));
-            let dts = last_dts + i64::from(unit.timestamp.wrapping_sub(first_ts) as i32);
-            origin = Some((unit.timestamp, dts));
-            hub.push(Kind::Video, dts, 0, unit.keyframe, unit.data);
-            streamed = true;
+        match streams.packet(index, &packet, &hub, &status, &camera) {
+            Ok(pushed) => streamed |= pushed,
+            Err(e) => break format!("bad media: {e}"),
         }
         if streamed && shown.elapsed() >= Duration::from_millis(500) {
             shown = Instant::now();

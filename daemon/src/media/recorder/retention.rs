@@ -12,6 +12,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, params};
 
+use crate::base::Error;
 use crate::config::site::RecordingLimits;
 
 /// The floor of free space when `min_free_bytes` is not given: 1 GiB.
@@ -114,39 +115,32 @@ pub fn run(
     node: &RecordingLimits,
     cameras: &HashMap<String, CameraLimits>,
     now_ms: i64,
-) -> Result<usize, String> {
-    let conn = Connection::open(db).map_err(|e| e.to_string())?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(|e| e.to_string())?;
+) -> Result<usize, Error> {
+    let conn = Connection::open(db)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
     let totals: HashMap<String, u64> = {
-        let mut stmt = conn
-            .prepare_cached("SELECT camera, SUM(bytes) FROM recording GROUP BY camera")
-            .map_err(|e| e.to_string())?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-            })
-            .map_err(|e| e.to_string())?;
+        let mut stmt =
+            conn.prepare_cached("SELECT camera, SUM(bytes) FROM recording GROUP BY camera")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+        })?;
         rows.filter_map(Result::ok).collect()
     };
     let oldest: Vec<Candidate> = {
         let mut stmt = conn
-            .prepare_cached("SELECT id, camera, end_ms, bytes, path FROM recording WHERE complete = 1 ORDER BY start_ms LIMIT ?1")
-            .map_err(|e| e.to_string())?;
-        let rows = stmt
-            .query_map(params![BATCH as i64], |r| {
-                Ok(Candidate {
-                    id: r.get(0)?,
-                    camera: r.get(1)?,
-                    end_ms: r.get(2)?,
-                    bytes: r.get::<_, i64>(3)? as u64,
-                    path: r.get(4)?,
-                })
+            .prepare_cached("SELECT id, camera, end_ms, bytes, path FROM recording WHERE complete = 1 ORDER BY start_ms LIMIT ?1")?;
+        let rows = stmt.query_map(params![BATCH as i64], |r| {
+            Ok(Candidate {
+                id: r.get(0)?,
+                camera: r.get(1)?,
+                end_ms: r.get(2)?,
+                bytes: r.get::<_, i64>(3)? as u64,
+                path: r.get(4)?,
             })
-            .map_err(|e| e.to_string())?;
+        })?;
         rows.filter_map(Result::ok).collect()
     };
-    std::fs::create_dir_all(root).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(root)?;
     let doomed = plan(&oldest, &totals, node, cameras, free_bytes(root), now_ms);
     for (c, reason) in &doomed {
         match std::fs::remove_file(root.join(&c.path)) {

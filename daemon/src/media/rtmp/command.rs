@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use rml_rtmp::rml_amf0::{self, Amf0Value};
 
+use crate::base::{Error, Kind};
+
 /// Nesting allowed in a command (connect's object holds one level; metadata two).
 pub const MAX_DEPTH: usize = 8;
 /// The largest command accepted.
@@ -58,7 +60,7 @@ impl Command {
 
 /// Walks AMF0 values without recursion; fails past `MAX_DEPTH`. Malformed input stops the walk
 /// without an error: the decoder reports it at the same point.
-fn check_depth(data: &[u8]) -> Result<(), String> {
+fn check_depth(data: &[u8]) -> Result<(), Error> {
     enum Level {
         Object,
         Array(u32),
@@ -119,25 +121,27 @@ fn check_depth(data: &[u8]) -> Result<(), String> {
             _ => return Ok(()),
         }
         if stack.len() > MAX_DEPTH {
-            return Err(format!("AMF0 values nested deeper than {MAX_DEPTH}"));
+            crate::bail!(Invalid, "AMF0 values nested deeper than {MAX_DEPTH}");
         }
     }
 }
 
 /// Decodes AMF0 values.
-pub fn values(data: &[u8]) -> Result<Vec<Amf0Value>, String> {
+pub fn values(data: &[u8]) -> Result<Vec<Amf0Value>, Error> {
     if data.len() > MAX_COMMAND {
-        return Err(format!(
+        crate::bail!(
+            ResourceExhausted,
             "an AMF0 message of {} bytes (the limit is {MAX_COMMAND})",
             data.len()
-        ));
+        );
     }
     check_depth(data)?;
-    rml_amf0::deserialize(&mut std::io::Cursor::new(data)).map_err(|e| format!("bad AMF0: {e}"))
+    rml_amf0::deserialize(&mut std::io::Cursor::new(data))
+        .map_err(|e| Error::new(Kind::Invalid, "bad AMF0").with_source(e))
 }
 
 /// Decodes a command message (type 20, or 17 with its leading 0 byte).
-pub fn parse(type_id: u8, data: &[u8]) -> Result<Command, String> {
+pub fn parse(type_id: u8, data: &[u8]) -> Result<Command, Error> {
     let data = match (type_id, data.first()) {
         (AMF3_COMMAND, Some(0)) => &data[1..],
         _ => data,
@@ -146,7 +150,7 @@ pub fn parse(type_id: u8, data: &[u8]) -> Result<Command, String> {
     let (Some(Amf0Value::Utf8String(name)), Some(Amf0Value::Number(transaction))) =
         (values.next(), values.next())
     else {
-        return Err("a command without a name and a transaction id".into());
+        crate::bail!(Invalid, "a command without a name and a transaction id");
     };
     let object = values.next().unwrap_or(Amf0Value::Null);
     Ok(Command {
@@ -248,12 +252,17 @@ mod tests {
         for _ in 0..10_000 {
             deep.extend_from_slice(&[3, 0, 1, b'a']);
         }
-        assert!(parse(AMF0_COMMAND, &deep).unwrap_err().contains("nested"));
+        assert!(
+            parse(AMF0_COMMAND, &deep)
+                .unwrap_err()
+                .to_string()
+                .contains("nested")
+        );
         let mut arrays = Vec::new();
         for _ in 0..20 {
             arrays.extend_from_slice(&[10, 0, 0, 0, 1]);
         }
-        assert!(values(&arrays).unwrap_err().contains("nested"));
+        assert!(values(&arrays).unwrap_err().to_string().contains("nested"));
         assert!(values(&vec![5; MAX_COMMAND + 1]).is_err());
     }
 

@@ -12,9 +12,10 @@ use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
 use super::{RtmpContext, sps, tag};
+use crate::base::Error;
 use crate::media::frame::{Codec, Kind, Track, Tracks};
 use crate::media::hub::Hub;
-use crate::media::sample_entry::{self, AacConfig};
+use crate::media::sample_entry;
 
 /// The video track and how its frames' NAL lengths are written.
 struct Video {
@@ -50,11 +51,11 @@ impl Clock {
 }
 
 /// Builds the video track of a sequence header; also returns its NAL length size.
-pub fn video_track(codec: Codec, record: &Bytes) -> Result<(Track, usize), String> {
+pub fn video_track(codec: Codec, record: &Bytes) -> Result<(Track, usize), Error> {
     let (sets, length_byte) = match codec {
         Codec::H264 => (sample_entry::avcc_parameter_sets(record)?, 4),
         Codec::H265 => (sample_entry::hvcc_parameter_sets(record)?, 21),
-        Codec::Aac => return Err("AAC is not video".into()),
+        Codec::Aac => crate::bail!(Invalid, "AAC is not video"),
     };
     // Frames are rewritten with 4-byte lengths, so the record must say so.
     let extra_data = if sets.length_size == 4 {
@@ -87,25 +88,11 @@ pub fn video_track(codec: Codec, record: &Bytes) -> Result<(Track, usize), Strin
         timescale: 90_000,
         extra_data,
         sample_entry,
-        rfc6381: rfc6381.ok_or("the record has no profile")?,
+        rfc6381: rfc6381.ok_or_else(|| crate::err!(Invalid, "the record has no profile"))?,
         dimensions,
         channels: 0,
     };
     Ok((track, sets.length_size))
-}
-
-/// Builds the audio track of an AAC sequence header.
-pub fn audio_track(asc: &Bytes) -> Result<Track, String> {
-    let config = AacConfig::parse(asc)?;
-    Ok(Track {
-        codec: Codec::Aac,
-        timescale: config.sample_rate,
-        extra_data: asc.clone(),
-        sample_entry: sample_entry::mp4a(asc, &config),
-        rfc6381: config.codec(),
-        dimensions: (0, 0),
-        channels: config.channels,
-    })
 }
 
 /// How a track is shown in the log.
@@ -256,7 +243,7 @@ impl Publisher {
         }
         let ms = self.clock.ms(timestamp);
         match tag::audio(body) {
-            Ok(tag::Audio::Config(asc)) => match audio_track(&asc) {
+            Ok(tag::Audio::Config(asc)) => match sample_entry::aac_track(&asc) {
                 Ok(track) => {
                     let changed = self.audio.as_deref() != Some(&track);
                     self.audio = Some(Arc::new(track));
@@ -341,7 +328,7 @@ mod tests {
         assert_eq!(&track.sample_entry[4..8], b"avc1");
         let (track, _) = video_track(Codec::H265, &hvcc_1366x766()).unwrap();
         assert_eq!(track.dimensions, (1366, 766));
-        let audio = audio_track(&Bytes::from_static(&[0x11, 0x90])).unwrap();
+        let audio = sample_entry::aac_track(&Bytes::from_static(&[0x11, 0x90])).unwrap();
         assert_eq!((audio.timescale, audio.channels), (48_000, 2));
         assert_eq!(describe(&audio), "mp4a.40.2 48000 Hz 2 ch");
     }

@@ -23,6 +23,7 @@ use super::play::{OUT_CHUNK_SIZE, Player, STREAM_ID};
 use super::publish::Publisher;
 use super::{APP, RtmpContext};
 use crate::base::admission::Ticket;
+use crate::base::{Error, Kind, ResultExt as _};
 use crate::media::hub::{Item, Stop};
 
 /// How long the handshake may take.
@@ -54,7 +55,7 @@ enum Role {
 }
 
 /// How a connection ends: normally, or with a problem worth a warning.
-pub type End = Result<String, String>;
+pub type End = Result<String, Error>;
 
 /// A connection's state, apart from its I/O.
 struct Session {
@@ -163,7 +164,7 @@ impl Session {
             }
             (AMF0_COMMAND | AMF3_COMMAND, _) => match command::parse(m.header.type_id, &m.data) {
                 Ok(c) => self.command(c, m.header.stream_id),
-                Err(e) => self.end = Some(Err(format!("a bad command: {e}"))),
+                Err(e) => self.end = Some(Err(crate::err!(Invalid, "a bad command: {e}"))),
             },
             // Acknowledgements, user control (ping replies, buffer length), peer bandwidth,
             // metadata, and media from a peer that is not publishing.
@@ -174,7 +175,9 @@ impl Session {
     fn command(&mut self, c: Command, stream_id: u32) {
         match c.name.as_str() {
             "connect" => self.connect(&c),
-            name if !self.connected => self.end = Some(Err(format!("\"{name}\" before connect"))),
+            name if !self.connected => {
+                self.end = Some(Err(crate::err!(Invalid, "\"{name}\" before connect")))
+            }
             "createStream" => {
                 let r = command::reply(
                     "_result",
@@ -194,7 +197,11 @@ impl Session {
                 self.send(AMF0_COMMAND, 0, &r);
             }
             "publish" | "play" if !matches!(self.role, Role::Idle) => {
-                self.end = Some(Err(format!("\"{}\" on a stream already in use", c.name)));
+                self.end = Some(Err(crate::err!(
+                    Invalid,
+                    "\"{}\" on a stream already in use",
+                    c.name
+                )));
             }
             "publish" => self.publish(&c, stream_id),
             "play" => self.play(&c, stream_id),
@@ -207,7 +214,7 @@ impl Session {
 
     fn connect(&mut self, c: &Command) {
         if self.connected {
-            self.end = Some(Err("connect twice".into()));
+            self.end = Some(Err(crate::err!(Invalid, "connect twice")));
             return;
         }
         let (app, query) = split_query(c.property("app").unwrap_or(""));
@@ -226,7 +233,10 @@ impl Session {
             ]);
             let r = command::reply("_error", c.transaction, Amf0Value::Null, info);
             self.send(AMF0_COMMAND, 0, &r);
-            self.end = Some(Err(format!("connect to an unknown application \"{app}\"")));
+            self.end = Some(Err(crate::err!(
+                Invalid,
+                "connect to an unknown application \"{app}\""
+            )));
             return;
         }
         self.connected = true;
@@ -264,7 +274,10 @@ impl Session {
                 "unknown stream key",
             );
             // The key is a secret: it is never logged.
-            self.end = Some(Err("publish with an unknown stream key".into()));
+            self.end = Some(Err(crate::err!(
+                Unauthenticated,
+                "publish with an unknown stream key"
+            )));
             return;
         };
         let publisher = Publisher::new(self.ctx.clone(), &device);
@@ -286,7 +299,10 @@ impl Session {
         if !(self.ctx.authorize_play)(&token) {
             let description = "not authorized: add ?token=T to the stream name";
             self.status(stream_id, "error", "NetStream.Play.Failed", description);
-            self.end = Some(Err(format!("play \"{name}\" without a valid token")));
+            self.end = Some(Err(crate::err!(
+                Unauthenticated,
+                "play \"{name}\" without a valid token"
+            )));
             return;
         }
         self.ticket.authenticated();
@@ -367,16 +383,19 @@ impl Session {
 }
 
 /// The server side of the handshake; returns the bytes that followed it.
-async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S) -> Result<Vec<u8>, String> {
+async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S) -> Result<Vec<u8>, Error> {
     let mut handshake = Handshake::new(PeerType::Server);
     let mut buf = vec![0u8; 4096];
     loop {
         let n = io
             .read(&mut buf)
             .await
-            .map_err(|e| format!("read during the handshake: {e}"))?;
+            .err_kind(Kind::Io, || "read during the handshake")?;
         if n == 0 {
-            return Err("the peer closed the connection during the handshake".into());
+            crate::bail!(
+                Unavailable,
+                "the peer closed the connection during the handshake"
+            );
         }
         let (response, rest) = match handshake.process_bytes(&buf[..n]) {
             Ok(HandshakeProcessResult::InProgress { response_bytes }) => (response_bytes, None),
@@ -384,18 +403,18 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S) -> Result<Vec<
                 response_bytes,
                 remaining_bytes,
             }) => (response_bytes, Some(remaining_bytes)),
-            Err(e) => return Err(format!("not an RTMP handshake: {e}")),
+            Err(e) => crate::bail!(Invalid, "not an RTMP handshake: {e}"),
         };
         io.write_all(&response)
             .await
-            .map_err(|e| format!("write during the handshake: {e}"))?;
+            .err_kind(Kind::Io, || "write during the handshake")?;
         if let Some(rest) = rest {
             return Ok(rest);
         }
     }
 }
 
-async fn flush<S: AsyncWrite + Unpin>(io: &mut S, out: &mut Vec<Bytes>) -> Result<(), String> {
+async fn flush<S: AsyncWrite + Unpin>(io: &mut S, out: &mut Vec<Bytes>) -> Result<(), Error> {
     if out.is_empty() {
         return Ok(());
     }
@@ -406,11 +425,12 @@ async fn flush<S: AsyncWrite + Unpin>(io: &mut S, out: &mut Vec<Bytes>) -> Resul
         io.flush().await
     };
     match tokio::time::timeout(WRITE_TIMEOUT, write).await {
-        Err(_) => Err(format!(
+        Err(_) => Err(crate::err!(
+            DeadlineExceeded,
             "the peer accepted nothing for {} s",
             WRITE_TIMEOUT.as_secs()
         )),
-        Ok(Err(e)) => Err(format!("write: {e}")),
+        Ok(Err(e)) => Err(Error::new(Kind::Io, "write").with_source(e)),
         Ok(Ok(())) => Ok(()),
     }
 }
@@ -420,15 +440,15 @@ async fn read<S: AsyncRead + Unpin>(
     io: &mut S,
     buf: &mut BytesMut,
     deadline: Option<(Instant, Duration, &'static str)>,
-) -> Result<usize, String> {
+) -> Result<usize, Error> {
     let read = io.read_buf(buf);
     let result = match deadline {
         None => read.await,
         Some((at, limit, what)) => tokio::time::timeout_at(at, read)
             .await
-            .map_err(|_| format!("{what} for {} s", limit.as_secs()))?,
+            .map_err(|_| crate::err!(DeadlineExceeded, "{what} for {} s", limit.as_secs()))?,
     };
-    result.map_err(|e| format!("read: {e}"))
+    result.err_kind(Kind::Io, || "read")
 }
 
 /// Runs one connection until it ends: `Ok` with why for a normal end, `Err` for a problem.
@@ -440,7 +460,13 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
 ) -> End {
     let rest = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&mut io))
         .await
-        .map_err(|_| format!("no handshake within {} s", HANDSHAKE_TIMEOUT.as_secs()))??;
+        .map_err(|_| {
+            crate::err!(
+                DeadlineExceeded,
+                "no handshake within {} s",
+                HANDSHAKE_TIMEOUT.as_secs()
+            )
+        })??;
     let login_by = Instant::now() + LOGIN_WITHIN;
     let mut session = Session::new(peer, ctx, ticket);
     // A viewer sends little after play; only a publisher's input grows (see the reserve below).
@@ -453,7 +479,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
             match session.reader.next(&mut input) {
                 Ok(Some(message)) => session.handle(message),
                 Ok(None) => break,
-                Err(e) => session.end = Some(Err(format!("a bad chunk stream: {e}"))),
+                Err(e) => session.end = Some(Err(crate::err!(Invalid, "a bad chunk stream: {e}"))),
             }
         }
         flush(&mut io, &mut session.out).await?;

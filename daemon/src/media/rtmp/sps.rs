@@ -2,34 +2,43 @@
 //! §7.3.2.2), cropping included. Only the fields before the size are read; any malformed or
 //! truncated SPS is an error, never a panic.
 
+use crate::base::Result;
+
+/// A NAL unit's RBSP: its payload after the `header_len` bytes of its header, without the
+/// emulation prevention bytes.
+pub fn rbsp(nal: &[u8], header_len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(nal.len());
+    let mut zeros = 0;
+    for &b in nal.iter().skip(header_len) {
+        if zeros >= 2 && b == 3 {
+            zeros = 0;
+            continue;
+        }
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+        out.push(b);
+    }
+    out
+}
+
 /// Reads an RBSP (emulation prevention bytes removed) bit by bit.
 struct Bits {
     rbsp: Vec<u8>,
     at: usize,
 }
 
-type Result<T> = std::result::Result<T, String>;
-
 impl Bits {
     fn new(nal: &[u8], header_len: usize) -> Bits {
-        let mut rbsp = Vec::with_capacity(nal.len());
-        let mut zeros = 0;
-        for &b in nal.iter().skip(header_len) {
-            if zeros >= 2 && b == 3 {
-                zeros = 0;
-                continue;
-            }
-            zeros = if b == 0 { zeros + 1 } else { 0 };
-            rbsp.push(b);
+        Bits {
+            rbsp: rbsp(nal, header_len),
+            at: 0,
         }
-        Bits { rbsp, at: 0 }
     }
 
     fn bit(&mut self) -> Result<u32> {
         let byte = self
             .rbsp
             .get(self.at / 8)
-            .ok_or("the SPS ends before the picture size")?;
+            .ok_or_else(|| crate::err!(Invalid, "the SPS ends before the picture size"))?;
         let bit = (byte >> (7 - self.at % 8)) & 1;
         self.at += 1;
         Ok(u32::from(bit))
@@ -42,7 +51,7 @@ impl Bits {
     fn skip(&mut self, n: usize) -> Result<()> {
         self.at += n;
         if self.at > self.rbsp.len() * 8 {
-            return Err("the SPS ends before the picture size".into());
+            crate::bail!(Invalid, "the SPS ends before the picture size");
         }
         Ok(())
     }
@@ -53,7 +62,7 @@ impl Bits {
         while self.bit()? == 0 {
             zeros += 1;
             if zeros > 31 {
-                return Err("an Exp-Golomb number in the SPS is too long".into());
+                crate::bail!(Invalid, "an Exp-Golomb number in the SPS is too long");
             }
         }
         Ok(((1u64 << zeros) - 1 + u64::from(self.bits(zeros)?)) as u32)
@@ -79,13 +88,13 @@ fn cropped(size: u32, crop: u64, what: &str) -> Result<u32> {
         .checked_sub(crop)
         .filter(|&v| v > 0 && v <= 16_384)
         .map(|v| v as u32)
-        .ok_or_else(|| format!("the SPS gives a {what} of {size} minus {crop}"))
+        .ok_or_else(|| crate::err!(Invalid, "the SPS gives a {what} of {size} minus {crop}"))
 }
 
 /// The width and height an H.264 SPS NAL unit (with its header byte) declares.
 pub fn h264_dimensions(nal: &[u8]) -> Result<(u32, u32)> {
     if nal.first().map(|h| h & 0x1f) != Some(7) {
-        return Err("not an H.264 SPS".into());
+        crate::bail!(Invalid, "not an H.264 SPS");
     }
     let mut r = Bits::new(nal, 1);
     let profile = r.bits(8)?;
@@ -139,7 +148,7 @@ pub fn h264_dimensions(nal: &[u8]) -> Result<(u32, u32)> {
             r.se()?; // offset_for_top_to_bottom_field
             let cycle = r.ue()?;
             if cycle > 255 {
-                return Err("the SPS has a picture order cycle over 255".into());
+                crate::bail!(Invalid, "the SPS has a picture order cycle over 255");
             }
             for _ in 0..cycle {
                 r.se()?;
@@ -189,7 +198,7 @@ fn cropping(r: &mut Bits) -> Result<(u64, u64)> {
 /// The width and height an H.265 SPS NAL unit (with its two header bytes) declares.
 pub fn h265_dimensions(nal: &[u8]) -> Result<(u32, u32)> {
     if nal.first().map(|h| (h >> 1) & 0x3f) != Some(33) {
-        return Err("not an H.265 SPS".into());
+        crate::bail!(Invalid, "not an H.265 SPS");
     }
     let mut r = Bits::new(nal, 2);
     r.skip(4)?; // sps_video_parameter_set_id
@@ -266,7 +275,7 @@ mod tests {
         for cut in 0..11 {
             assert!(h264_dimensions(&sps[..cut]).is_err(), "{cut}");
         }
-        assert_eq!(h264_dimensions(&sps[..11]), Ok((640, 360)));
+        assert_eq!(h264_dimensions(&sps[..11]).unwrap(), (640, 360));
         assert!(h264_dimensions(&sets.pps[0]).is_err());
         let sets = hvcc_parameter_sets(&hvcc_1366x766()).unwrap();
         for cut in 0..20 {

@@ -11,7 +11,7 @@ use str0m::format::CodecConfig;
 use str0m::media::Pt;
 
 use crate::media::frame::{Codec, Track, Tracks};
-use crate::media::sample_entry::{avcc_parameter_sets, hvcc_parameter_sets};
+use crate::media::sample_entry::ParameterSets;
 
 /// The payload type sited proposes for the camera's codec; the browser's own numbers win in
 /// the answer, since a WHEP viewer only receives.
@@ -77,13 +77,9 @@ const START: [u8; 4] = [0, 0, 0, 1];
 impl AnnexB {
     /// For a track; `None` if its decoder configuration cannot be read.
     pub fn new(video: &Track) -> Option<AnnexB> {
-        let sets = match video.codec {
-            Codec::H264 => avcc_parameter_sets(&video.extra_data).ok()?,
-            Codec::H265 => hvcc_parameter_sets(&video.extra_data).ok()?,
-            Codec::Aac => return None,
-        };
+        let sets = ParameterSets::of_track(video).ok()?;
         let mut parameter_sets = Vec::new();
-        for unit in sets.vps.iter().chain(&sets.sps).chain(&sets.pps) {
+        for unit in sets.in_order() {
             parameter_sets.extend_from_slice(&START);
             parameter_sets.extend_from_slice(unit);
         }

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::codec::{AnnexB, negotiated_pt};
 use super::{CONNECT_TIMEOUT, Command};
+use crate::base::{Error, Kind as ErrorKind, ResultExt as _};
 use crate::media::frame::{Codec, Frame, Kind, Tracks};
 use crate::media::hub::{Hub, Item, Reader, Stop};
 
@@ -122,7 +123,7 @@ pub async fn run(mut s: Session) -> String {
         }
         let deadline = match driven {
             Ok(d) => d,
-            Err(why) => return why,
+            Err(why) => return why.to_string(),
         };
         if !tx.connected && started.elapsed() > CONNECT_TIMEOUT {
             return "the viewer did not connect".into();
@@ -173,7 +174,7 @@ pub async fn run(mut s: Session) -> String {
                     }
                     tx.waiting_for_key = false;
                     if let Err(why) = write(&mut s.rtc, s.video, &mut tx, &f) {
-                        return why;
+                        return why.to_string();
                     }
                 }
                 Err(Stop::TooSlow) => return "the viewer could not keep up".into(),
@@ -189,7 +190,7 @@ pub async fn run(mut s: Session) -> String {
 }
 
 /// Writes one video frame, timed by its presentation time (see [`Sender::rtp_time`]).
-fn write(rtc: &mut Rtc, video: VideoOut, tx: &mut Sender, f: &Frame) -> Result<(), String> {
+fn write(rtc: &mut Rtc, video: VideoOut, tx: &mut Sender, f: &Frame) -> Result<(), Error> {
     let Some(annexb) = &tx.annexb else {
         return Ok(());
     };
@@ -197,12 +198,12 @@ fn write(rtc: &mut Rtc, video: VideoOut, tx: &mut Sender, f: &Frame) -> Result<(
         return Ok(());
     };
     let Some(writer) = rtc.writer(video.mid) else {
-        return Err("the video media line is gone".into());
+        crate::bail!(Internal, "the video media line is gone");
     };
     let time = MediaTime::new(tx.rtp_time(f.pts()), Frequency::NINETY_KHZ);
     writer
         .write(video.pt, Instant::now(), time, data)
-        .map_err(|e| format!("WebRTC error: {e}"))
+        .err_kind(ErrorKind::Invalid, || "WebRTC")
 }
 
 /// Collects what str0m has to send and handles its events; returns when it next needs a
@@ -211,12 +212,12 @@ fn drive(
     s: &mut Session,
     tx: &mut Sender,
     outbox: &mut Vec<(Vec<u8>, SocketAddr)>,
-) -> Result<Instant, String> {
+) -> Result<Instant, Error> {
     loop {
         match s
             .rtc
             .poll_output()
-            .map_err(|e| format!("WebRTC error: {e}"))?
+            .err_kind(ErrorKind::Invalid, || "WebRTC")?
         {
             Output::Timeout(t) => return Ok(t),
             Output::Transmit(t) => outbox.push((t.contents.into(), t.destination)),
@@ -226,7 +227,7 @@ fn drive(
                     tx.waiting_for_key = true;
                 }
                 Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                    return Err("the viewer's ICE disconnected".into());
+                    crate::bail!(Unavailable, "the viewer's ICE disconnected");
                 }
                 Event::KeyframeRequest(_) => answer_keyframe_request(s, tx)?,
                 _ => {}
@@ -236,7 +237,7 @@ fn drive(
 }
 
 /// Sends the hub's cached keyframe, at most every [`KEYFRAME_ANSWER_INTERVAL`].
-fn answer_keyframe_request(s: &mut Session, tx: &mut Sender) -> Result<(), String> {
+fn answer_keyframe_request(s: &mut Session, tx: &mut Sender) -> Result<(), Error> {
     if !tx.connected
         || tx
             .last_keyframe_answer
