@@ -14,13 +14,19 @@ use sited_tests::{require_media, require_root};
 
 const T: Duration = Duration::from_secs(40);
 const WEB: u16 = 8088;
+/// The fake cameras' RTSP port, in each media node's namespace.
+const CAMERA: u16 = 8654;
 
 fn site(lab: &Lab, cameras: &str) -> String {
+    site_of(lab, "titop", cameras)
+}
+
+fn site_of(lab: &Lab, layout: &str, cameras: &str) -> String {
     let (m1, m2) = (&lab.peer("media-1").v4, &lab.peer("media-2").v4);
     format!(
         r#"[site]
 name = "campus"
-layout = "titop"
+layout = "{layout}"
 
 [networks]
 clients = ["192.0.2.0/24"]
@@ -53,10 +59,15 @@ password_hash = "{}"
 
 /// curl in the application node's namespace, against its web port.
 fn curl(lab: &Lab, args: &[&str]) -> Output {
+    curl_at(lab, &format!("http://192.0.2.1:{WEB}"), args)
+}
+
+/// curl in the application node's namespace, against `base` (TLS unchecked).
+fn curl_at(lab: &Lab, base: &str, args: &[&str]) -> Output {
     let url_last = args.last().copied().unwrap_or("/");
-    let url = format!("http://192.0.2.1:{WEB}{url_last}");
+    let url = format!("{base}{url_last}");
     let user = format!("{}:{}", ADMIN.0, ADMIN.1);
-    let mut all = vec!["curl", "-s", "-i", "-u", &user];
+    let mut all = vec!["curl", "-s", "-k", "-i", "-u", &user];
     all.extend(&args[..args.len() - 1]);
     all.push(&url);
     lab.try_exec(&lab.node, &all)
@@ -67,8 +78,12 @@ fn text(o: &Output) -> String {
 }
 
 fn nodes(lab: &Lab) -> serde_json::Value {
-    let out = text(&curl(lab, &["/api/v1/nodes"]));
-    out.split_once("\r\n\r\n")
+    body_json(&curl(lab, &["/api/v1/nodes"]))
+}
+
+fn body_json(o: &Output) -> serde_json::Value {
+    text(o)
+        .split_once("\r\n\r\n")
         .and_then(|(_, b)| serde_json::from_str(b).ok())
         .unwrap_or_default()
 }
@@ -105,7 +120,10 @@ fn put(lab: &Lab, body: &str, if_match: &str) -> String {
 }
 
 fn all_applied(lab: &Lab, version: &str) -> bool {
-    let n = nodes(lab);
+    all_applied_in(nodes(lab), version)
+}
+
+fn all_applied_in(n: serde_json::Value, version: &str) -> bool {
     n["rollout"]["version"].as_str() == Some(version)
         && n["rollout"]["applied"] == 3
         && n["rollout"]["of"] == 3
@@ -558,4 +576,127 @@ fn a_clip_recorded_on_media_2_comes_through_the_application_node() {
     ));
     assert!(playlist.starts_with("HTTP/1.1 200"), "{playlist}");
     assert!(playlist.contains("#EXT-X-ENDLIST"), "{playlist}");
+}
+
+/// NovaVMS: the application node (the cloud server) serves every camera of the site through
+/// its own outputs, relaying the cameras the gateways ingest: one stream per camera from the
+/// gateway, whatever the number of viewers.
+#[test]
+fn every_camera_of_the_site_plays_through_the_application_node() {
+    require_root!("ip", "curl", "ffprobe", "ffmpeg");
+    sited_tests::require_media!();
+    let lab = Lab::new(&["media-1", "media-2"]);
+    let ns = |p: &str| lab.peer(p).ns.clone();
+    let _yard = FakeCameras::start_in(Some(&ns("media-1")), "127.0.0.1", CAMERA, &["yard"]);
+    let _gate = FakeCameras::start_in(Some(&ns("media-2")), "127.0.0.1", CAMERA, &["gate"]);
+    let cameras = format!(
+        "\n[[cameras]]\nname = \"yard\"\nurl = \"rtsp://127.0.0.1:{CAMERA}/yard\"\nnode = \"media-1\"\n\n[[cameras]]\nname = \"gate\"\nurl = \"rtsp://127.0.0.1:{CAMERA}/gate\"\nnode = \"media-2\"\n"
+    );
+    let first = site_of(&lab, "novavms", &cameras);
+    let secret = "ab".repeat(32);
+    let app = start(&lab, &lab.node, "app", &first, &secret);
+    let _m1 = start(&lab, &ns("media-1"), "media-1", &first, &secret);
+    let _m2 = start(&lab, &ns("media-2"), "media-2", &first, &secret);
+    let web = "https://192.0.2.1:443";
+    let api = |path: &str| body_json(&curl_at(&lab, web, &[path]));
+    let v1 = sited::base::hex::sha256(first.as_bytes());
+    app.wait_for("every node on the first version", T, || {
+        all_applied_in(api("/api/v1/nodes"), &v1)
+    });
+
+    // The application node lists every camera, with the node that ingests it and its state.
+    app.wait_for("both cameras streaming on their nodes", T, || {
+        let list = api("/api/v1/cameras");
+        let state = |name: &str| {
+            list.as_array()
+                .into_iter()
+                .flatten()
+                .find(|c| c["name"] == name)
+                .map(|c| (c["node"].clone(), c["state"].clone()))
+        };
+        state("yard") == Some(("media-1".into(), "streaming".into()))
+            && state("gate") == Some(("media-2".into(), "streaming".into()))
+    });
+
+    // A camera of media-2 decodes through the application node's RTSP server and HTTP-FLV.
+    let token = body_json(&curl_at(&lab, web, &["-X", "POST", "/api/v1/tokens"]))["token"]
+        .as_str()
+        .expect("a token")
+        .to_string();
+    let rtsp = format!("rtsp://{}:{}@192.0.2.1:8554/gate", ADMIN.0, ADMIN.1);
+    let flv = format!("{web}/live/gate.flv?token={token}");
+    for (input, options) in [(&rtsp, &["-rtsp_transport", "tcp"][..]), (&flv, &[][..])] {
+        let mut args = vec!["ffprobe", "-v", "error"];
+        args.extend(options);
+        args.extend([
+            "-read_intervals",
+            "%+3",
+            "-show_entries",
+            "stream=codec_name:packet=stream_index",
+            "-of",
+            "csv=p=0",
+            input.as_str(),
+        ]);
+        let out = lab.try_exec(&lab.node, &args);
+        let printed = text(&out);
+        let packets = printed.lines().filter(|l| l.trim() == "0").count();
+        assert!(
+            printed.contains("h264") && packets > 10,
+            "{input}: {packets} packets\n{printed}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // Two viewers on the application node: one relay from media-2.
+    let metric = |name: &str| -> u64 {
+        let out = text(&curl_at(&lab, web, &["/metrics"]));
+        out.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let relay = "{camera=\"gate\",node=\"media-2\"}";
+    let opened = metric("sited_relays_opened_total");
+    let active = metric(&format!("sited_relay_active{relay}"));
+    let viewers: Vec<_> = (0..2)
+        .map(|_| {
+            std::process::Command::new("ip")
+                .args(["netns", "exec", &lab.node, "ffmpeg", "-v", "error"])
+                .args([
+                    "-rtsp_transport",
+                    "tcp",
+                    "-i",
+                    &rtsp,
+                    "-t",
+                    "20",
+                    "-f",
+                    "null",
+                    "-",
+                ])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("ffmpeg")
+        })
+        .collect();
+    app.wait_for("two viewers of the relayed camera", T, || {
+        metric(&format!("sited_relay_readers{relay}")) == 2
+    });
+    assert_eq!(metric(&format!("sited_relay_active{relay}")), 1);
+    assert_eq!(
+        metric("sited_relays_opened_total"),
+        opened + u64::from(active == 0),
+        "one relay for both viewers"
+    );
+    let listed = api("/api/v1/cameras");
+    let gate = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "gate")
+        .unwrap();
+    assert_eq!(gate["relay"]["readers"], 2, "{gate}");
+    for mut v in viewers {
+        let _ = v.kill();
+        let _ = v.wait();
+    }
 }

@@ -4,6 +4,7 @@
 //! Besides the site versions and their reports, a link carries the site's revoked tokens both
 //! ways ([`crate::auth::revoked`]), so a logout on any node holds on every linked node at once.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use super::seal::{self, Sealed, Secret, Side};
 use super::wire::{self, Message, Report};
 use crate::auth::{Auth, token};
 use crate::base::{Error, Kind, hex};
+use crate::media::ingest::{CameraStatus, Statuses};
 
 /// The `Upgrade` token of the HTTP request that becomes a link.
 pub const UPGRADE: &str = "sited-link";
@@ -219,6 +221,7 @@ where
                         Message::Revoked { tokens } => {
                             auth.revoked().merge(&tokens, token::unix_now());
                         }
+                        Message::Cameras { cameras } => registry.update(node, |n| n.cameras = cameras),
                         other => crate::bail!(Invalid, "unexpected {other:?} from a media node"),
                     }
                 }
@@ -241,6 +244,25 @@ pub struct Ends {
     pub auth: Arc<Auth>,
     /// What serves the channels the application node opens; `None` refuses them.
     pub serve: Option<Arc<dyn Serve>>,
+    /// The cameras this node ingests, whose live state goes to the application node.
+    pub cameras: Statuses,
+}
+
+/// How often a media node looks for a change in its cameras' state to report.
+const CAMERAS: Duration = Duration::from_secs(1);
+
+/// Whether the cameras' state changed in what is worth reporting at once (fps and bitrate
+/// move all the time: they go with the periodic report).
+fn changed(last: &BTreeMap<String, CameraStatus>, now: &BTreeMap<String, CameraStatus>) -> bool {
+    last.len() != now.len()
+        || last.iter().zip(now).any(|((a, x), (b, y))| {
+            a != b
+                || x.state != y.state
+                || x.error != y.error
+                || x.video != y.video
+                || x.audio != y.audio
+                || x.failures != y.failures
+        })
 }
 
 /// The revoked tokens of `auth`, as a message.
@@ -280,6 +302,8 @@ where
     revoked.mark_changed();
     let work = async {
         let mut ping = tokio::time::interval(PING);
+        let mut look = tokio::time::interval(CAMERAS);
+        let mut reported: Option<(BTreeMap<String, CameraStatus>, tokio::time::Instant)> = None;
         loop {
             tokio::select! {
                 frame = frames_rx.recv() => {
@@ -336,6 +360,17 @@ where
                     }
                     revoked.borrow_and_update();
                     send(&mut writer, &mut sealed, &revocations(&auth)).await?;
+                }
+                _ = look.tick() => {
+                    let now = ends.cameras.read().map(|c| c.clone()).unwrap_or_default();
+                    let due = reported.as_ref().is_none_or(|(last, at)| {
+                        changed(last, &now) || at.elapsed() >= PING
+                    });
+                    if due {
+                        let m = Message::Cameras { cameras: now.clone() };
+                        send(&mut writer, &mut sealed, &m).await?;
+                        reported = Some((now, tokio::time::Instant::now()));
+                    }
                 }
             }
         }

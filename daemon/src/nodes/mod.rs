@@ -7,6 +7,7 @@
 //! - [`link`]: both ends of a link, over any byte stream;
 //! - [`channel`]: streams the application node opens to a media node over new connections;
 //! - [`registry`]: what the application node knows of its media nodes;
+//! - [`federation`]: the site's cameras with their nodes and live state, as one node shows them;
 //! - [`relay`]: live video of a camera another node ingests, pulled once and fanned out here.
 //!
 //! ## The threat model
@@ -30,6 +31,7 @@
 
 pub mod channel;
 pub mod dial;
+pub mod federation;
 pub mod link;
 pub mod registry;
 pub mod relay;

@@ -37,6 +37,10 @@ pub struct Linked {
     pub sited: Option<String>,
     /// Its last report.
     pub last: Option<Report>,
+    /// The live state of the cameras it ingests, as it last reported it.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub cameras: BTreeMap<String, crate::media::ingest::CameraStatus>,
 }
 
 /// The application node's registry of links.

@@ -62,6 +62,7 @@ async fn a_media_node_with_the_secret_gets_every_version_and_reports_back() {
             reports,
             auth: Arc::default(),
             serve: None,
+            cameras: Default::default(),
         };
         link::dial(media_io, &secret, "media-1", &mut ends, &nowhere()).await
     });
@@ -113,6 +114,7 @@ async fn a_node_with_another_secret_is_refused_and_learns_nothing() {
         reports,
         auth: Arc::default(),
         serve: None,
+        cameras: Default::default(),
     };
     let wrong = Secret::generate().unwrap();
     let e = link::dial(media_io, &wrong, "media-1", &mut ends, &nowhere())
@@ -141,6 +143,7 @@ async fn an_application_node_impostor_is_refused_by_the_media_node() {
         reports,
         auth: Arc::default(),
         serve: None,
+        cameras: Default::default(),
     };
     let e = link::dial(
         media_io,
@@ -175,6 +178,7 @@ async fn revoked_tokens_travel_both_ways_over_the_link() {
             reports,
             auth,
             serve: None,
+            cameras: Default::default(),
         };
         link::dial(media_io, &secret, "media-1", &mut ends, &nowhere()).await
     });
@@ -227,6 +231,7 @@ pub(super) async fn linked(
             reports,
             auth: Arc::default(),
             serve,
+            cameras: Default::default(),
         };
         let _ = link::dial(control, &secret, "media-1", &mut ends, &connect).await;
     });

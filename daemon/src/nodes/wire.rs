@@ -66,6 +66,12 @@ pub enum Message {
         /// What the channel carries.
         want: super::channel::Want,
     },
+    /// Media → app, sealed: the live state of the cameras the media node ingests, by name (on
+    /// change, and every [`super::link::PING`]).
+    Cameras {
+        /// Each camera's state, as its own `GET /api/v1/cameras` shows it.
+        cameras: std::collections::BTreeMap<String, crate::media::ingest::CameraStatus>,
+    },
     /// Media → app, sealed, first on a connection dialled for a channel: it is channel `id`.
     Attach {
         /// The id the application node sent in [`Message::Open`].

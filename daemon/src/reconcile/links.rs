@@ -187,6 +187,7 @@ impl Daemon {
                 hubs: self.cameras.hubs.clone(),
                 web: self.routers.web.clone(),
             })),
+            cameras: self.cameras.status.clone(),
         };
         let (state_tx, mut state_rx) = watch::channel(crate::state::LinkState::default());
         let status = self.status.clone();

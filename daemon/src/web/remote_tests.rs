@@ -55,6 +55,7 @@ async fn site() -> (Server, Server) {
             reports,
             auth,
             serve: Some(Arc::new(Web(router))),
+            cameras: Default::default(),
         };
         let _ = link::dial(control, &secret, "m1", &mut ends, &connect).await;
     });

@@ -13,6 +13,7 @@ use super::{App, COOKIE, Peer};
 use crate::auth::{Principal, Refusal, SESSION_TTL};
 use crate::config::site::UserRole;
 use crate::media::ingest::CameraState;
+use crate::nodes::federation::Live;
 use crate::state::{ListenerState, Status};
 
 fn site_name(s: &Status) -> String {
@@ -207,12 +208,13 @@ pub async fn overview(State(app): State<Arc<App>>, Extension(p): Extension<Princ
     frame("Overview", &site_name(&s), Some(&p.name), "/", &body).into_response()
 }
 
-/// `GET /cameras`: the cameras of this node and their state.
+/// `GET /cameras`: the cameras of the site (application node) or of this node, each with the
+/// node that ingests it and its state.
 pub async fn cameras(State(app): State<Arc<App>>, Extension(p): Extension<Principal>) -> Response {
+    let listed = super::api::site_cameras(&app);
     let Ok(s) = app.status.read() else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    let states = app.cameras.read().map(|c| c.clone()).unwrap_or_default();
     let discovered = app.discoveries.last();
     let onvif = |name: &str| {
         let seen = discovered
@@ -226,18 +228,21 @@ pub async fn cameras(State(app): State<Arc<App>>, Extension(p): Extension<Princi
             esc(seen.firmware.as_deref().unwrap_or(""))
         ))
     };
-    let rows: Vec<Vec<String>> = s
-        .plan
+    let rows: Vec<Vec<String>> = listed
         .iter()
-        .flat_map(|p| p.cameras.iter())
-        .map(|c| {
-            let st = states.get(&c.name);
-            let state = match st.map(|x| &x.state) {
-                Some(CameraState::Streaming) => badge("ok", "streaming"),
-                Some(CameraState::Failed) => badge("bad", "failed"),
+        .map(|sc| {
+            let c = &sc.camera;
+            let st = match &sc.live {
+                Live::Reported(x) => Some(x),
+                _ => None,
+            };
+            let state = match (&sc.live, st.map(|x| &x.state)) {
+                (Live::Offline { .. }, _) => badge("bad", "offline"),
+                (_, Some(CameraState::Streaming)) => badge("ok", "streaming"),
+                (_, Some(CameraState::Failed)) => badge("bad", "failed"),
                 _ => badge("warn", "connecting"),
             };
-            let detail = st
+            let mut detail = st
                 .map(|x| {
                     let mut d = Vec::new();
                     if let Some(v) = &x.video {
@@ -256,11 +261,26 @@ pub async fn cameras(State(app): State<Arc<App>>, Extension(p): Extension<Princi
                     d.join("<br>")
                 })
                 .unwrap_or_default();
+            if let Live::Offline { last_seen } = &sc.live {
+                detail = format!(
+                    "node {} offline; last seen {}",
+                    esc(&c.node),
+                    esc(last_seen.as_deref().unwrap_or("never"))
+                );
+            }
+            if let Some(r) = sc.relay.as_ref().filter(|r| r.active) {
+                detail.push_str(&format!(
+                    "<br>relayed here to {} viewer{}",
+                    r.readers,
+                    if r.readers == 1 { "" } else { "s" }
+                ));
+            }
             let last = st.and_then(|x| x.last_frame.clone()).unwrap_or_default();
             vec![
                 esc(&c.name),
+                esc(&c.node),
                 if c.push {
-                    "pushes to this node".to_string()
+                    format!("pushes to {}", esc(&c.node))
                 } else {
                     format!("<code>{}</code>", esc(&c.url))
                 },
@@ -272,10 +292,18 @@ pub async fn cameras(State(app): State<Arc<App>>, Extension(p): Extension<Princi
         })
         .collect();
     let mut body = if rows.is_empty() {
-        "<p class=\"note\">This node ingests no camera.</p>".to_string()
+        "<p class=\"note\">No camera to show: the site has none on this node.</p>".to_string()
     } else {
         table(
-            &["Camera", "Stream", "Recorded", "State", "", "Last frame"],
+            &[
+                "Camera",
+                "Node",
+                "Stream",
+                "Recorded",
+                "State",
+                "",
+                "Last frame",
+            ],
             &rows,
         )
     };
@@ -286,9 +314,14 @@ pub async fn cameras(State(app): State<Arc<App>>, Extension(p): Extension<Princi
     frame("Cameras", &site_name(&s), Some(&p.name), "/cameras", &body).into_response()
 }
 
-/// `GET /live`: a grid of the node's cameras, playing live over WebRTC (WHEP) where the node
+/// `GET /live`: a grid of the cameras the node shows (on the application node, every camera of
+/// the site: those of other nodes are relayed), playing live over WebRTC (WHEP) where the node
 /// serves it, else (and as the fallback) through the WebSocket output.
 pub async fn live(State(app): State<Arc<App>>, Extension(p): Extension<Principal>) -> Response {
+    let cameras: Vec<String> = super::api::site_cameras(&app)
+        .into_iter()
+        .map(|c| c.camera.name)
+        .collect();
     let Ok(s) = app.status.read() else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
@@ -304,15 +337,9 @@ pub async fn live(State(app): State<Arc<App>>, Extension(p): Extension<Principal
         .listeners
         .values()
         .any(|l| l.service == crate::catalog::Service::Webrtc && l.state == ListenerState::Serving);
-    let cameras: Vec<String> = s
-        .plan
-        .iter()
-        .flat_map(|p| p.cameras.iter())
-        .map(|c| c.name.clone())
-        .collect();
     let body = match output {
         None if !whep => "<p class=\"note\">No live output listens on this node: its layout has no WebSocket or HTTP live port.</p>".to_string(),
-        _ if cameras.is_empty() => "<p class=\"note\">This node ingests no camera.</p>".to_string(),
+        _ if cameras.is_empty() => "<p class=\"note\">No camera to play: the site has none on this node.</p>".to_string(),
         _ => {
             let (token, _) = match app.auth.grant(p.clone(), crate::auth::TOKEN_TTL) {
                 Ok(t) => t,
