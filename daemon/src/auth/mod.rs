@@ -272,7 +272,10 @@ impl Auth {
             return self.site_claims(token).map(|c| c.name);
         }
         let grants = self.grants.lock().ok()?;
-        grants.get(token).map(|g| g.principal.name.clone())
+        grants
+            .get(token)
+            .filter(|g| g.expires > Instant::now())
+            .map(|g| g.principal.name.clone())
     }
 
     /// Ends a session or token: a site token is revoked on every node of the site (the node

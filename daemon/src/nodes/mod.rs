@@ -23,6 +23,11 @@
 //!   anything itself). A man in the middle holding a valid TLS certificate of its own gains
 //!   nothing: the link's trust is the secret, not TLS, which only carries it where a layout
 //!   has TLS on the web port.
+//! - **Tokens.** The secret also keys the site's tokens (`auth::token`, HKDF with a label of
+//!   its own): a holder of the secret can mint a session of any user of the site file, which
+//!   is one more reason it is as precious as an admin password. A token alone grants nothing
+//!   beyond its user's role in the site file in force, and a revoked one is refused on every
+//!   linked node within a second (the link carries the revoked ids both ways).
 //! - **Out of scope:** a node whose root account is taken (it holds the secret), and denial of
 //!   service by the network (a media node cut off keeps running its last good file).
 //!

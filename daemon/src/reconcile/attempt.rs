@@ -161,10 +161,15 @@ impl Daemon {
                 &serde_json::json!([]),
                 &diverged,
             );
-            if let Some(text) = self.received.as_ref().map(|v| v.text.clone())
+            // What runs: the application node's version, or the last good file when that
+            // version could not apply here.
+            let running = std::fs::read_to_string(self.cfg.state_dir.join("last-good.toml"))
+                .ok()
+                .or_else(|| self.received.as_ref().map(|v| v.text.clone()));
+            if let Some(text) = running
                 && let Err(e) = crate::base::fs::write_atomic(&path, text.as_bytes())
             {
-                tracing::error!(error = %e, "cannot put the application node's version back");
+                tracing::error!(error = %e, "cannot put the version this node runs back");
             }
             return;
         }

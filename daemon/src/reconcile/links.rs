@@ -4,7 +4,7 @@
 //!
 //! The rule for local edits on a media node: once its application node has sent it a version,
 //! the media node runs that version. A local edit of its site.toml is not applied; it is
-//! recorded as failed ("diverged"), logged, and the application node's version is written back.
+//! recorded as failed ("diverged"), logged, and the version it runs is written back.
 //! Before any version has arrived (the application node unreachable since start), a local edit
 //! applies as on any node, and the application node's version replaces it on reconnection.
 //!
@@ -231,14 +231,20 @@ impl Daemon {
     }
 
     /// Why a file edit must not apply: on a media node that runs its application node's
-    /// version, any other text is a local edit.
+    /// version, any other text is a local edit (its last good file, kept when the application
+    /// node's version could not apply here, is not one).
     pub(super) fn diverged(&self, trigger: Trigger, text: &str) -> Option<String> {
         let received = self.received.as_ref()?;
         if trigger == Trigger::NodeLink || self.link.is_none() || received.text == text {
             return None;
         }
+        // The version it runs, kept when the application node's could not apply here: no edit.
+        let running = self.current.as_ref().and_then(|c| c.sha256.as_deref());
+        if running == Some(crate::base::hex::sha256(text.as_bytes()).as_str()) {
+            return None;
+        }
         Some(format!(
-            "diverged: site.toml on a media node is the application node's ({}); the local edit was not applied, and the application node's version was written back. Edit the site on the application node (PUT /api/v1/site or sited push).",
+            "diverged: site.toml on a media node is the application node's ({}); the local edit was not applied, and the version this node runs was written back. Edit the site on the application node (PUT /api/v1/site or sited push).",
             self.link.as_ref().map_or("", |l| l.target.node.as_str())
         ))
     }

@@ -467,14 +467,17 @@ pub async fn recordings(
         })
         .await
         .unwrap_or_default();
-    for (camera, node) in &cameras {
-        if let Some(node) = node {
-            let found = super::remote::spans(&app, node, &p, camera, day)
+    let remote = cameras.iter().filter_map(|(camera, node)| {
+        let node = node.as_deref()?;
+        let (app, p) = (&app, &p);
+        Some(async move {
+            let found = super::remote::spans(app, node, p, camera, day)
                 .await
                 .map_err(|e| e.to_string());
-            spans.insert(camera.clone(), found);
-        }
-    }
+            (camera.clone(), found)
+        })
+    });
+    spans.extend(futures_util::future::join_all(remote).await);
     let fmt = |ms: i64| {
         humantime::format_rfc3339_seconds(
             std::time::UNIX_EPOCH
