@@ -157,7 +157,7 @@ fn a_camera_that_dies_is_reconnected_and_its_stream_resumes() {
 }
 
 #[test]
-fn a_stalled_viewer_never_slows_the_others() {
+fn stalled_viewers_never_slow_the_others_and_are_dropped() {
     require_media!();
     let s = setup("stall", &["gate:bitrate=4000"], &[], &[]);
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -165,18 +165,36 @@ fn a_stalled_viewer_never_slows_the_others() {
         .build()
         .unwrap();
     rt.block_on(async {
-        // A viewer that connects and then never reads.
-        let stalled = tokio::net::TcpStream::connect(("127.0.0.1", s.live))
-            .await
-            .unwrap();
-        let request = format!(
-            "GET /live/gate.flv HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\n\r\n",
-            {
-                use base64::Engine as _;
-                base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", ADMIN.0, ADMIN.1))
-            }
-        );
-        stalled.try_write(request.as_bytes()).unwrap();
+        // Viewers that connect and then never read: HTTP-FLV, and MSE over a WebSocket.
+        let basic = {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", ADMIN.0, ADMIN.1))
+        };
+        let mut stalled = Vec::new();
+        for head in [
+            "GET /live/gate.flv HTTP/1.1".to_string(),
+            "GET /live/gate HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==".to_string(),
+        ] {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.set_recv_buffer_size(4096).unwrap();
+            let mut stream = socket
+                .connect(std::net::SocketAddr::from(([127, 0, 0, 1], s.live)))
+                .await
+                .unwrap();
+            let request = format!("{head}\r\nHost: x\r\nAuthorization: Basic {basic}\r\n\r\n");
+            stream.try_write(request.as_bytes()).unwrap();
+            // Served (200 for FLV, 101 for the WebSocket): then never read again.
+            let mut head = [0u8; 12];
+            tokio::io::AsyncReadExt::read_exact(&mut stream, &mut head)
+                .await
+                .unwrap();
+            let status = String::from_utf8_lossy(&head).to_string();
+            assert!(
+                status.ends_with("200") || status.ends_with("101"),
+                "{head:?}: {status}"
+            );
+            stalled.push(stream);
+        }
         tokio::time::sleep(Duration::from_secs(4)).await;
         // Meanwhile a normal viewer gets every frame: 25 fps for 6 s.
         let start = Instant::now();
@@ -186,7 +204,23 @@ fn a_stalled_viewer_never_slows_the_others() {
             took < 7.0,
             "150 fragments (6 s of video) took {took:.1} s next to a stalled viewer"
         );
-        drop(stalled);
+        // Issue 16 §1: past the stall limit (10 s without progress) both are dropped, as RTMP
+        // viewers are: what the buffers hold drains, then the connection ends.
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        for (what, mut stream) in ["HTTP-FLV", "WebSocket"].into_iter().zip(stalled) {
+            use tokio::io::AsyncReadExt as _;
+            let mut buf = vec![0u8; 64 << 10];
+            let ended = tokio::time::timeout(Duration::from_secs(10), async {
+                loop {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                }
+            })
+            .await;
+            assert!(ended.is_ok(), "the stalled {what} viewer was never dropped");
+        }
     });
 }
 
