@@ -82,7 +82,9 @@ mod tests {
             here.display(),
             gone.display()
         );
-        let site = super::super::check(&text, Default::default(), &[]).site.unwrap();
+        let site = super::super::check(&text, Default::default(), &[])
+            .site
+            .unwrap();
         assert!(
             missing(&text, &site, "app").is_empty(),
             "no camera of its own"
