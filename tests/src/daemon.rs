@@ -161,7 +161,15 @@ impl Daemon {
         };
         let mut script = String::from("export WATCHDOG_PID=$$; exec \"$0\" \"$@\"");
         if let Some((dir, mib)) = &self.tmpfs {
-            cmd = Command::new("unshare");
+            // In the network namespace too, when there is one.
+            cmd = match &self.netns {
+                Some(ns) => {
+                    let mut c = Command::new("ip");
+                    c.args(["netns", "exec", ns, "unshare"]);
+                    c
+                }
+                None => Command::new("unshare"),
+            };
             cmd.args(["-m", "--propagation", "private", "sh"]);
             script = format!(
                 "mkdir -p '{0}' && mount -t tmpfs -o size={mib}m sited-test '{0}' && {script}",

@@ -77,27 +77,6 @@ pub const INTERPRETATIONS: &[(&str, &str, &str, &str, &str)] = &[
     ),
     (
         "novavms",
-        "8554",
-        "cameras",
-        "application",
-        "the RTSP server re-serves the media node's streams",
-    ),
-    (
-        "novavms",
-        "8554",
-        "clients",
-        "application",
-        "the RTSP server re-serves the media node's streams",
-    ),
-    (
-        "novavms",
-        "11984",
-        "loopback",
-        "application",
-        "stream management lives with the streams: the media role",
-    ),
-    (
-        "novavms",
         "49152-49252",
         "internet",
         "application",

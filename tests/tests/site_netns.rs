@@ -7,19 +7,26 @@
 use std::process::Output;
 use std::time::Duration;
 
+use sited_tests::camera::FakeCameras;
 use sited_tests::daemon::{ADMIN, Daemon, admin_hash};
 use sited_tests::netns::Lab;
-use sited_tests::require_root;
+use sited_tests::{require_media, require_root};
 
 const T: Duration = Duration::from_secs(40);
 const WEB: u16 = 8088;
+/// The fake cameras' RTSP port, in each media node's namespace.
+const CAMERA: u16 = 8654;
 
 fn site(lab: &Lab, cameras: &str) -> String {
+    site_of(lab, "titop", cameras)
+}
+
+fn site_of(lab: &Lab, layout: &str, cameras: &str) -> String {
     let (m1, m2) = (&lab.peer("media-1").v4, &lab.peer("media-2").v4);
     format!(
         r#"[site]
 name = "campus"
-layout = "titop"
+layout = "{layout}"
 
 [networks]
 clients = ["192.0.2.0/24"]
@@ -52,10 +59,15 @@ password_hash = "{}"
 
 /// curl in the application node's namespace, against its web port.
 fn curl(lab: &Lab, args: &[&str]) -> Output {
+    curl_at(lab, &format!("http://192.0.2.1:{WEB}"), args)
+}
+
+/// curl in the application node's namespace, against `base` (TLS unchecked).
+fn curl_at(lab: &Lab, base: &str, args: &[&str]) -> Output {
     let url_last = args.last().copied().unwrap_or("/");
-    let url = format!("http://192.0.2.1:{WEB}{url_last}");
+    let url = format!("{base}{url_last}");
     let user = format!("{}:{}", ADMIN.0, ADMIN.1);
-    let mut all = vec!["curl", "-s", "-i", "-u", &user];
+    let mut all = vec!["curl", "-s", "-k", "-i", "-u", &user];
     all.extend(&args[..args.len() - 1]);
     all.push(&url);
     lab.try_exec(&lab.node, &all)
@@ -66,8 +78,12 @@ fn text(o: &Output) -> String {
 }
 
 fn nodes(lab: &Lab) -> serde_json::Value {
-    let out = text(&curl(lab, &["/api/v1/nodes"]));
-    out.split_once("\r\n\r\n")
+    body_json(&curl(lab, &["/api/v1/nodes"]))
+}
+
+fn body_json(o: &Output) -> serde_json::Value {
+    text(o)
+        .split_once("\r\n\r\n")
         .and_then(|(_, b)| serde_json::from_str(b).ok())
         .unwrap_or_default()
 }
@@ -104,19 +120,36 @@ fn put(lab: &Lab, body: &str, if_match: &str) -> String {
 }
 
 fn all_applied(lab: &Lab, version: &str) -> bool {
-    let n = nodes(lab);
+    all_applied_in(nodes(lab), version)
+}
+
+fn all_applied_in(n: serde_json::Value, version: &str) -> bool {
     n["rollout"]["version"].as_str() == Some(version)
         && n["rollout"]["applied"] == 3
         && n["rollout"]["of"] == 3
 }
 
 fn start(lab: &Lab, ns: &str, name: &str, site: &str, secret: &str) -> Daemon {
+    start_hiding(lab, ns, name, site, secret, None)
+}
+
+/// [`start`], with `hide` (a folder) empty for this node alone: a tmpfs over it in the node's
+/// own mount namespace, as if the installer never put its files on this machine.
+fn start_hiding(
+    lab: &Lab,
+    ns: &str,
+    name: &str,
+    site: &str,
+    secret: &str,
+    hide: Option<&std::path::Path>,
+) -> Daemon {
     // The lab's namespace names one test's daemons apart from another's.
     let mut d = Daemon::unstarted(
         &format!("{}-{name}", lab.node),
         &["--node", name, "--firewall", "none"],
     );
     d.netns = Some(ns.to_string());
+    d.tmpfs = hide.map(|dir| (dir.to_path_buf(), 1));
     // What the installer flashed: the same first site file and the site secret on every node.
     std::fs::write(d.config(), site).unwrap();
     std::fs::write(d.config().with_file_name("site.secret"), secret).unwrap();
@@ -229,4 +262,444 @@ fn a_node_with_the_wrong_secret_is_refused() {
         .unwrap()
         .clone();
     assert_eq!(m1["online"], false, "{n}");
+}
+
+/// The node of `name` in `GET /api/v1/nodes`.
+fn node(lab: &Lab, name: &str) -> serde_json::Value {
+    nodes(lab)["nodes"]
+        .as_array()
+        .and_then(|l| l.iter().find(|x| x["name"] == name).cloned())
+        .unwrap_or_default()
+}
+
+/// Issue 12 §4, skew: a media node that lacks a `password_file` the version needs reports the
+/// failure with its diagnostics, keeps its last good file and keeps serving; the application
+/// node shows it per node while the other nodes run the version; once the file is there, a
+/// SIGHUP applies it.
+#[test]
+fn a_node_that_lacks_a_file_reports_it_and_keeps_its_last_good_site() {
+    require_root!("ip", "curl", "unshare");
+    let lab = Lab::new(&["media-1", "media-2"]);
+    let secret = "ab".repeat(32);
+    let first = site(&lab, "");
+    // The cameras' password files: on the application node and media-1, not on media-2.
+    let secrets = std::env::temp_dir().join(format!("sited-skew-{}", std::process::id()));
+    std::fs::create_dir_all(&secrets).unwrap();
+    let password = secrets.join("cam.pw");
+    std::fs::write(&password, "pw").unwrap();
+    let app = start(&lab, &lab.node, "app", &first, &secret);
+    let m1 = start(&lab, &lab.peer("media-1").ns, "media-1", &first, &secret);
+    let m2 = start_hiding(
+        &lab,
+        &lab.peer("media-2").ns,
+        "media-2",
+        &first,
+        &secret,
+        Some(&secrets),
+    );
+    let v1 = sited::base::hex::sha256(first.as_bytes());
+    app.wait_for("every node on the first version", T, || {
+        all_applied(&lab, &v1)
+    });
+
+    let camera = |name: &str, node: &str| {
+        format!(
+            "\n[[cameras]]\nname = \"{name}\"\nurl = \"rtsp://198.51.100.40/{name}\"\nusername = \"cam\"\npassword_file = \"{}\"\nnode = \"{node}\"\n",
+            password.display()
+        )
+    };
+    let second = site(
+        &lab,
+        &format!("{}{}", camera("yard", "media-1"), camera("gate", "media-2")),
+    );
+    let ok = put(&lab, &second, &etag(&lab));
+    assert!(ok.starts_with("HTTP/1.1 202"), "{ok}");
+    let v2 = sited::base::hex::sha256(second.as_bytes());
+    app.wait_for("media-2 to report the failure", T, || {
+        node(&lab, "media-2")["last"]["sha256"].as_str() == Some(v2.as_str())
+    });
+    let m2_seen = node(&lab, "media-2");
+    assert_eq!(m2_seen["last"]["outcome"], "failed", "{m2_seen}");
+    assert!(
+        m2_seen["last"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("cannot apply"),
+        "{m2_seen}"
+    );
+    let diagnostics = m2_seen["last"]["diagnostics"].as_array().unwrap();
+    assert!(
+        diagnostics
+            .iter()
+            .any(|d| d["code"] == "missing-file"
+                && d["message"].as_str().unwrap().contains("cam.pw")),
+        "{m2_seen}"
+    );
+    assert_eq!(
+        m2_seen["version"].as_str(),
+        Some(v1.as_str()),
+        "it runs its last good version"
+    );
+    assert_eq!(m2_seen["online"], true, "it stays linked");
+    app.wait_for("the other nodes on the second version", T, || {
+        let n = nodes(&lab);
+        n["rollout"]["version"].as_str() == Some(v2.as_str()) && n["rollout"]["applied"] == 2
+    });
+    assert_eq!(node(&lab, "media-1")["version"].as_str(), Some(v2.as_str()));
+
+    // It keeps its last good file, and keeps serving it.
+    assert_eq!(std::fs::read_to_string(m2.config()).unwrap(), first);
+    assert_eq!(
+        std::fs::read_to_string(m2.dir.join("state/last-good.toml")).unwrap(),
+        first
+    );
+    // Ti Top's VOD port (8086) is one a media node serves to clients.
+    let health = format!("http://{}:8086/api/v1/health", lab.peer("media-2").v4);
+    let served = text(&lab.try_exec(&lab.peer("media-2").ns, &["curl", "-s", &health]));
+    assert!(
+        served.contains("\"configured\":true") && served.contains("campus"),
+        "media-2 keeps serving: {served}"
+    );
+
+    // The Overview shows it on its row.
+    let overview = text(&curl(&lab, &["/"]));
+    let row = overview
+        .split("<tr>")
+        .find(|r| r.contains("<td>media-2</td>"))
+        .unwrap_or_else(|| panic!("no row of media-2: {overview}"));
+    assert!(
+        row.contains("failed") && row.contains("missing-file") && row.contains("cam.pw"),
+        "{row}"
+    );
+    assert!(overview.contains("applied on 2 of 3 nodes"), "{overview}");
+
+    // The installer puts the file on media-2; a reload applies the version.
+    std::fs::write(m2.private_path(&password), "pw").unwrap();
+    m2.signal("HUP");
+    app.wait_for("every node on the second version", T, || {
+        all_applied(&lab, &v2)
+    });
+    assert_eq!(std::fs::read_to_string(m2.config()).unwrap(), second);
+    drop(m1);
+    let _ = std::fs::remove_dir_all(&secrets);
+}
+
+/// The HTTP status of a GET of `url` from the application node's namespace (a client on the
+/// site's network).
+fn status_of(lab: &Lab, url: &str) -> String {
+    text(&lab.try_exec(
+        &lab.node,
+        &[
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+            url,
+        ],
+    ))
+}
+
+/// A site whose camera `cam` (a fake camera in media-2's namespace) media-2 ingests and
+/// records; its three nodes up and on that version.
+struct Recorded {
+    lab: Lab,
+    app: Daemon,
+    _m1: Daemon,
+    _m2: Daemon,
+    _camera: FakeCameras,
+}
+
+fn recorded_site() -> Recorded {
+    let lab = Lab::new(&["media-1", "media-2"]);
+    let m2 = lab.peer("media-2").v4.clone();
+    let camera = FakeCameras::start_in(Some(&lab.peer("media-2").ns), &m2, 8554, &["cam"]);
+    let text = site(
+        &lab,
+        &format!(
+            "\n[[cameras]]\nname = \"cam\"\nurl = \"rtsp://{m2}:8554/cam\"\nnode = \"media-2\"\nrecord = true\n"
+        ),
+    );
+    let secret = "ab".repeat(32);
+    let app = start(&lab, &lab.node, "app", &text, &secret);
+    let m1 = start(&lab, &lab.peer("media-1").ns, "media-1", &text, &secret);
+    let m2d = start(&lab, &lab.peer("media-2").ns, "media-2", &text, &secret);
+    let v = sited::base::hex::sha256(text.as_bytes());
+    app.wait_for("every node on the version", T, || all_applied(&lab, &v));
+    Recorded {
+        lab,
+        app,
+        _m1: m1,
+        _m2: m2d,
+        _camera: camera,
+    }
+}
+
+/// Issue 12 §4: a token from the application node plays a stream directly from a media node
+/// (HTTP-FLV on Ti Top's 8080 of media-2); once revoked on the application node, media-2
+/// refuses it.
+#[test]
+fn a_token_of_the_application_node_plays_from_a_media_node_until_revoked() {
+    require_root!("ip", "curl");
+    require_media!();
+    let r = recorded_site();
+    let lab = &r.lab;
+    let issued = text(&curl(lab, &["-X", "POST", "/api/v1/tokens"]));
+    let body = issued.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let token = serde_json::from_str::<serde_json::Value>(body).unwrap()["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token: {issued}"))
+        .to_string();
+    let flv = format!("http://{}:8080/live/cam.flv", lab.peer("media-2").v4);
+    assert_eq!(status_of(lab, &flv), "401", "no token, no video");
+    let with_token = format!("{flv}?token={token}");
+    r.app.wait_for("media-2 to play cam to the token", T, || {
+        let out = lab.try_exec(
+            &lab.node,
+            &[
+                "ffprobe",
+                "-v",
+                "error",
+                "-rw_timeout",
+                "5000000",
+                "-read_intervals",
+                "%+2",
+                "-select_streams",
+                "v",
+                "-show_entries",
+                "packet=pts_time",
+                "-of",
+                "csv=p=0",
+                &with_token,
+            ],
+        );
+        text(&out).lines().filter(|l| !l.trim().is_empty()).count() > 10
+    });
+
+    // Revoked on the application node: media-2 refuses it within a second (over the link).
+    let revoke = serde_json::json!({"token": token}).to_string();
+    let done = text(&curl(
+        lab,
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            &revoke,
+            "/api/v1/tokens/revoke",
+        ],
+    ));
+    assert!(done.starts_with("HTTP/1.1 204"), "{done}");
+    let revoked = std::time::Instant::now();
+    r.app
+        .wait_for("media-2 to refuse the revoked token", T, || {
+            status_of(lab, &with_token) == "401"
+        });
+    assert!(
+        revoked.elapsed() < Duration::from_secs(2),
+        "refused after {:?}",
+        revoked.elapsed()
+    );
+}
+
+/// Issue 12 §4: recordings of a camera that media-2 records, through the application node:
+/// the spans, a clip (ffprobe decodes it; a Range answers 206 with its Content-Range) and the
+/// VOD playlist.
+#[test]
+fn a_clip_recorded_on_media_2_comes_through_the_application_node() {
+    require_root!("ip", "curl");
+    require_media!();
+    let r = recorded_site();
+    let lab = &r.lab;
+    let secs = |t: &str| humantime::parse_rfc3339_weak(t).unwrap();
+    let mut span = serde_json::Value::Null;
+    r.app
+        .wait_for("6 s recorded on media-2, listed by the app", T, || {
+            let out = text(&curl(lab, &["/api/v1/cameras/cam/recordings"]));
+            let list: serde_json::Value = out
+                .split_once("\r\n\r\n")
+                .and_then(|(_, b)| serde_json::from_str(b).ok())
+                .unwrap_or_default();
+            span = list[0].clone();
+            span["end"].as_str().is_some_and(|end| {
+                secs(end)
+                    .duration_since(secs(span["start"].as_str().unwrap()))
+                    .is_ok_and(|d| d >= Duration::from_secs(6))
+            })
+        });
+    let start = secs(span["start"].as_str().unwrap());
+    let from = humantime::format_rfc3339_millis(start + Duration::from_secs(1)).to_string();
+    let to = humantime::format_rfc3339_millis(start + Duration::from_secs(5)).to_string();
+    let path = format!("/api/v1/cameras/cam/clip.mp4?start={from}&end={to}");
+
+    let file = std::env::temp_dir().join(format!("sited-remote-clip-{}.mp4", std::process::id()));
+    let name = file.to_str().unwrap();
+    // Without the helper's `-i`, so that the file holds the body alone.
+    let user = format!("{}:{}", ADMIN.0, ADMIN.1);
+    let url = format!("http://192.0.2.1:{WEB}{path}");
+    let head = text(&lab.try_exec(
+        &lab.node,
+        &["curl", "-sS", "-D", "-", "-o", name, "-u", &user, &url],
+    ))
+    .to_lowercase();
+    let len = std::fs::metadata(&file).unwrap().len();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains(&format!("content-length: {len}")) && head.contains("accept-ranges: bytes"),
+        "{head}"
+    );
+    let probed = sited_tests::media::probe(name, 100);
+    assert!(
+        probed.values().any(|(n, mono, _)| *n >= 50 && *mono),
+        "the clip does not decode: {probed:?}"
+    );
+    let _ = std::fs::remove_file(&file);
+
+    let part = text(&curl(
+        lab,
+        &["-r", "100-199", "-o", "/dev/null", "-D", "-", &path],
+    ))
+    .to_lowercase();
+    assert!(part.starts_with("http/1.1 206"), "{part}");
+    assert!(
+        part.contains(&format!("content-range: bytes 100-199/{len}")),
+        "{part}"
+    );
+
+    let playlist = text(&curl(
+        lab,
+        &[&format!("/vod/cam/index.m3u8?start={from}&end={to}")],
+    ));
+    assert!(playlist.starts_with("HTTP/1.1 200"), "{playlist}");
+    assert!(playlist.contains("#EXT-X-ENDLIST"), "{playlist}");
+}
+
+/// NovaVMS: the application node (the cloud server) serves every camera of the site through
+/// its own outputs, relaying the cameras the gateways ingest: one stream per camera from the
+/// gateway, whatever the number of viewers.
+#[test]
+fn every_camera_of_the_site_plays_through_the_application_node() {
+    require_root!("ip", "curl", "ffprobe", "ffmpeg");
+    sited_tests::require_media!();
+    let lab = Lab::new(&["media-1", "media-2"]);
+    let ns = |p: &str| lab.peer(p).ns.clone();
+    let _yard = FakeCameras::start_in(Some(&ns("media-1")), "127.0.0.1", CAMERA, &["yard"]);
+    let _gate = FakeCameras::start_in(Some(&ns("media-2")), "127.0.0.1", CAMERA, &["gate"]);
+    let cameras = format!(
+        "\n[[cameras]]\nname = \"yard\"\nurl = \"rtsp://127.0.0.1:{CAMERA}/yard\"\nnode = \"media-1\"\n\n[[cameras]]\nname = \"gate\"\nurl = \"rtsp://127.0.0.1:{CAMERA}/gate\"\nnode = \"media-2\"\n"
+    );
+    let first = site_of(&lab, "novavms", &cameras);
+    let secret = "ab".repeat(32);
+    let app = start(&lab, &lab.node, "app", &first, &secret);
+    let _m1 = start(&lab, &ns("media-1"), "media-1", &first, &secret);
+    let _m2 = start(&lab, &ns("media-2"), "media-2", &first, &secret);
+    let web = "https://192.0.2.1:443";
+    let api = |path: &str| body_json(&curl_at(&lab, web, &[path]));
+    let v1 = sited::base::hex::sha256(first.as_bytes());
+    app.wait_for("every node on the first version", T, || {
+        all_applied_in(api("/api/v1/nodes"), &v1)
+    });
+
+    // The application node lists every camera, with the node that ingests it and its state.
+    app.wait_for("both cameras streaming on their nodes", T, || {
+        let list = api("/api/v1/cameras");
+        let state = |name: &str| {
+            list.as_array()
+                .into_iter()
+                .flatten()
+                .find(|c| c["name"] == name)
+                .map(|c| (c["node"].clone(), c["state"].clone()))
+        };
+        state("yard") == Some(("media-1".into(), "streaming".into()))
+            && state("gate") == Some(("media-2".into(), "streaming".into()))
+    });
+
+    // A camera of media-2 decodes through the application node's RTSP server and HTTP-FLV.
+    let token = body_json(&curl_at(&lab, web, &["-X", "POST", "/api/v1/tokens"]))["token"]
+        .as_str()
+        .expect("a token")
+        .to_string();
+    let rtsp = format!("rtsp://{}:{}@192.0.2.1:8554/gate", ADMIN.0, ADMIN.1);
+    let flv = format!("{web}/live/gate.flv?token={token}");
+    for (input, options) in [(&rtsp, &["-rtsp_transport", "tcp"][..]), (&flv, &[][..])] {
+        let mut args = vec!["ffprobe", "-v", "error"];
+        args.extend(options);
+        args.extend([
+            "-read_intervals",
+            "%+3",
+            "-show_entries",
+            "stream=codec_name:packet=stream_index",
+            "-of",
+            "csv=p=0",
+            input.as_str(),
+        ]);
+        let out = lab.try_exec(&lab.node, &args);
+        let printed = text(&out);
+        let packets = printed
+            .lines()
+            .filter(|l| l.trim().trim_end_matches(',') == "0")
+            .count();
+        assert!(
+            printed.contains("h264") && packets > 10,
+            "{input}: {packets} packets\n{printed}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // Two viewers on the application node: one relay from media-2.
+    let metric = |name: &str| -> u64 {
+        let out = text(&curl_at(&lab, web, &["/metrics"]));
+        out.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let relay = "{camera=\"gate\",node=\"media-2\"}";
+    let opened = metric("sited_relays_opened_total");
+    let active = metric(&format!("sited_relay_active{relay}"));
+    let viewers: Vec<_> = (0..2)
+        .map(|_| {
+            std::process::Command::new("ip")
+                .args(["netns", "exec", &lab.node, "ffmpeg", "-v", "error"])
+                .args([
+                    "-rtsp_transport",
+                    "tcp",
+                    "-i",
+                    &rtsp,
+                    "-t",
+                    "20",
+                    "-f",
+                    "null",
+                    "-",
+                ])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("ffmpeg")
+        })
+        .collect();
+    app.wait_for("two viewers of the relayed camera", T, || {
+        metric(&format!("sited_relay_readers{relay}")) == 2
+    });
+    assert_eq!(metric(&format!("sited_relay_active{relay}")), 1);
+    assert_eq!(
+        metric("sited_relays_opened_total"),
+        opened + u64::from(active == 0),
+        "one relay for both viewers"
+    );
+    let listed = api("/api/v1/cameras");
+    let gate = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "gate")
+        .unwrap();
+    assert_eq!(gate["relay"]["readers"], 2, "{gate}");
+    for mut v in viewers {
+        let _ = v.kill();
+        let _ = v.wait();
+    }
 }

@@ -2,10 +2,12 @@
 //! failed logins.
 //!
 //! Users come from `[[users]]` of the site in force, so an edit of site.toml adds or removes
-//! them at the next reload. Sessions and tokens are random 256-bit values kept in memory; a
-//! restart logs everyone out. Each is tied to the password hash its user logged in with: a
-//! changed password, a changed role or a removed user revokes every session, token and cached
-//! Basic login at once. Failed logins are slowed per source and per user ([`throttle`]: the
+//! them at the next reload. On a node that holds the per-site secret, sessions and tokens are
+//! site tokens ([`token`]): signed claims that every node of the site accepts, revoked
+//! site-wide through [`revoked`]. On a node without a secret they are random 256-bit values
+//! kept in memory, and a restart logs everyone out. Either way each is tied to the password
+//! hash its user logged in with: a changed password, a changed role or a removed user revokes
+//! every session, token and cached Basic login at once. Failed logins are slowed per source and per user ([`throttle`]: the
 //! owner of the right password still gets in). argon2 is slow on purpose, so a successful Basic
 //! login is remembered for [`BASIC_CACHE`] by a hash of user and password; an unknown user is
 //! checked against a dummy hash, so that it costs as much as a known one and its timing tells
@@ -17,11 +19,15 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub mod credentials;
+pub mod revoked;
 pub mod throttle;
+pub mod token;
 
 use argon2::PasswordVerifier as _;
 
 pub use credentials::{COOKIE, Credentials};
+pub use revoked::{Revocation, Revoked};
+pub use token::TokenKey;
 
 use crate::base::{Error, Kind, random};
 use crate::config::site::{User, UserRole};
@@ -86,6 +92,8 @@ pub struct Auth {
     grants: Mutex<HashMap<String, Grant>>,
     basic: Mutex<HashMap<Vec<u8>, Grant>>,
     throttle: Mutex<throttle::Throttle>,
+    key: std::sync::RwLock<Option<TokenKey>>,
+    revoked: Revoked,
 }
 
 /// Hashes a password with argon2id and a random salt: a `password_hash` of `[[users]]`.
@@ -185,10 +193,37 @@ impl Auth {
         }
     }
 
-    /// Issues a session or token for a principal; fails only when no random token can be made.
+    /// Sets the site's token key (from the per-site secret), or none: then sessions and tokens
+    /// are local random ones. Site tokens issued before stay valid while the key is the same.
+    pub fn set_site_key(&self, key: Option<TokenKey>) {
+        if let Ok(mut k) = self.key.write() {
+            *k = key;
+        }
+    }
+
+    fn site_key(&self) -> Option<TokenKey> {
+        self.key.read().ok().and_then(|k| k.clone())
+    }
+
+    /// The site's revoked tokens, which the node link shares.
+    pub fn revoked(&self) -> &Revoked {
+        &self.revoked
+    }
+
+    /// Issues a session or token for a principal: a site token when this node holds the site
+    /// secret, else a local one. Fails only when no random id can be made.
     pub fn grant(&self, principal: Principal, ttl: Duration) -> Result<(String, Instant), Error> {
-        let token = random::token()?;
         let expires = Instant::now() + ttl;
+        if let Some(key) = self.site_key() {
+            let claims = token::Claims::new(
+                &principal.name,
+                principal.role,
+                principal.credential,
+                token::unix_now() + ttl.as_secs(),
+            )?;
+            return Ok((token::sign(&key, &claims), expires));
+        }
+        let token = random::token()?;
         if let Ok(mut grants) = self.grants.lock() {
             grants.retain(|_, g| g.expires > Instant::now());
             grants.insert(token.clone(), Grant { principal, expires });
@@ -197,15 +232,61 @@ impl Auth {
     }
 
     /// The principal of a session or token, if it is valid and its user still exists with the
-    /// role and password it was granted with.
+    /// role and password it was granted with: a site token signed with this site's key,
+    /// unexpired and not revoked, or a local one this node issued.
     pub fn lookup(&self, users: &[User], token: &str) -> Option<Principal> {
+        if token.starts_with(token::PREFIX) {
+            let claims = self.site_claims(token)?;
+            let p = Principal {
+                name: claims.name,
+                role: claims.role,
+                credential: claims.credential,
+            };
+            return current(users, &p).then_some(p);
+        }
         let grants = self.grants.lock().ok()?;
         let g = grants.get(token).filter(|g| g.expires > Instant::now())?;
         current(users, &g.principal).then(|| g.principal.clone())
     }
 
-    /// Ends a session.
+    /// The claims of a valid, unrevoked site token.
+    fn site_claims(&self, token: &str) -> Option<token::Claims> {
+        let key = self.site_key()?;
+        match token::verify(&key, token, token::unix_now()) {
+            Ok(c) if !self.revoked.contains(&c.id) => Some(c),
+            Ok(_) => None,
+            Err(why) => {
+                if why == token::Invalid::Forged {
+                    tracing::debug!(
+                        "a site token failed its MAC: forged, altered or from another site"
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    /// The user a valid session or token names, whatever its user's state: who may revoke it.
+    pub fn owner(&self, token: &str) -> Option<String> {
+        if token.starts_with(token::PREFIX) {
+            return self.site_claims(token).map(|c| c.name);
+        }
+        let grants = self.grants.lock().ok()?;
+        grants
+            .get(token)
+            .filter(|g| g.expires > Instant::now())
+            .map(|g| g.principal.name.clone())
+    }
+
+    /// Ends a session or token: a site token is revoked on every node of the site (the node
+    /// link carries the list); a forged one changes nothing.
     pub fn revoke(&self, token: &str) {
+        if token.starts_with(token::PREFIX) {
+            if let Some(c) = self.site_claims(token) {
+                self.revoked.add(c.id, c.expires, token::unix_now());
+            }
+            return;
+        }
         if let Ok(mut grants) = self.grants.lock() {
             grants.remove(token);
         }
@@ -277,6 +358,92 @@ mod tests {
         assert!(auth.lookup(&users, &token).is_some(), "the same password");
         auth.revoke(&token);
         assert!(auth.lookup(&users, &token).is_none());
+    }
+
+    fn site_auth(secret: u8) -> Auth {
+        let auth = Auth::default();
+        auth.set_site_key(Some(TokenKey::derive(&[secret; 32]).unwrap()));
+        auth
+    }
+
+    /// Issue 12 §3: a token of the application node is accepted by every node of the site;
+    /// one of another site, a forged one, an expired or a revoked one by none.
+    #[test]
+    fn site_tokens_hold_on_every_node_of_the_site_and_nowhere_else() {
+        let users = users();
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        let (app, media) = (site_auth(1), site_auth(1));
+        let p = app.login(&users, ip, "ann", "right").unwrap();
+        let (token, _) = app.grant(p.clone(), TOKEN_TTL).unwrap();
+        assert!(token.starts_with(token::PREFIX));
+        assert_eq!(
+            media.lookup(&users, &token),
+            Some(p.clone()),
+            "another node"
+        );
+        assert_eq!(media.owner(&token).as_deref(), Some("ann"));
+
+        let other_site = site_auth(2);
+        assert_eq!(other_site.lookup(&users, &token), None, "another site");
+        let no_secret = Auth::default();
+        assert_eq!(
+            no_secret.lookup(&users, &token),
+            None,
+            "a node without the secret"
+        );
+        let mut forged = token.clone();
+        forged.pop();
+        forged.push(if token.ends_with('A') { 'B' } else { 'A' });
+        assert_eq!(media.lookup(&users, &forged), None, "forged");
+
+        let (expired, _) = app.grant(p.clone(), Duration::ZERO).unwrap();
+        assert_eq!(media.lookup(&users, &expired), None, "expired");
+
+        // The site file decides: a removed user or a changed role is refused on every node.
+        assert_eq!(media.lookup(&[], &token), None, "a removed user");
+        let mut demoted = users.clone();
+        demoted[0].role = UserRole::Viewer;
+        assert_eq!(media.lookup(&demoted, &token), None, "a changed role");
+
+        // Revoked on the application node; the list (which the node link carries) reaches the
+        // media node, and then it refuses the token too.
+        let (kept, _) = app.grant(p.clone(), TOKEN_TTL).unwrap();
+        app.revoke(&token);
+        app.revoke(&forged);
+        assert_eq!(
+            app.lookup(&users, &token),
+            None,
+            "revoked where it was revoked"
+        );
+        assert_eq!(
+            app.revoked().list(token::unix_now()).len(),
+            1,
+            "the forged one adds nothing"
+        );
+        media
+            .revoked()
+            .merge(&app.revoked().list(token::unix_now()), token::unix_now());
+        assert_eq!(
+            media.lookup(&users, &token),
+            None,
+            "revoked on the media node"
+        );
+        assert!(
+            media.lookup(&users, &kept).is_some(),
+            "another token of ann still holds"
+        );
+    }
+
+    #[test]
+    fn without_a_site_secret_tokens_stay_local() {
+        let users = users();
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        let (a, b) = (Auth::default(), Auth::default());
+        let p = a.login(&users, ip, "ann", "right").unwrap();
+        let (token, _) = a.grant(p, TOKEN_TTL).unwrap();
+        assert!(!token.starts_with(token::PREFIX));
+        assert!(a.lookup(&users, &token).is_some());
+        assert!(b.lookup(&users, &token).is_none());
     }
 
     /// Issue 16 §2: an unknown user skipped argon2 (0.6 ms against 30 ms): names could be told

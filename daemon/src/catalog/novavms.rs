@@ -2,9 +2,12 @@
 //!
 //! Transcribed from `004_cfbe7b2726f1c9f8.txt`: its "Component ports" table and its "Firewall
 //! rules for a typical install". A flow that both describe is one row citing both. "Bidirectional"
-//! is two rows, one each way. The document does not say which host runs go2rtc: its WebRTC port
-//! is "on the cloud server" (the bullets), so WebRTC and TURN sit on the application role, while
-//! the RTSP server and the stream API sit on the media role, where sited's streams are. The TURN
+//! is two rows, one each way. The document does not say which host runs go2rtc, but its WebRTC
+//! port is "on the cloud server" (the bullets) and its API (11984) is loopback-only, so on that
+//! same host: go2rtc, with its RTSP server (8554, "used in direct-mode streaming and relay"),
+//! sits on the application role. sited's application node serves every camera of the site
+//! there, relaying those that gateways ingest (`nodes::relay`), so a client that reaches only
+//! the cloud server still plays everything. WebRTC and TURN sit there too. The TURN
 //! range names no peer in the table; the bullet names browsers, so the peer is `clients`.
 //!
 //! The document names no recordings port: clips and HLS VOD (`/vod/<camera>/index.m3u8`) are on
@@ -94,7 +97,7 @@ pub const ROWS: &[Row] = &[
         ports: Ports::one(8554),
         proto: Tcp,
         from: Zone(Z::Cameras),
-        to: Node(MEDIA),
+        to: Node(APP),
         when: &[],
         purpose: "RTSP server (go2rtc), from cameras",
         references: &[cite(
@@ -107,7 +110,7 @@ pub const ROWS: &[Row] = &[
         ports: Ports::one(8554),
         proto: Tcp,
         from: Zone(Z::Clients),
-        to: Node(MEDIA),
+        to: Node(APP),
         when: &[],
         purpose: "RTSP server (go2rtc), to playback clients",
         references: &[cite(
@@ -158,7 +161,7 @@ pub const ROWS: &[Row] = &[
         ports: Ports::one(11984),
         proto: Tcp,
         from: Loopback,
-        to: Node(MEDIA),
+        to: Node(APP),
         when: &[],
         purpose: "go2rtc HTTP API: stream management",
         references: &[cite(TABLE, "11984 TCP go2rtc HTTP API, loopback only")],

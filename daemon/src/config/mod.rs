@@ -13,6 +13,7 @@ pub mod camera;
 pub mod diagnostic;
 pub mod file;
 pub mod locate;
+pub mod node_files;
 pub mod redact;
 pub mod shape;
 pub mod site;

@@ -6,6 +6,10 @@
 //! that falls behind [`MAX_LAPS`] times is disconnected. A GOP cache (the frames since the last
 //! video keyframe) lets a new reader start at once.
 //!
+//! A hub's source may start on demand (a camera relayed from another node): such a hub is
+//! marked [`Hub::set_on_demand`], each new reader (or [`Hub::ready`]) wakes its source through
+//! [`Hub::wanted`], and the source stops once [`Hub::readers`] stays at zero.
+//!
 //! Where a reader starts at an H.265 CRA (the cache's keyframe, or the keyframe a lapped reader
 //! skips to), the RASL pictures that follow it refer to frames the reader never had: the cache
 //! does not hold them and a lapped reader skips them (`media::nal`). Readers that follow the
@@ -28,6 +32,8 @@ pub const RING: usize = 256;
 pub const MAX_LAPS: u32 = 3;
 /// How long a lap is remembered.
 pub const LAP_MEMORY: Duration = Duration::from_secs(30);
+/// How long an output that must describe a stream first waits for an on-demand source.
+pub const READY: Duration = Duration::from_secs(8);
 /// The most frames a GOP cache holds (a camera with a very long GOP is cut off there).
 pub const GOP_LIMIT: usize = 600;
 
@@ -73,6 +79,14 @@ pub struct Hub {
     tx: broadcast::Sender<Item>,
     cache: Mutex<Cache>,
     stats: Mutex<Stats>,
+    /// Whether the source starts on demand.
+    on_demand: std::sync::atomic::AtomicBool,
+    /// Told when a reader comes (or wants the tracks), for an on-demand source.
+    demand: tokio::sync::Notify,
+    /// When a reader last came (tokio's clock, which tests can pause).
+    wanted_at: Mutex<Option<tokio::time::Instant>>,
+    /// Told when tracks are set.
+    announced: tokio::sync::Notify,
 }
 
 impl Hub {
@@ -84,7 +98,56 @@ impl Hub {
             tx,
             cache: Mutex::new(Cache::default()),
             stats: Mutex::new(Stats::default()),
+            on_demand: false.into(),
+            demand: tokio::sync::Notify::new(),
+            wanted_at: Mutex::new(None),
+            announced: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Marks the hub's source as one that starts on demand (or not).
+    pub fn set_on_demand(&self, yes: bool) {
+        self.on_demand
+            .store(yes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Someone wants the stream: wakes an on-demand source.
+    fn want(&self) {
+        if self.on_demand.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Ok(mut t) = self.wanted_at.lock() {
+                *t = Some(tokio::time::Instant::now());
+            }
+            self.demand.notify_one();
+        }
+    }
+
+    /// For the on-demand source: resolves when a reader comes (at once if one came since the
+    /// last call).
+    pub async fn wanted(&self) {
+        self.demand.notified().await;
+    }
+
+    /// When a reader last came (or asked for the tracks).
+    pub fn last_wanted(&self) -> Option<tokio::time::Instant> {
+        self.wanted_at.lock().ok().and_then(|t| *t)
+    }
+
+    /// The tracks, waiting up to `within` for an on-demand source to start when there are
+    /// none yet (an output that must describe the stream before it reads it: RTSP DESCRIBE,
+    /// WebRTC). A hub whose source is not on demand answers at once.
+    pub async fn ready(&self, within: Duration) -> Option<Arc<Tracks>> {
+        if !self.on_demand.load(std::sync::atomic::Ordering::Relaxed) {
+            return self.tracks();
+        }
+        let announced = self.announced.notified();
+        tokio::pin!(announced);
+        announced.as_mut().enable();
+        if let Some(t) = self.tracks() {
+            return Some(t);
+        }
+        self.want();
+        let _ = tokio::time::timeout(within, announced).await;
+        self.tracks()
     }
 
     /// The source announces its tracks (at start, and whenever they change).
@@ -100,6 +163,7 @@ impl Hub {
             c.last_video = None;
         }
         let _ = self.tx.send(Item::Tracks(tracks));
+        self.announced.notify_waiters();
     }
 
     /// The source ends (disconnected camera, unpublished device): readers see no tracks.
@@ -197,6 +261,7 @@ impl Hub {
     /// A new reader: it starts with the tracks and the cached GOP, then follows live.
     pub fn subscribe(&self) -> Reader {
         let rx = self.tx.subscribe();
+        self.want();
         let (tracks, gop) = self
             .cache
             .lock()

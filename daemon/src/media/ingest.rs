@@ -16,7 +16,7 @@ use retina::client::{
     UdpTransportOptions,
 };
 use retina::codec::{CodecItem, FrameFormat, ParametersRef};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::frame::{Codec, Kind, Track, Tracks};
@@ -83,7 +83,7 @@ pub const STALL: Duration = Duration::from_secs(10);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A camera's state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum CameraState {
     /// Connecting, or waiting to reconnect.
@@ -106,7 +106,7 @@ impl CameraState {
 }
 
 /// What the status shows of a camera.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CameraStatus {
     /// Its state.
     pub state: CameraState,

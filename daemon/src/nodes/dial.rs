@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::channel::Connect;
 use super::link::{self, Ends, UPGRADE};
 use super::seal::Secret;
 use crate::base::{Error, Kind, backoff::backoff};
@@ -44,6 +45,7 @@ pub async fn run(
     stop: CancellationToken,
 ) {
     let mut failures = 0u32;
+    let connector: Arc<dyn Connect> = Arc::new(target.clone());
     loop {
         let attempt = async {
             let stream = tokio::time::timeout(CONNECT, connect(&target))
@@ -55,7 +57,7 @@ pub async fn run(
                 since: Some(crate::base::time::now_rfc3339()),
                 error: None,
             });
-            link::dial(stream, &secret, &me, &mut ends).await
+            link::dial(stream, &secret, &me, &mut ends, &connector).await
         };
         let error = tokio::select! {
             () = stop.cancelled() => return,
@@ -79,6 +81,16 @@ pub async fn run(
             () = stop.cancelled() => return,
             () = tokio::time::sleep(backoff(failures.min(4))) => {}
         }
+    }
+}
+
+impl Connect for Target {
+    fn connect(
+        &self,
+    ) -> futures_util::future::BoxFuture<'static, Result<Box<dyn crate::base::listen::Conn>, Error>>
+    {
+        let target = self.clone();
+        Box::pin(async move { connect(&target).await })
     }
 }
 

@@ -5,7 +5,10 @@
 //! - [`seal`]: the per-site secret, the mutual handshake and the sealed frames;
 //! - [`wire`]: the messages and their framing;
 //! - [`link`]: both ends of a link, over any byte stream;
-//! - [`registry`]: what the application node knows of its media nodes.
+//! - [`channel`]: streams the application node opens to a media node over new connections;
+//! - [`registry`]: what the application node knows of its media nodes;
+//! - [`federation`]: the site's cameras with their nodes and live state, as one node shows them;
+//! - [`relay`]: live video of a camera another node ingests, pulled once and fanned out here.
 //!
 //! ## The threat model
 //!
@@ -20,15 +23,23 @@
 //!   anything itself). A man in the middle holding a valid TLS certificate of its own gains
 //!   nothing: the link's trust is the secret, not TLS, which only carries it where a layout
 //!   has TLS on the web port.
+//! - **Tokens.** The secret also keys the site's tokens (`auth::token`, HKDF with a label of
+//!   its own): a holder of the secret can mint a session of any user of the site file, which
+//!   is one more reason it is as precious as an admin password. A token alone grants nothing
+//!   beyond its user's role in the site file in force, and a revoked one is refused on every
+//!   linked node within a second (the link carries the revoked ids both ways).
 //! - **Out of scope:** a node whose root account is taken (it holds the secret), and denial of
 //!   service by the network (a media node cut off keeps running its last good file).
 //!
 //! The channel is ours rather than TLS with a pre-shared key because rustls offers no external
 //! PSK, and certificates would need a site CA that installers would have to manage.
 
+pub mod channel;
 pub mod dial;
+pub mod federation;
 pub mod link;
 pub mod registry;
+pub mod relay;
 pub mod seal;
 pub mod wire;
 
@@ -36,4 +47,4 @@ pub use registry::{Registry, Version};
 pub use seal::Secret;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,14 +1,17 @@
-//! The application node's view of its media nodes: who is linked, what each runs, and the
-//! version in force that every link sends on at once.
+//! The application node's view of its media nodes: who is linked, what each runs, the
+//! version in force that every link sends on at once, and the channels it opens to them.
 
 use std::collections::BTreeMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
+use super::channel::{self, Channel, Want};
 use super::seal::Secret;
-use super::wire::Report;
+use super::wire::{Message, Report};
+use crate::auth::Auth;
+use crate::base::Error;
 
 /// A version of the site file, as the links carry it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +37,10 @@ pub struct Linked {
     pub sited: Option<String>,
     /// Its last report.
     pub last: Option<Report>,
+    /// The live state of the cameras it ingests, as it last reported it.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub cameras: BTreeMap<String, crate::media::ingest::CameraStatus>,
 }
 
 /// The application node's registry of links.
@@ -41,19 +48,33 @@ pub struct Registry {
     current: watch::Sender<Option<Version>>,
     secret: RwLock<Option<Secret>>,
     nodes: RwLock<BTreeMap<String, Linked>>,
+    auth: Arc<Auth>,
+    /// Each linked node's control link (numbered, so an old link ending spares a new one).
+    controls: RwLock<BTreeMap<String, (u64, mpsc::Sender<Message>)>>,
+    generation: std::sync::atomic::AtomicU64,
+    /// The channels asked for and not yet attached.
+    pub channels: channel::Pending,
 }
 
-impl Default for Registry {
-    fn default() -> Self {
+impl Registry {
+    /// An empty registry; the links share `auth`'s revoked tokens with the media nodes.
+    pub fn new(auth: Arc<Auth>) -> Registry {
         Registry {
             current: watch::channel(None).0,
             secret: RwLock::new(None),
             nodes: RwLock::new(BTreeMap::new()),
+            auth,
+            controls: RwLock::new(BTreeMap::new()),
+            generation: std::sync::atomic::AtomicU64::new(0),
+            channels: channel::Pending::default(),
         }
     }
-}
 
-impl Registry {
+    /// The node's authentication, whose revoked tokens the links share.
+    pub fn auth(&self) -> &Arc<Auth> {
+        &self.auth
+    }
+
     /// Makes `version` the one every link sends, at once.
     pub fn publish(&self, version: Version) {
         self.current.send_if_modified(|v| {
@@ -87,6 +108,47 @@ impl Registry {
             f(entry);
             entry.last_seen = Some(crate::base::time::now_rfc3339());
         }
+    }
+
+    /// A link to `node` is up: what it sends through; returns its number.
+    pub fn set_control(&self, node: &str, control: mpsc::Sender<Message>) -> u64 {
+        let n = self
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut c) = self.controls.write() {
+            c.insert(node.to_string(), (n, control));
+        }
+        n
+    }
+
+    /// Link number `generation` to `node` ended.
+    pub fn drop_control(&self, node: &str, generation: u64) {
+        if let Ok(mut c) = self.controls.write()
+            && c.get(node).is_some_and(|(g, _)| *g == generation)
+        {
+            c.remove(node);
+        }
+    }
+
+    /// Opens a channel to `node` carrying `want` ([`channel`]): fails at once when the node
+    /// is not linked, and after [`channel::OPEN`] when it does not attach.
+    pub async fn open(&self, node: &str, want: Want) -> Result<Channel, Error> {
+        let control = self
+            .controls
+            .read()
+            .ok()
+            .and_then(|c| c.get(node).map(|(_, tx)| tx.clone()))
+            .ok_or_else(|| crate::err!(Unavailable, "media node {node} is offline"))?;
+        let expected = self.channels.expect(node)?;
+        let open = Message::Open {
+            id: expected.id.clone(),
+            want,
+        };
+        tokio::time::timeout(channel::OPEN, control.send(open))
+            .await
+            .map_err(|_| crate::err!(DeadlineExceeded, "the link to {node} is congested"))?
+            .map_err(|_| crate::err!(Unavailable, "media node {node} went offline"))?;
+        expected.attached().await
     }
 
     /// Every media node ever linked, by name.

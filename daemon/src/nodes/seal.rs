@@ -20,6 +20,9 @@ use ring::{aead, hkdf, hmac};
 
 use crate::base::{Error, Kind, random};
 
+/// Bytes the seal adds to a frame (the AEAD tag).
+pub const TAG: usize = 16;
+
 /// Bytes in a nonce of the handshake.
 pub const NONCE: usize = 32;
 
@@ -55,6 +58,11 @@ impl Secret {
                     "a site secret is 64 hex digits (`sited secret` makes one)"
                 )
             })
+    }
+
+    /// The key of the site's tokens (`auth::token`): HKDF of the secret with its own label.
+    pub fn token_key(&self) -> Result<crate::auth::TokenKey, Error> {
+        crate::auth::TokenKey::derive(&self.0)
     }
 
     fn proof(&self, side: &str, node: &str, media: &[u8; NONCE], app: &[u8; NONCE]) -> Vec<u8> {
@@ -213,32 +221,62 @@ impl Sealed {
 
     /// Seals the next frame to send.
     pub fn seal(&mut self, plain: &[u8]) -> Result<Vec<u8>, Error> {
-        let nonce = self.send.nonce()?;
-        let mut out = plain.to_vec();
-        self.send
-            .key
-            .seal_in_place_append_tag(nonce, aead::Aad::empty(), &mut out)
-            .map_err(|_| Error::new(Kind::Internal, "sealing a node link frame"))?;
-        Ok(out)
+        seal_in_place(&mut self.send, plain.to_vec())
     }
 
     /// Opens the next frame received; any change, replay or reordering fails.
-    pub fn open(&mut self, mut sealed: Vec<u8>) -> Result<Vec<u8>, Error> {
-        let nonce = self.receive.nonce()?;
-        let plain = self
-            .receive
-            .key
-            .open_in_place(nonce, aead::Aad::empty(), &mut sealed)
-            .map_err(|_| {
-                Error::new(
-                    Kind::Unauthenticated,
-                    "a node link frame failed to open: altered, replayed or not from this site",
-                )
-            })?;
-        let n = plain.len();
-        sealed.truncate(n);
-        Ok(sealed)
+    pub fn open(&mut self, sealed: Vec<u8>) -> Result<Vec<u8>, Error> {
+        open_in_place(&mut self.receive, sealed)
     }
+
+    /// The two directions apart, for a reader and a writer that run on their own.
+    pub fn split(self) -> (Sealer, Opener) {
+        (Sealer(self.send), Opener(self.receive))
+    }
+}
+
+/// The sending direction of a link, apart from the receiving one.
+pub struct Sealer(Direction);
+
+impl Sealer {
+    /// Seals the next frame to send, in place (the tag is appended).
+    pub fn seal(&mut self, plain: Vec<u8>) -> Result<Vec<u8>, Error> {
+        seal_in_place(&mut self.0, plain)
+    }
+}
+
+/// The receiving direction of a link, apart from the sending one.
+pub struct Opener(Direction);
+
+impl Opener {
+    /// Opens the next frame received; any change, replay or reordering fails.
+    pub fn open(&mut self, sealed: Vec<u8>) -> Result<Vec<u8>, Error> {
+        open_in_place(&mut self.0, sealed)
+    }
+}
+
+fn seal_in_place(d: &mut Direction, mut out: Vec<u8>) -> Result<Vec<u8>, Error> {
+    let nonce = d.nonce()?;
+    d.key
+        .seal_in_place_append_tag(nonce, aead::Aad::empty(), &mut out)
+        .map_err(|_| Error::new(Kind::Internal, "sealing a node link frame"))?;
+    Ok(out)
+}
+
+fn open_in_place(d: &mut Direction, mut sealed: Vec<u8>) -> Result<Vec<u8>, Error> {
+    let nonce = d.nonce()?;
+    let plain = d
+        .key
+        .open_in_place(nonce, aead::Aad::empty(), &mut sealed)
+        .map_err(|_| {
+            Error::new(
+                Kind::Unauthenticated,
+                "a node link frame failed to open: altered, replayed or not from this site",
+            )
+        })?;
+    let n = plain.len();
+    sealed.truncate(n);
+    Ok(sealed)
 }
 
 #[cfg(test)]

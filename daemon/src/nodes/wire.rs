@@ -1,6 +1,7 @@
 //! The node link's messages and their framing: a 4-byte big-endian length, then the frame.
 //! The three handshake messages travel in clear JSON (they carry only nonces and proofs);
-//! every later frame is sealed ([`super::seal`]) JSON.
+//! every later frame is sealed ([`super::seal`]) JSON. A connection that becomes a channel
+//! ([`super::channel`]) carries one sealed `attach` and then the channel's own binary frames.
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
@@ -11,7 +12,7 @@ use crate::base::{Error, Kind};
 pub const MAX_FRAME: usize = 4 << 20;
 
 /// One message of the node link.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum Message {
     /// Media → app, first: who is dialling, and its nonce (hex).
@@ -49,8 +50,33 @@ pub enum Message {
     },
     /// Media → app, sealed: the outcome of applying a version.
     Report(Report),
+    /// Either way, sealed: the site tokens revoked before their expiry, as the sender knows
+    /// them; sent whole on link up and whenever the list grows.
+    Revoked {
+        /// The revocations.
+        tokens: Vec<crate::auth::Revocation>,
+    },
     /// Either way, sealed: the link is alive.
     Ping,
+    /// App → media, sealed, on the control link: dial a new connection back and attach it as
+    /// channel `id`, carrying `want`.
+    Open {
+        /// The channel's id: 32 random hex digits the application node waits on.
+        id: String,
+        /// What the channel carries.
+        want: super::channel::Want,
+    },
+    /// Media → app, sealed: the live state of the cameras the media node ingests, by name (on
+    /// change, and every [`super::link::PING`]).
+    Cameras {
+        /// Each camera's state, as its own `GET /api/v1/cameras` shows it.
+        cameras: std::collections::BTreeMap<String, crate::media::ingest::CameraStatus>,
+    },
+    /// Media → app, sealed, first on a connection dialled for a channel: it is channel `id`.
+    Attach {
+        /// The id the application node sent in [`Message::Open`].
+        id: String,
+    },
 }
 
 /// What a media node says of a version it was sent.

@@ -127,8 +127,16 @@ impl Daemon {
         }
     }
 
-    /// One reconcile attempt on the site file.
+    /// One reconcile attempt on the site file. On a media node that could not apply its
+    /// application node's version (a file it lacked), SIGHUP tries that version again.
     pub async fn reconcile(&mut self, trigger: Trigger) {
+        if trigger == Trigger::Sighup
+            && let Some(version) = self.pending_version()
+        {
+            tracing::info!(version = %version.sha256, "SIGHUP: trying the application node's version again");
+            self.pushed(version).await;
+            return;
+        }
         let path = self.cfg.config.clone();
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
@@ -153,10 +161,15 @@ impl Daemon {
                 &serde_json::json!([]),
                 &diverged,
             );
-            if let Some(text) = self.received.as_ref().map(|v| v.text.clone())
+            // What runs: the application node's version, or the last good file when that
+            // version could not apply here.
+            let running = std::fs::read_to_string(self.cfg.state_dir.join("last-good.toml"))
+                .ok()
+                .or_else(|| self.received.as_ref().map(|v| v.text.clone()));
+            if let Some(text) = running
                 && let Err(e) = crate::base::fs::write_atomic(&path, text.as_bytes())
             {
-                tracing::error!(error = %e, "cannot put the application node's version back");
+                tracing::error!(error = %e, "cannot put the version this node runs back");
             }
             return;
         }
@@ -192,7 +205,15 @@ impl Daemon {
                 serde_json::json!([]),
             );
         }
-        let checked = plan::check(text, config::Options::default());
+        let mut checked = plan::check(text, config::Options::default());
+        // A valid file may still need files this node lacks (version skew between nodes).
+        let missing = checked
+            .site
+            .as_ref()
+            .map(|site| self.missing_files(site, text))
+            .unwrap_or_default();
+        let cannot = missing.len();
+        checked.diagnostics.extend(missing);
         let diagnostics = json_diagnostics(&path, text, &checked);
         let shown = path.display().to_string();
         let source = Source::new(&shown, text);
@@ -218,6 +239,28 @@ impl Daemon {
             }
             return (Outcome::Invalid, summary, diagnostics);
         };
+        // With nothing to keep running (a first start), the file runs anyway: its cameras
+        // whose files are missing fail, and say so, rather than the whole node staying
+        // unconfigured.
+        let keep = self.configured() || self.cfg.state_dir.join("last-good.toml").exists();
+        if cannot > 0 && !keep {
+            tracing::warn!(
+                missing = cannot,
+                "files this node reads are missing, but there is no good site to keep: applying anyway"
+            );
+        }
+        if cannot > 0 && keep {
+            let summary = format!(
+                "this node cannot apply {}: {cannot} file(s) it reads at run time are missing here; the last good plan keeps running",
+                path.display()
+            );
+            tracing::error!("{summary}");
+            self.record(trigger, Some(&sha), Outcome::Failed, &diagnostics, &summary);
+            if !self.configured() {
+                self.run_last_good(&summary).await;
+            }
+            return (Outcome::Failed, summary, diagnostics);
+        }
         match self.apply_site(site, &sha, text).await {
             Ok(summary) => {
                 self.record(
@@ -248,6 +291,23 @@ impl Daemon {
                 (Outcome::Failed, e.to_string(), diagnostics)
             }
         }
+    }
+
+    /// The files this node of `site` reads at run time and cannot (`config::node_files`);
+    /// none when the node is not found (applying reports that).
+    fn missing_files(&self, site: &config::Site, text: &str) -> Vec<config::Diagnostic> {
+        let hostname = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok());
+        node::find(
+            site,
+            self.cfg.node.as_deref(),
+            &self.cfg.node_file,
+            hostname.as_deref(),
+            &node::local_addresses(),
+        )
+        .map(|found| config::node_files::missing(text, site, found.name()))
+        .unwrap_or_default()
     }
 
     /// Whether a site file (not the unconfigured plan) is in force.

@@ -65,6 +65,8 @@ pub struct Daemon {
     pub(super) retaining: Arc<std::sync::atomic::AtomicBool>,
     /// The media nodes linked to this one (application node).
     pub(super) nodes: Arc<crate::nodes::Registry>,
+    /// The cameras other nodes ingest, relayed here (application node).
+    pub(super) relays: Arc<crate::nodes::relay::Relays>,
     /// This node's link to its application node (media node).
     pub(super) link: Option<super::links::Link>,
     /// The channels between the daemon and its link.
@@ -102,8 +104,12 @@ impl Daemon {
         let hubs = Arc::new(crate::media::hub::Hubs::default());
         let statuses: crate::media::ingest::Statuses = Default::default();
         let auth: Arc<crate::auth::Auth> = Arc::default();
-        let nodes: Arc<crate::nodes::Registry> = Arc::default();
+        let nodes = Arc::new(crate::nodes::Registry::new(auth.clone()));
         let hls: Arc<crate::media::output::hls::Hls> = Arc::default();
+        let relays = Arc::new(crate::nodes::relay::Relays::new(
+            hubs.clone(),
+            nodes.clone(),
+        ));
         let app = Arc::new(App {
             status: status.clone(),
             store: store.clone(),
@@ -114,6 +120,7 @@ impl Daemon {
             recordings: recordings.clone(),
             site_file: cfg.config.clone(),
             nodes: nodes.clone(),
+            relays: relays.clone(),
             discoveries: Default::default(),
             webrtc: Default::default(),
         });
@@ -166,6 +173,7 @@ impl Daemon {
                 shutdown,
                 retaining: Arc::default(),
                 nodes,
+                relays,
                 link: None,
                 channels: Default::default(),
                 received: None,

@@ -4,16 +4,30 @@
 //!
 //! The rule for local edits on a media node: once its application node has sent it a version,
 //! the media node runs that version. A local edit of its site.toml is not applied; it is
-//! recorded as failed ("diverged"), logged, and the application node's version is written back.
+//! recorded as failed ("diverged"), logged, and the version it runs is written back.
 //! Before any version has arrived (the application node unreachable since start), a local edit
 //! applies as on any node, and the application node's version replaces it on reconnection.
+//!
+//! Version skew: a media node that cannot apply a version (a `password_file` of one of its
+//! cameras missing here, say) keeps its last good file, reports the failure with its
+//! diagnostics, and tries the version again on SIGHUP (once the file is in place) or when the
+//! link comes back up.
+//!
+//! The site secret also keys the site's tokens: every node that holds it issues and accepts
+//! the same sessions and tokens (`auth::token`); a node without it keeps local ones.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::Daemon;
 use crate::catalog::{Roles, Service};
 use crate::config::Site;
+use crate::media::hub::Hubs;
+use crate::nodes::channel::{Channel, Serve, Want};
 use crate::nodes::dial::{self, Target};
 use crate::nodes::link::Ends;
 use crate::nodes::wire::Report;
@@ -46,6 +60,28 @@ impl Default for Channels {
             pushed_rx: Some(pushed_rx),
             reports: watch::channel((None, None)).0,
         }
+    }
+}
+
+/// What a media node serves over the channels its application node opens.
+struct NodeChannels {
+    /// The node's live streams, for relays.
+    hubs: Arc<Hubs>,
+    /// The node's web service, for the recordings, clips and VOD asked through the
+    /// application node (`web::remote`).
+    web: axum::Router,
+}
+
+impl Serve for NodeChannels {
+    fn serve(&self, want: Want, channel: Channel) -> BoxFuture<'static, ()> {
+        let hubs = self.hubs.clone();
+        let web = self.web.clone();
+        Box::pin(async move {
+            match want {
+                Want::Relay { camera } => crate::nodes::relay::serve(&hubs, &camera, channel).await,
+                want @ Want::Http { .. } => crate::web::remote::serve(web, want, channel).await,
+            }
+        })
     }
 }
 
@@ -96,10 +132,27 @@ impl Daemon {
     /// application node up (media node).
     pub(super) fn site_links(&mut self, site: &Site, plan: &Plan, sha: &str, text: &str) {
         let secret = self.secret();
+        let key = secret.as_ref().and_then(|(s, _)| match s.token_key() {
+            Ok(k) => Some(k),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot derive the site token key; tokens stay local");
+                None
+            }
+        });
+        self.nodes.auth().set_site_key(key);
         self.channels
             .reports
             .send_modify(|r| r.0 = Some(sha.to_string()));
-        if plan.node.roles.meets(Roles::APPLICATION) {
+        let application = plan.node.roles.meets(Roles::APPLICATION);
+        let remote: BTreeMap<String, String> = site
+            .cameras
+            .iter()
+            .filter(|c| application && c.node != plan.node.name)
+            .map(|c| (c.name.clone(), c.node.clone()))
+            .collect();
+        let local: BTreeSet<String> = plan.cameras.iter().map(|c| c.name.clone()).collect();
+        self.relays.set(&remote, &local, &self.shutdown);
+        if application {
             self.nodes.set_secret(secret.map(|(s, _)| s));
             self.nodes.publish(Version {
                 sha256: sha.to_string(),
@@ -129,6 +182,12 @@ impl Daemon {
         let ends = Ends {
             versions: self.channels.pushed_tx.clone(),
             reports: self.channels.reports.subscribe(),
+            auth: self.nodes.auth().clone(),
+            serve: Some(Arc::new(NodeChannels {
+                hubs: self.cameras.hubs.clone(),
+                web: self.routers.web.clone(),
+            })),
+            cameras: self.cameras.status.clone(),
         };
         let (state_tx, mut state_rx) = watch::channel(crate::state::LinkState::default());
         let status = self.status.clone();
@@ -172,16 +231,31 @@ impl Daemon {
     }
 
     /// Why a file edit must not apply: on a media node that runs its application node's
-    /// version, any other text is a local edit.
+    /// version, any other text is a local edit (its last good file, kept when the application
+    /// node's version could not apply here, is not one).
     pub(super) fn diverged(&self, trigger: Trigger, text: &str) -> Option<String> {
         let received = self.received.as_ref()?;
         if trigger == Trigger::NodeLink || self.link.is_none() || received.text == text {
             return None;
         }
+        // The version it runs, kept when the application node's could not apply here: no edit.
+        let running = self.current.as_ref().and_then(|c| c.sha256.as_deref());
+        if running == Some(crate::base::hex::sha256(text.as_bytes()).as_str()) {
+            return None;
+        }
         Some(format!(
-            "diverged: site.toml on a media node is the application node's ({}); the local edit was not applied, and the application node's version was written back. Edit the site on the application node (PUT /api/v1/site or sited push).",
+            "diverged: site.toml on a media node is the application node's ({}); the local edit was not applied, and the version this node runs was written back. Edit the site on the application node (PUT /api/v1/site or sited push).",
             self.link.as_ref().map_or("", |l| l.target.node.as_str())
         ))
+    }
+
+    /// The application node's version when this media node runs another one (it could not
+    /// apply it): what a SIGHUP tries again.
+    pub(super) fn pending_version(&self) -> Option<Version> {
+        let running = self.current.as_ref().and_then(|c| c.sha256.as_deref());
+        self.received
+            .clone()
+            .filter(|v| self.link.is_some() && running != Some(v.sha256.as_str()))
     }
 
     /// A version from the application node: applied through the same attempt as a local edit,

@@ -81,28 +81,36 @@ pub async fn node(State(app): State<Arc<App>>) -> Json<Value> {
     }))
 }
 
-/// `GET /api/v1/cameras`: the cameras this node ingests, and their state.
+/// The cameras this node shows ([`crate::nodes::federation`]): every camera of the site on
+/// the application node, the node's own elsewhere.
+pub fn site_cameras(app: &App) -> Vec<crate::nodes::federation::SiteCamera> {
+    let (site, me) = match app.status.read() {
+        Ok(s) => (s.site.clone(), s.node.clone()),
+        Err(_) => return Vec::new(),
+    };
+    let (Some(site), Some(me)) = (site, me) else {
+        return Vec::new();
+    };
+    let local = app.cameras.read().map(|c| c.clone()).unwrap_or_default();
+    crate::nodes::federation::cameras(&crate::nodes::federation::Sources {
+        site: &site,
+        me: &me,
+        local: &local,
+        linked: &app.nodes.nodes(),
+        relays: &app.relays.states(),
+    })
+}
+
+/// `GET /api/v1/cameras`: the cameras of the site (application node) or of this node, each
+/// with the node that ingests it, its live state and, where this node ingests it, the
+/// readers of its live stream (a relay to the application node is one).
 pub async fn cameras(State(app): State<Arc<App>>) -> Json<Value> {
-    let plan = app.status.read().ok().and_then(|s| s.plan.clone());
-    let states = app.cameras.read().map(|c| c.clone()).unwrap_or_default();
-    let list: Vec<Value> = plan
+    let list = site_cameras(&app)
         .iter()
-        .flat_map(|p| p.cameras.iter())
         .map(|c| {
-            let mut v = json!({
-                "name": c.name,
-                "url": c.url,
-                "push": c.push,
-                "node": c.node,
-                "record": c.record,
-                "transport": format!("{:?}", c.transport).to_lowercase(),
-            });
-            let state = states.get(&c.name).map_or_else(
-                || json!({"state": "connecting"}),
-                |s| serde_json::to_value(s).unwrap_or_default(),
-            );
-            if let (Some(o), Some(extra)) = (v.as_object_mut(), state.as_object()) {
-                o.extend(extra.clone());
+            let mut v = c.json();
+            if let Some(hub) = app.hubs.get(&c.camera.name).filter(|_| c.relay.is_none()) {
+                v["readers"] = json!(hub.readers());
             }
             v
         })
@@ -194,4 +202,35 @@ pub async fn tokens(State(app): State<Arc<App>>, Extension(p): Extension<Princip
         Json(json!({"token": token, "user": p.name, "expires_in": TOKEN_TTL.as_secs()})),
     )
         .into_response()
+}
+
+/// The body of `POST /api/v1/tokens/revoke`.
+#[derive(Debug, Deserialize)]
+pub struct RevokeToken {
+    /// The session or token to end.
+    pub token: String,
+}
+
+/// `POST /api/v1/tokens/revoke`: ends a session or token before its expiry; with a site
+/// secret, on every node of the site. Users may revoke their own; admins anyone's.
+pub async fn revoke_token(
+    State(app): State<Arc<App>>,
+    Extension(p): Extension<Principal>,
+    Json(body): Json<RevokeToken>,
+) -> Response {
+    let Some(owner) = app.auth.owner(&body.token) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "no such session or token (expired, revoked, or not of this site)"})),
+        )
+            .into_response();
+    };
+    if owner != p.name
+        && let Err(r) = require_admin(&p)
+    {
+        return r;
+    }
+    app.auth.revoke(&body.token);
+    tracing::info!(user = %p.name, owner = %owner, "a token was revoked");
+    StatusCode::NO_CONTENT.into_response()
 }

@@ -1,7 +1,7 @@
 //! `GET /metrics`: the Prometheus text format.
 //!
 //! The reload count and failures, the firewall's apply latency and failures, one gauge per
-//! listener state and per camera state.
+//! listener state and per camera state, and the relays of cameras other nodes ingest.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -149,6 +149,41 @@ pub async fn render(State(app): State<Arc<App>>) -> impl IntoResponse {
             "gauge",
             "Bits per second from each camera.",
             &bitrate,
+        );
+        let relays = app.relays.states();
+        metric(
+            "sited_relay_readers",
+            "gauge",
+            "Viewers of each camera relayed to this node from the node that ingests it.",
+            &relays
+                .iter()
+                .map(|(camera, r)| {
+                    (
+                        format!("{{camera=\"{camera}\",node=\"{}\"}}", r.node),
+                        r.readers.to_string(),
+                    )
+                })
+                .collect::<Vec<_>>(),
+        );
+        metric(
+            "sited_relay_active",
+            "gauge",
+            "1 while a camera is being pulled from the node that ingests it.",
+            &relays
+                .iter()
+                .map(|(camera, r)| {
+                    (
+                        format!("{{camera=\"{camera}\",node=\"{}\"}}", r.node),
+                        u8::from(r.active).to_string(),
+                    )
+                })
+                .collect::<Vec<_>>(),
+        );
+        metric(
+            "sited_relays_opened_total",
+            "counter",
+            "Relays opened to other nodes since start (each is one stream from that node).",
+            &[(String::new(), app.relays.opened().to_string())],
         );
     }
     (

@@ -17,6 +17,7 @@ pub mod origin;
 pub mod page;
 pub mod range;
 pub mod recordings;
+pub mod remote;
 pub mod serve;
 pub mod site;
 pub mod stall;
@@ -72,6 +73,8 @@ pub struct App {
     pub site_file: std::path::PathBuf,
     /// The media nodes linked to this one, when it is the application node.
     pub nodes: Arc<crate::nodes::Registry>,
+    /// The cameras other nodes ingest, relayed here (application node).
+    pub relays: Arc<crate::nodes::relay::Relays>,
     /// The last ONVIF discovery of the node.
     pub discoveries: Arc<discover::Discoveries>,
     /// WebRTC viewers (WHEP).
@@ -252,12 +255,13 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/nodes", get(site::nodes))
         .route("/api/v1/node", get(api::node))
         .route("/api/v1/cameras", get(api::cameras))
-        .merge(recordings::routes())
+        .merge(recordings::routes(app.clone()))
         .route("/api/v1/storage", get(recordings::storage))
         .route("/api/v1/ports", get(api::ports))
         .route("/api/v1/config/history", get(api::history))
         .route("/api/v1/config/validate", post(api::validate))
         .route("/api/v1/tokens", post(api::tokens))
+        .route("/api/v1/tokens/revoke", post(api::revoke_token))
         .route("/api/v1/discover", post(discover::discover))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics::render))
@@ -289,8 +293,8 @@ pub fn router(app: Arc<App>) -> Router {
 
 /// The router of the downloads port (VALT 8000): health, recordings, clips and VOD.
 pub fn downloads_router(app: Arc<App>) -> Router {
-    let protected =
-        recordings::routes().route_layer(middleware::from_fn_with_state(app.clone(), api_login));
+    let protected = recordings::routes(app.clone())
+        .route_layer(middleware::from_fn_with_state(app.clone(), api_login));
     Router::new()
         .route("/api/v1/health", get(api::health))
         .merge(protected)
@@ -321,6 +325,8 @@ pub async fn serve(
     serve_with(sockets, tls, router, stop, shutdown, Takeovers::default()).await
 }
 
+#[cfg(test)]
+mod remote_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

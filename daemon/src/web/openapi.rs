@@ -45,7 +45,8 @@ pub fn build() -> Value {
                 "ListenerStatus": schema::<ListenerStatus>(),
                 "FirewallStatus": schema::<FirewallStatus>(),
                 "DiscoverRequest": schema::<super::discover::Ask>(),
-                "Discovery": schema::<super::discover::Discovery>()
+                "Discovery": schema::<super::discover::Discovery>(),
+                "RelayState": schema::<crate::nodes::relay::RelayState>()
             }
         },
         "security": [{"basic": []}, {"bearer": []}, {"session": []}],
@@ -53,7 +54,7 @@ pub fn build() -> Value {
             "/api/v1/health": {"get": op("Liveness and the site's name; no login", false, json!({"type": "object", "properties": {"status": {"type": "string"}, "site": {"type": ["string", "null"]}, "node": {"type": ["string", "null"]}, "configured": {"type": "boolean"}}}))},
             "/api/v1/site": {"get": op("The site in force, its version and the last reload", true, object.clone())},
             "/api/v1/node": {"get": op("This node: roles, listeners and firewall", true, object.clone())},
-            "/api/v1/cameras": {"get": op("The cameras this node ingests and their state", true, json!({"type": "array"}))},
+            "/api/v1/cameras": {"get": op("The cameras of the site (on the application node; elsewhere the node's own), each with `node` (the node that ingests it), its live state (`state` is `offline`, with `last_seen`, while its node is offline), `readers` of its live stream where this node ingests it, and `relay` where it is relayed here", true, json!({"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "node": {"type": "string"}, "state": {"type": "string", "enum": ["connecting", "streaming", "failed", "offline"]}, "last_seen": {"type": ["string", "null"]}, "readers": {"type": "integer"}, "relay": {"$ref": "#/components/schemas/RelayState"}}}}))},
             "/api/v1/cameras/{camera}/recordings": {"get": {"summary": "The recorded spans of a camera, RFC 3339", "parameters": [{"name": "camera", "in": "path", "required": true, "schema": {"type": "string"}}, {"name": "start", "in": "query", "schema": {"type": "string", "format": "date-time"}}, {"name": "end", "in": "query", "schema": {"type": "string", "format": "date-time"}}], "responses": {"200": {"description": "[{start, end}]"}}}},
             "/api/v1/cameras/{camera}/clip.mp4": {"get": {"summary": "An MP4 of [start, end), with Range support", "parameters": [{"name": "camera", "in": "path", "required": true, "schema": {"type": "string"}}, {"name": "start", "in": "query", "required": true, "schema": {"type": "string", "format": "date-time"}}, {"name": "end", "in": "query", "schema": {"type": "string", "format": "date-time"}}], "responses": {"200": {"description": "video/mp4"}, "206": {"description": "a byte range"}, "404": {"description": "nothing recorded"}}}},
             "/vod/{camera}/index.m3u8": {"get": {"summary": "[start, end) as an HLS VOD playlist; its init and media segments are relative URIs beside it", "parameters": [{"name": "camera", "in": "path", "required": true, "schema": {"type": "string"}}, {"name": "start", "in": "query", "required": true, "schema": {"type": "string", "format": "date-time"}}, {"name": "end", "in": "query", "schema": {"type": "string", "format": "date-time"}}, {"name": "token", "in": "query", "schema": {"type": "string"}}], "responses": {"200": {"description": "application/vnd.apple.mpegurl"}, "404": {"description": "nothing recorded"}}}},
@@ -72,7 +73,8 @@ pub fn build() -> Value {
                 "requestBody": {"content": {"application/toml": {"schema": {"type": "string"}}}},
                 "responses": {"200": {"description": "the diagnostics", "content": {"application/json": {"schema": {"type": "object", "properties": {"valid": {"type": "boolean"}, "diagnostics": {"type": "array"}}}}}}, "403": {"description": "not an admin"}}
             }},
-            "/api/v1/tokens": {"post": {"summary": "A bearer token for the logged-in user", "responses": {"201": {"description": "the token", "content": {"application/json": {"schema": {"type": "object", "properties": {"token": {"type": "string"}, "user": {"type": "string"}, "expires_in": {"type": "integer"}}}}}}}}},
+            "/api/v1/tokens": {"post": {"summary": "A bearer token for the logged-in user, valid one hour; with a site secret, every node of the site accepts it", "responses": {"201": {"description": "the token", "content": {"application/json": {"schema": {"type": "object", "properties": {"token": {"type": "string"}, "user": {"type": "string"}, "expires_in": {"type": "integer"}}}}}}}}},
+            "/api/v1/tokens/revoke": {"post": {"summary": "Ends a session or token before its expiry, on every node of the site (your own; admins anyone's)", "requestBody": {"content": {"application/json": {"schema": {"type": "object", "required": ["token"], "properties": {"token": {"type": "string"}}}}}}, "responses": {"204": {"description": "revoked"}, "403": {"description": "another user's, and not an admin"}, "404": {"description": "no such valid token"}}}},
             "/api/v1/discover": {"post": {
                 "summary": "ONVIF discovery from this media node (NovaVMS, UDP 3702): configured cameras with their model and firmware, devices found but not configured with their [[cameras]] snippet (admins)",
                 "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/DiscoverRequest"}}}},

@@ -79,8 +79,9 @@ impl Range {
     }
 }
 
-/// The recordings and clip routes, for the web and downloads routers.
-pub fn routes() -> axum::Router<Arc<App>> {
+/// The recordings and clip routes, for the web and downloads routers (which log in first);
+/// those of a camera another node ingests go to that node ([`super::remote`]).
+pub fn routes(app: Arc<App>) -> axum::Router<Arc<App>> {
     axum::Router::new()
         .route(
             "/api/v1/cameras/{camera}/recordings",
@@ -90,6 +91,10 @@ pub fn routes() -> axum::Router<Arc<App>> {
             "/api/v1/cameras/{camera}/clip.mp4",
             axum::routing::get(clip_mp4),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            app,
+            super::remote::forward,
+        ))
 }
 
 /// A 404 unless the camera is one of this node's.

@@ -20,31 +20,46 @@ pub(super) struct Server {
 
 /// Starts a [`Server`].
 pub(super) async fn server() -> Server {
-    let mut text = SITE.to_string();
-    for (name, role, password) in [("ann", "admin", "ann-pw"), ("vic", "viewer", "vic-pw")] {
-        let hash = crate::auth::hash_password(password).unwrap();
-        text.push_str(&format!(
-            "[[users]]\nname = \"{name}\"\nrole = \"{role}\"\npassword_hash = \"{hash}\"\n"
-        ));
-    }
+    server_of(SITE, "app").await
+}
+
+/// Starts a [`Server`] of another site, as its node `node`, with the same users.
+pub(super) async fn server_of(site: &str, node: &str) -> Server {
+    // Hashed once, so that the nodes of one test's site have the same users.
+    static USERS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let users = USERS.get_or_init(|| {
+        [("ann", "admin", "ann-pw"), ("vic", "viewer", "vic-pw")]
+            .iter()
+            .map(|(name, role, password)| {
+                let hash = crate::auth::hash_password(password).unwrap();
+                format!(
+                    "[[users]]\nname = \"{name}\"\nrole = \"{role}\"\npassword_hash = \"{hash}\"\n"
+                )
+            })
+            .collect()
+    });
+    let text = format!("{site}{users}");
     let site = crate::plan::check(&text, Default::default()).site.unwrap();
-    let plan = crate::plan::plan(&site, "app").unwrap();
+    let plan = crate::plan::plan(&site, node).unwrap();
     let status = Status {
         site: Some(Arc::new(site)),
         plan: Some(Arc::new(plan)),
-        node: Some("app".into()),
+        node: Some(node.into()),
         ..Status::default()
     };
+    let auth: Arc<crate::auth::Auth> = Default::default();
+    let nodes = Arc::new(crate::nodes::Registry::new(auth.clone()));
     let app = Arc::new(App {
         status: Arc::new(RwLock::new(status)),
         store: Arc::new(Mutex::new(crate::store::Store::memory().unwrap())),
-        auth: Default::default(),
+        auth: auth.clone(),
         hubs: Default::default(),
         cameras: Default::default(),
         hls: Default::default(),
         recordings: std::env::temp_dir().join("sited-web-test-recordings"),
         site_file: std::env::temp_dir().join(format!("sited-web-test-{}.toml", std::process::id())),
-        nodes: Default::default(),
+        nodes: nodes.clone(),
+        relays: Arc::new(crate::nodes::relay::Relays::new(Default::default(), nodes)),
         discoveries: Default::default(),
         webrtc: Default::default(),
     });
@@ -463,6 +478,95 @@ async fn state_changing_requests_from_another_site_are_refused() {
     )
     .await;
     assert_eq!(code, 201, "the host's own origin");
+    s.stop.cancel();
+}
+
+/// Issue 12 §3: the navigation of every page leads to Live and Recordings.
+#[tokio::test]
+async fn every_page_leads_to_live_and_recordings() {
+    let s = server().await;
+    let auth = basic("ann", "ann-pw");
+    for page in [
+        "/",
+        "/live",
+        "/recordings",
+        "/cameras",
+        "/ports",
+        "/history",
+    ] {
+        let (code, _, body) = request(s.addr, &format!("GET {page} HTTP/1.1\r\n{auth}"), "").await;
+        assert_eq!(code, 200, "{page}");
+        let nav = body
+            .split_once("<nav>")
+            .and_then(|(_, n)| n.split_once("</nav>"))
+            .map(|(n, _)| n)
+            .unwrap_or_else(|| panic!("{page} has no navigation"));
+        for link in ["<a href=\"/live\"", "<a href=\"/recordings\""] {
+            assert!(nav.contains(link), "{page}: {nav}");
+        }
+    }
+    s.stop.cancel();
+}
+
+/// Issue 12 §3: with the site secret, a token is a site token that another node of the site
+/// accepts; revoking it (its owner or an admin) refuses it here, and on the other node once
+/// the list reaches it (the node link carries it: `nodes::tests`).
+#[tokio::test]
+async fn site_tokens_are_revoked_by_their_owner_or_an_admin() {
+    let s = server().await;
+    let key = || crate::auth::TokenKey::derive(&[5; 32]).unwrap();
+    s.app.auth.set_site_key(Some(key()));
+    let token_of = |user: &'static str, password: &'static str| async move {
+        let (code, _, body) = request(
+            s.addr,
+            &format!("POST /api/v1/tokens HTTP/1.1\r\n{}", basic(user, password)),
+            "",
+        )
+        .await;
+        assert_eq!(code, 201);
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (ann, vic) = (
+        token_of("ann", "ann-pw").await,
+        token_of("vic", "vic-pw").await,
+    );
+    let media = crate::auth::Auth::default();
+    media.set_site_key(Some(key()));
+    let users = s.app.users();
+    assert!(
+        media.lookup(&users, &vic).is_some(),
+        "another node accepts it"
+    );
+    let revoke = |bearer: String, token: String| async move {
+        request(
+            s.addr,
+            &format!("POST /api/v1/tokens/revoke HTTP/1.1\r\nAuthorization: Bearer {bearer}\r\nContent-Type: application/json"),
+            &serde_json::json!({"token": token}).to_string(),
+        )
+        .await
+        .0
+    };
+    assert_eq!(
+        revoke(vic.clone(), ann.clone()).await,
+        403,
+        "a viewer cannot end an admin's"
+    );
+    assert_eq!(revoke(ann.clone(), "s1.forged.x".into()).await, 404);
+    assert_eq!(revoke(vic.clone(), vic.clone()).await, 204);
+    let (code, _, _) = request(
+        s.addr,
+        &format!("GET /api/v1/node HTTP/1.1\r\nAuthorization: Bearer {vic}"),
+        "",
+    )
+    .await;
+    assert_eq!(code, 401);
+    let now = crate::auth::token::unix_now();
+    media.revoked().merge(&s.app.auth.revoked().list(now), now);
+    assert!(media.lookup(&users, &vic).is_none());
+    assert!(media.lookup(&users, &ann).is_some());
     s.stop.cancel();
 }
 

@@ -13,6 +13,7 @@ use super::{App, COOKIE, Peer};
 use crate::auth::{Principal, Refusal, SESSION_TTL};
 use crate::config::site::UserRole;
 use crate::media::ingest::CameraState;
+use crate::nodes::federation::Live;
 use crate::state::{ListenerState, Status};
 
 fn site_name(s: &Status) -> String {
@@ -207,12 +208,13 @@ pub async fn overview(State(app): State<Arc<App>>, Extension(p): Extension<Princ
     frame("Overview", &site_name(&s), Some(&p.name), "/", &body).into_response()
 }
 
-/// `GET /cameras`: the cameras of this node and their state.
+/// `GET /cameras`: the cameras of the site (application node) or of this node, each with the
+/// node that ingests it and its state.
 pub async fn cameras(State(app): State<Arc<App>>, Extension(p): Extension<Principal>) -> Response {
+    let listed = super::api::site_cameras(&app);
     let Ok(s) = app.status.read() else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    let states = app.cameras.read().map(|c| c.clone()).unwrap_or_default();
     let discovered = app.discoveries.last();
     let onvif = |name: &str| {
         let seen = discovered
@@ -226,18 +228,21 @@ pub async fn cameras(State(app): State<Arc<App>>, Extension(p): Extension<Princi
             esc(seen.firmware.as_deref().unwrap_or(""))
         ))
     };
-    let rows: Vec<Vec<String>> = s
-        .plan
+    let rows: Vec<Vec<String>> = listed
         .iter()
-        .flat_map(|p| p.cameras.iter())
-        .map(|c| {
-            let st = states.get(&c.name);
-            let state = match st.map(|x| &x.state) {
-                Some(CameraState::Streaming) => badge("ok", "streaming"),
-                Some(CameraState::Failed) => badge("bad", "failed"),
+        .map(|sc| {
+            let c = &sc.camera;
+            let st = match &sc.live {
+                Live::Reported(x) => Some(x),
+                _ => None,
+            };
+            let state = match (&sc.live, st.map(|x| &x.state)) {
+                (Live::Offline { .. }, _) => badge("bad", "offline"),
+                (_, Some(CameraState::Streaming)) => badge("ok", "streaming"),
+                (_, Some(CameraState::Failed)) => badge("bad", "failed"),
                 _ => badge("warn", "connecting"),
             };
-            let detail = st
+            let mut detail = st
                 .map(|x| {
                     let mut d = Vec::new();
                     if let Some(v) = &x.video {
@@ -259,11 +264,26 @@ pub async fn cameras(State(app): State<Arc<App>>, Extension(p): Extension<Princi
                     d.join("<br>")
                 })
                 .unwrap_or_default();
+            if let Live::Offline { last_seen } = &sc.live {
+                detail = format!(
+                    "node {} offline; last seen {}",
+                    esc(&c.node),
+                    esc(last_seen.as_deref().unwrap_or("never"))
+                );
+            }
+            if let Some(r) = sc.relay.as_ref().filter(|r| r.active) {
+                detail.push_str(&format!(
+                    "<br>relayed here to {} viewer{}",
+                    r.readers,
+                    if r.readers == 1 { "" } else { "s" }
+                ));
+            }
             let last = st.and_then(|x| x.last_frame.clone()).unwrap_or_default();
             vec![
                 esc(&c.name),
+                esc(&c.node),
                 if c.push {
-                    "pushes to this node".to_string()
+                    format!("pushes to {}", esc(&c.node))
                 } else {
                     format!("<code>{}</code>", esc(&c.url))
                 },
@@ -275,10 +295,18 @@ pub async fn cameras(State(app): State<Arc<App>>, Extension(p): Extension<Princi
         })
         .collect();
     let mut body = if rows.is_empty() {
-        "<p class=\"note\">This node ingests no camera.</p>".to_string()
+        "<p class=\"note\">No camera to show: the site has none on this node.</p>".to_string()
     } else {
         table(
-            &["Camera", "Stream", "Recorded", "State", "", "Last frame"],
+            &[
+                "Camera",
+                "Node",
+                "Stream",
+                "Recorded",
+                "State",
+                "",
+                "Last frame",
+            ],
             &rows,
         )
     };
@@ -289,9 +317,14 @@ pub async fn cameras(State(app): State<Arc<App>>, Extension(p): Extension<Princi
     frame("Cameras", &site_name(&s), Some(&p.name), "/cameras", &body).into_response()
 }
 
-/// `GET /live`: a grid of the node's cameras, playing live over WebRTC (WHEP) where the node
+/// `GET /live`: a grid of the cameras the node shows (on the application node, every camera of
+/// the site: those of other nodes are relayed), playing live over WebRTC (WHEP) where the node
 /// serves it, else (and as the fallback) through the WebSocket output.
 pub async fn live(State(app): State<Arc<App>>, Extension(p): Extension<Principal>) -> Response {
+    let cameras: Vec<String> = super::api::site_cameras(&app)
+        .into_iter()
+        .map(|c| c.camera.name)
+        .collect();
     let Ok(s) = app.status.read() else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
@@ -307,15 +340,9 @@ pub async fn live(State(app): State<Arc<App>>, Extension(p): Extension<Principal
         .listeners
         .values()
         .any(|l| l.service == crate::catalog::Service::Webrtc && l.state == ListenerState::Serving);
-    let cameras: Vec<String> = s
-        .plan
-        .iter()
-        .flat_map(|p| p.cameras.iter())
-        .map(|c| c.name.clone())
-        .collect();
     let body = match output {
         None if !whep => "<p class=\"note\">No live output listens on this node: its layout has no WebSocket or HTTP live port.</p>".to_string(),
-        _ if cameras.is_empty() => "<p class=\"note\">This node ingests no camera.</p>".to_string(),
+        _ if cameras.is_empty() => "<p class=\"note\">No camera to play: the site has none on this node.</p>".to_string(),
         _ => {
             let (token, _) = match app.auth.grant(p.clone(), crate::auth::TOKEN_TTL) {
                 Ok(t) => t,
@@ -397,28 +424,63 @@ pub async fn recordings(
                 .into_response(),
         };
     }
-    let (site, cameras): (String, Vec<String>) = match app.status.read() {
-        Ok(s) => (
-            site_name(&s),
-            s.plan
+    // On the application node, every recorded camera of the site; the spans of those another
+    // node records come from that node (`web::remote`).
+    let (site, cameras): (String, Vec<(String, Option<String>)>) = match app.status.read() {
+        Ok(s) => {
+            let me = s
+                .plan
+                .as_ref()
+                .map(|p| p.node.name.clone())
+                .unwrap_or_default();
+            let application = s
+                .plan
+                .as_ref()
+                .is_some_and(|p| p.node.roles.meets(crate::catalog::Roles::APPLICATION));
+            let listed = s
+                .site
                 .iter()
-                .flat_map(|p| p.cameras.iter())
-                .filter(|c| c.record)
-                .map(|c| c.name.clone())
-                .collect(),
-        ),
+                .flat_map(|site| site.cameras.iter())
+                .filter(|c| c.record && (c.node == me || application))
+                .map(|c| (c.name.clone(), (c.node != me).then(|| c.node.clone())))
+                .collect();
+            (site_name(&s), listed)
+        }
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
     let now = crate::base::time::now_ms();
-    let names = cameras.clone();
-    let spans = super::with_store(&app, move |store| {
-        names
-            .iter()
-            .map(|c| store.recording_spans(c, now - 86_400_000, now))
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .await
-    .unwrap_or_default();
+    let day = (now - 86_400_000, now);
+    let local: Vec<String> = cameras
+        .iter()
+        .filter(|(_, node)| node.is_none())
+        .map(|(c, _)| c.clone())
+        .collect();
+    let mut spans: std::collections::HashMap<String, Result<Vec<(i64, i64)>, String>> =
+        super::with_store(&app, move |store| {
+            local
+                .into_iter()
+                .map(|c| {
+                    let spans = store.recording_spans(&c, day.0, day.1)?;
+                    Ok((
+                        c,
+                        Ok(spans.iter().map(|s| (s.start_ms, s.end_ms)).collect()),
+                    ))
+                })
+                .collect::<Result<_, crate::base::Error>>()
+        })
+        .await
+        .unwrap_or_default();
+    let remote = cameras.iter().filter_map(|(camera, node)| {
+        let node = node.as_deref()?;
+        let (app, p) = (&app, &p);
+        Some(async move {
+            let found = super::remote::spans(app, node, p, camera, day)
+                .await
+                .map_err(|e| e.to_string());
+            (camera.clone(), found)
+        })
+    });
+    spans.extend(futures_util::future::join_all(remote).await);
     let fmt = |ms: i64| {
         humantime::format_rfc3339_seconds(
             std::time::UNIX_EPOCH
@@ -428,15 +490,18 @@ pub async fn recordings(
     };
     let rows: Vec<Vec<String>> = cameras
         .iter()
-        .zip(spans.iter().map(Some).chain(std::iter::repeat(None)))
-        .map(|(c, spans)| {
-            let list: Vec<String> = spans
-                .into_iter()
-                .flatten()
-                .map(|sp| format!("{} – {}", fmt(sp.start_ms), fmt(sp.end_ms)))
-                .collect();
+        .map(|(c, node)| {
+            let list = match spans.get(c) {
+                Some(Ok(list)) => list
+                    .iter()
+                    .map(|(a, b)| format!("{} – {}", fmt(*a), fmt(*b)))
+                    .collect(),
+                Some(Err(e)) => vec![format!("cannot ask {}: {e}", node.as_deref().unwrap_or(""))],
+                None => Vec::new(),
+            };
             vec![
                 esc(c),
+                esc(node.as_deref().unwrap_or("this node")),
                 if list.is_empty() {
                     "<span class=\"note\">nothing yet</span>".into()
                 } else {
@@ -447,14 +512,21 @@ pub async fn recordings(
         .collect();
     let options: String = cameras
         .iter()
-        .map(|c| format!("<option>{}</option>", esc(c)))
+        .map(|(c, _)| format!("<option>{}</option>", esc(c)))
         .collect();
     let body = if cameras.is_empty() {
         "<p class=\"note\">No camera of this node is recorded: set <code>record = true</code> on a camera.</p>".to_string()
     } else {
         format!(
             "{}<h2>Download a clip</h2><form class=\"login\" method=\"get\" action=\"/recordings\"><label>Camera <select name=\"camera\">{options}</select></label><label>From (UTC) <input name=\"start\" type=\"datetime-local\" step=\"1\" required></label><label>To (UTC) <input name=\"end\" type=\"datetime-local\" step=\"1\" required></label><button>Download MP4</button></form>",
-            table(&["Camera", "Recorded in the last 24 hours (UTC)"], &rows)
+            table(
+                &[
+                    "Camera",
+                    "Recorded on",
+                    "Recorded in the last 24 hours (UTC)"
+                ],
+                &rows
+            )
         )
     };
     frame("Recordings", &site, Some(&p.name), "/recordings", &body).into_response()

@@ -25,10 +25,15 @@ use super::App;
 use super::recordings::{Range, stream, unknown};
 use crate::media::recorder::vod;
 
-/// The VOD routes, behind the login every output asks for.
+/// The VOD routes, behind the login every output asks for; those of a camera another node
+/// ingests go to that node ([`super::remote`]).
 pub fn routes(app: Arc<App>) -> Router<Arc<App>> {
     Router::new()
         .route("/vod/{camera}/{file}", get(file))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            super::remote::forward,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(app, super::api_login))
 }
 

@@ -107,6 +107,8 @@ async fn offer(State(app): State<Arc<App>>, Path(camera): Path<String>, req: Req
         Ok(s) => s,
         Err(r) => return r,
     };
+    // A relayed camera starts on demand: the answer needs its tracks.
+    hub.ready(crate::media::hub::READY).await;
     match app.webrtc.open(hub, &user, &sdp) {
         Ok(opened) => {
             let location = format!("/live/{camera}/whep/{}", opened.id);

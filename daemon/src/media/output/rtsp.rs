@@ -452,7 +452,11 @@ pub async fn connection(
         let not_valid = || response(455, "Method Not Valid In This State", &cseq, &[], "");
         let reply = match request.method {
             Method::Options => response(200, "OK", &cseq, &[("Public", PUBLIC.into())], ""),
-            Method::Describe => match live.hubs.get(&name).and_then(|h| h.tracks()) {
+            Method::Describe => match match live.hubs.get(&name) {
+                // A relayed camera starts on demand: DESCRIBE waits for its tracks.
+                Some(hub) => hub.ready(crate::media::hub::READY).await,
+                None => None,
+            } {
                 Some(tracks) => {
                     let body = sdp(&name, &tracks);
                     session = Some((name.clone(), tracks));
