@@ -94,6 +94,9 @@ pub struct Auth {
     throttle: Mutex<throttle::Throttle>,
     key: std::sync::RwLock<Option<TokenKey>>,
     revoked: Revoked,
+    /// The users of the site in force: the auth service's own configuration, set by each
+    /// reconcile (none while unconfigured).
+    users: std::sync::RwLock<std::sync::Arc<[User]>>,
 }
 
 /// Hashes a password with argon2id and a random salt: a `password_hash` of `[[users]]`.
@@ -191,6 +194,21 @@ impl Auth {
             Some((user, password)) => self.login(users, ip, user, password).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// Sets the users of the site in force.
+    pub fn set_users(&self, users: &[User]) {
+        if let Ok(mut u) = self.users.write() {
+            *u = users.into();
+        }
+    }
+
+    /// The users of the site in force.
+    pub fn users(&self) -> std::sync::Arc<[User]> {
+        self.users
+            .read()
+            .map(|u| u.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
     }
 
     /// Sets the site's token key (from the per-site secret), or none: then sessions and tokens

@@ -366,6 +366,7 @@ impl Daemon {
         self.carry_out(&actions, &plan, web::tls::acceptor(tls))
             .await?;
         let keys = crate::media::rtmp::keys::load(&site.devices);
+        self.routers.live_outputs.auth.set_users(&site.users);
         if let Ok(mut ctx) = self.routers.rtmp.write() {
             *ctx = Arc::new(rtmp_context(&self.routers.live_outputs, &keys));
         }
@@ -516,6 +517,7 @@ impl Daemon {
             actions.retain(|a| *a != diff::Action::ReplaceFirewall);
             let _ = self.carry_out(&actions, &plan, None).await;
         }
+        self.routers.live_outputs.auth.set_users(&[]);
         if let Ok(mut s) = self.status.write() {
             s.unconfigured = Some(why.to_string());
             s.plan = Some(plan.clone());
@@ -540,7 +542,7 @@ pub(super) fn rtmp_context(
     let weak = Arc::downgrade(live);
     let authorize: Box<dyn Fn(&str) -> bool + Send + Sync> = Box::new(move |token: &str| {
         weak.upgrade().is_some_and(|live| {
-            !token.is_empty() && live.auth.lookup(&live.users(), token).is_some()
+            !token.is_empty() && live.auth.lookup(&live.auth.users(), token).is_some()
         })
     });
     crate::media::rtmp::RtmpContext::new(live.hubs.clone(), keys.clone(), authorize)

@@ -128,7 +128,6 @@ impl Daemon {
             hubs: hubs.clone(),
             hls,
             auth,
-            status: status.clone(),
         });
         let mut cameras = Supervisor::new(hubs, statuses, db, recordings);
         cameras.segment = cfg.segment;

@@ -43,7 +43,7 @@ use tokio_util::sync::CancellationToken;
 pub use crate::auth::COOKIE;
 use crate::auth::{Auth, Credentials, Principal, Refusal};
 use crate::base::{Error, Kind};
-use crate::config::site::{User, UserRole};
+use crate::config::site::UserRole;
 use crate::state::Shared;
 use crate::store::Store;
 pub use serve::{SNIFF_BYTES, Sniff, Takeover, Takeovers, serve_with};
@@ -81,17 +81,6 @@ pub struct App {
     pub webrtc: Arc<crate::media::webrtc::Webrtc>,
 }
 
-impl App {
-    /// The users of the site in force.
-    pub fn users(&self) -> Vec<User> {
-        self.status
-            .read()
-            .ok()
-            .and_then(|s| s.site.as_ref().map(|site| site.users.clone()))
-            .unwrap_or_default()
-    }
-}
-
 /// The client's address, put on every request by [`serve`].
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
@@ -119,7 +108,9 @@ pub fn principal(app: &App, req: &Request) -> Result<Option<Principal>, Refusal>
         .query()
         .filter(|_| is_media_path(req.uri().path()));
     let credentials = Credentials::from_http(req.headers(), query);
-    let found = app.auth.principal(&app.users(), &credentials, peer_ip(req));
+    let found = app
+        .auth
+        .principal(&app.auth.users(), &credentials, peer_ip(req));
     if let Ok(Some(_)) = found
         && let Some(ticket) = req
             .extensions()

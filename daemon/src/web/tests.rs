@@ -41,13 +41,14 @@ pub(super) async fn server_of(site: &str, node: &str) -> Server {
     let text = format!("{site}{users}");
     let site = crate::plan::check(&text, Default::default()).site.unwrap();
     let plan = crate::plan::plan(&site, node).unwrap();
+    let auth: Arc<crate::auth::Auth> = Default::default();
+    auth.set_users(&site.users);
     let status = Status {
         site: Some(Arc::new(site)),
         plan: Some(Arc::new(plan)),
         node: Some(node.into()),
         ..Status::default()
     };
-    let auth: Arc<crate::auth::Auth> = Default::default();
     let nodes = Arc::new(crate::nodes::Registry::new(auth.clone()));
     let app = Arc::new(App {
         status: Arc::new(RwLock::new(status)),
@@ -535,7 +536,7 @@ async fn site_tokens_are_revoked_by_their_owner_or_an_admin() {
     );
     let media = crate::auth::Auth::default();
     media.set_site_key(Some(key()));
-    let users = s.app.users();
+    let users = s.app.auth.users();
     assert!(
         media.lookup(&users, &vic).is_some(),
         "another node accepts it"

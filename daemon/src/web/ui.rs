@@ -702,7 +702,7 @@ pub async fn login(State(app): State<Arc<App>>, req: Request) -> Response {
         .next
         .filter(|n| same_origin_path(n))
         .unwrap_or_else(|| "/".into());
-    match app.auth.login(&app.users(), ip, &c.user, &c.password) {
+    match app.auth.login(&app.auth.users(), ip, &c.user, &c.password) {
         Ok(principal) => {
             let (token, _) = match app.auth.grant(principal, SESSION_TTL) {
                 Ok(t) => t,

@@ -25,9 +25,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::auth::{Auth, Credentials, Principal};
-use crate::config::site::User;
 use crate::media::hub::Hubs;
-use crate::state::Shared;
 
 /// What the live outputs share: the node's streams, and who may watch them.
 pub struct Live {
@@ -35,26 +33,15 @@ pub struct Live {
     pub hubs: Arc<Hubs>,
     /// The HLS segmenters.
     pub hls: Arc<hls::Hls>,
-    /// Sessions, tokens and the login throttle.
+    /// Sessions, tokens, the login throttle and the users of the site in force.
     pub auth: Arc<Auth>,
-    /// The daemon's status, for the users of the site in force.
-    pub status: Shared,
 }
 
 impl Live {
-    /// The users of the site in force.
-    pub fn users(&self) -> Vec<User> {
-        self.status
-            .read()
-            .ok()
-            .and_then(|s| s.site.as_ref().map(|site| site.users.clone()))
-            .unwrap_or_default()
-    }
-
     /// The viewer that `credentials` name, if they are valid (any role may watch).
     pub fn viewer(&self, credentials: &Credentials, ip: IpAddr) -> Option<Principal> {
         self.auth
-            .principal(&self.users(), credentials, ip)
+            .principal(&self.auth.users(), credentials, ip)
             .ok()
             .flatten()
     }
