@@ -11,11 +11,27 @@ use std::time::{Duration, Instant};
 pub const ADMIN: (&str, &str) = ("admin", "sited-test");
 
 /// A free TCP port on loopback (released at once; a test binds it soon after).
+///
+/// It is drawn from 20000-32767, below the kernel's ephemeral range (32768-60999): the source
+/// ports of the many connections tests and players open come from that range, and one of them
+/// could take a listener's port between this check and the daemon's bind. Each test process
+/// walks its own sequence, from its pid, and never hands the same port out twice.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_768;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919);
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (LOW + start.wrapping_add(n.wrapping_mul(131)) % SPAN) as u16;
+        let free = TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok();
+        if free {
+            return port;
+        }
+    }
+    panic!("no free port in 20000-32767")
 }
 
 /// The argon2 hash of the test admin's password.

@@ -297,3 +297,88 @@ fn state_files_are_readable_by_the_daemon_alone() {
     }
     assert!(seen > 0, "nothing in {}", state.display());
 }
+
+/// What curl prints of a response: its status line and headers, in lower case.
+fn curl_head(args: &[&str]) -> String {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-D", "-", "--max-time", "10"])
+        .args(args)
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout).to_ascii_lowercase()
+}
+
+#[test]
+fn a_listed_origin_may_read_live_vod_clip_and_api_responses_and_no_other() {
+    let (web, config) = (free_port(), free_port());
+    let (_, live) = sited_tests::daemon::live_ports(web);
+    let vod = sited_tests::daemon::vod_port(web);
+    let site = titop_site("cors", web, config).replacen(
+        "layout = \"titop\"\n",
+        "layout = \"titop\"\ncors_origins = [\"https://player.example\"]\n",
+        1,
+    );
+    let d = start("cors", &site);
+    up(&d, web, "cors");
+    d.wait_for("the live port", T, || {
+        get(live, "/api/v1/health").code == 200
+    });
+    let login = format!(
+        "{}:{}",
+        sited_tests::daemon::ADMIN.0,
+        sited_tests::daemon::ADMIN.1
+    );
+    let range = "start=2026-01-01T00:00:00Z&end=2026-01-01T00:01:00Z";
+    for url in [
+        format!("http://127.0.0.1:{web}/api/v1/cameras"),
+        format!("http://127.0.0.1:{web}/api/v1/cameras/door/clip.mp4?{range}"),
+        format!("http://127.0.0.1:{live}/live/door/index.m3u8"),
+        format!("http://127.0.0.1:{vod}/vod/door/index.m3u8?{range}"),
+    ] {
+        // The preflight of hls.js sending Authorization, answered before any login.
+        let preflight = |origin: &str| {
+            curl_head(&[
+                "-X",
+                "OPTIONS",
+                "-H",
+                &format!("Origin: {origin}"),
+                "-H",
+                "Access-Control-Request-Method: GET",
+                "-H",
+                "Access-Control-Request-Headers: authorization",
+                &url,
+            ])
+        };
+        let listed = preflight("https://player.example");
+        assert!(listed.starts_with("http/1.1 204"), "{url}: {listed}");
+        for header in [
+            "access-control-allow-origin: https://player.example\r\n",
+            "access-control-allow-credentials: true\r\n",
+            "access-control-allow-methods: get, ",
+            "access-control-allow-headers: authorization, ",
+            "vary: origin\r\n",
+        ] {
+            assert!(listed.contains(header), "{url}: no {header:?} in {listed}");
+        }
+        let other = preflight("https://elsewhere.example");
+        assert!(
+            other.starts_with("http/1.1 403") && !other.contains("access-control-allow"),
+            "{url}: {other}"
+        );
+        // The request itself: the listed origin may read the answer, whatever it is.
+        let get_from =
+            |origin: &str| curl_head(&["-u", &login, "-H", &format!("Origin: {origin}"), &url]);
+        let listed = get_from("https://player.example");
+        assert!(
+            listed.contains("access-control-allow-origin: https://player.example\r\n")
+                && listed.contains("access-control-allow-credentials: true\r\n")
+                && listed.contains("vary: origin\r\n"),
+            "{url}: {listed}"
+        );
+        let other = get_from("https://elsewhere.example");
+        assert!(
+            !other.contains("access-control-allow") && other.contains("vary: origin\r\n"),
+            "{url}: {other}"
+        );
+    }
+}

@@ -82,11 +82,13 @@ pub enum Code {
     NodeCapacity,
     /// A setting the layout has no use for.
     Unused,
+    /// A `site.cors_origins` entry that is not an origin.
+    BadOrigin,
 }
 
 impl Code {
     /// Every code.
-    pub const ALL: [Code; 30] = [
+    pub const ALL: [Code; 31] = [
         Code::Syntax,
         Code::UnknownKey,
         Code::WrongType,
@@ -117,6 +119,7 @@ impl Code {
         Code::CameraOutsideZone,
         Code::NodeCapacity,
         Code::Unused,
+        Code::BadOrigin,
     ];
 
     /// The code as printed in `error[CODE]`.
@@ -152,6 +155,7 @@ impl Code {
             Code::CameraOutsideZone => "camera-outside-zone",
             Code::NodeCapacity => "node-capacity",
             Code::Unused => "unused",
+            Code::BadOrigin => "bad-origin",
         }
     }
 }

@@ -87,6 +87,11 @@ pub struct SiteSection {
     /// The output policy of the firewall. Default: `"open"`.
     #[serde(default)]
     pub egress: Egress,
+    /// Origins (`https://host[:port]` or `http://host[:port]`, as a browser sends them) whose
+    /// pages may read the site's live, VOD, clip and API responses (CORS), with the viewer's
+    /// credentials: an integrator's page that plays the streams with hls.js. Default: none.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
 }
 
 /// Whether clients reach the site over TLS; the layouts open different ports for each.

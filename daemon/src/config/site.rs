@@ -26,6 +26,8 @@ pub struct Site {
     pub ssl: Ssl,
     /// The firewall's output policy.
     pub egress: Egress,
+    /// The origins whose pages may read responses across origins (CORS), as browsers send them.
+    pub cors_origins: Vec<String>,
     /// The certificate and key, when both were given.
     pub tls: Option<TlsFiles>,
     /// The networks of each zone; a zone without networks is absent or empty.

@@ -109,6 +109,7 @@ impl Validator<'_, '_, '_> {
             layout,
             ssl: file.site.ssl,
             egress: file.site.egress,
+            cors_origins: self.origins(&file.site.cors_origins),
             tls,
             zones,
             features,
@@ -121,6 +122,25 @@ impl Validator<'_, '_, '_> {
         };
         self.warnings(&site, &file);
         site
+    }
+
+    fn origins(&mut self, list: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, text) in list.iter().enumerate() {
+            let path = [Seg::Key("site"), Seg::Key("cors_origins"), Seg::Index(i)];
+            match parse_origin(text) {
+                Ok(origin) => out.push(origin),
+                Err(help) => self.push(
+                    Diagnostic::error(
+                        Code::BadOrigin,
+                        self.at.value(&path),
+                        format!("\"{text}\" in `site.cors_origins` is not an origin"),
+                    )
+                    .help(help),
+                ),
+            }
+        }
+        out
     }
 
     fn networks(&mut self, n: &file::Networks) -> BTreeMap<Zone, Vec<IpNet>> {
@@ -586,6 +606,29 @@ pub(super) fn missing_file(
         )
         .help("the appliance reads this file at run time; create it, or fix the path"),
     )
+}
+
+/// Reads an origin as a browser sends it in `Origin`: `http` or `https`, a host, maybe a port,
+/// nothing else (no path, not even `/`; no wildcard, which cannot carry credentials). On error,
+/// the help to show.
+pub fn parse_origin(text: &str) -> Result<String, String> {
+    const FORM: &str = "write an origin as \"https://host\" or \"https://host:port\"";
+    if text.contains('*') {
+        return Err(format!(
+            "a wildcard cannot be given credentials; list each origin: {FORM}"
+        ));
+    }
+    let url = url::Url::parse(text).map_err(|_| FORM.to_string())?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!("only http and https pages have an origin: {FORM}"));
+    }
+    let origin = url.origin().ascii_serialization();
+    if !url.username().is_empty() || url.password().is_some() || origin != text {
+        return Err(format!(
+            "did you mean \"{origin}\"? An origin is in lower case, with no path and no user"
+        ));
+    }
+    Ok(origin)
 }
 
 /// Parses a network as `[networks]` writes it: a CIDR, or a bare address meaning one host.

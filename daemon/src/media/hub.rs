@@ -9,6 +9,11 @@
 //! A hub's source may start on demand (a camera relayed from another node): such a hub is
 //! marked [`Hub::set_on_demand`], each new reader (or [`Hub::ready`]) wakes its source through
 //! [`Hub::wanted`], and the source stops once [`Hub::readers`] stays at zero.
+//!
+//! Where a reader starts at an H.265 CRA (the cache's keyframe, or the keyframe a lapped reader
+//! skips to), the RASL pictures that follow it refer to frames the reader never had: the cache
+//! does not hold them and a lapped reader skips them (`media::nal`). Readers that follow the
+//! stream keep them, as do recordings, which play on from the segment before.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
-use super::frame::{Frame, Kind, Tracks};
+use super::frame::{Codec, Frame, Kind, Tracks};
+use super::nal;
 
 /// Items the ring holds (about 3 s of 25 fps video with AAC audio); a reader further behind
 /// than this has lapped.
@@ -174,6 +180,9 @@ impl Hub {
         let len = data.len() as u64;
         let frame = {
             let Ok(mut c) = self.cache.lock() else { return };
+            let leading = kind == Kind::Video
+                && is_h265(c.tracks.as_deref())
+                && nal::h265_skipped_leading(&data);
             c.seq += 1;
             let frame = Arc::new(Frame {
                 kind,
@@ -197,7 +206,8 @@ impl Hub {
                 c.bframes |= composition != 0 || (back > 0 && back < half_second);
                 c.last_video = Some(dts);
             }
-            if c.gop.len() < GOP_LIMIT && (!c.gop.is_empty() || (kind == Kind::Video && keyframe)) {
+            let starts_or_follows = !c.gop.is_empty() || (kind == Kind::Video && keyframe);
+            if c.gop.len() < GOP_LIMIT && starts_or_follows && !leading {
                 c.gop.push(frame.clone());
             }
             frame
@@ -257,6 +267,7 @@ impl Hub {
             .lock()
             .map(|c| (c.tracks.clone(), c.gop.clone()))
             .unwrap_or_default();
+        let h265 = is_h265(tracks.as_deref());
         let mut backlog: Vec<Item> = Vec::with_capacity(gop.len() + 1);
         if let Some(t) = tracks {
             backlog.push(Item::Tracks(t));
@@ -269,10 +280,19 @@ impl Hub {
             backlog,
             skip_until: last,
             waiting_for_key: false,
+            h265,
+            leading: false,
             laps: 0,
             last_lap: None,
         }
     }
+}
+
+/// Whether the stream's video is H.265.
+fn is_h265(tracks: Option<&Tracks>) -> bool {
+    tracks
+        .and_then(|t| t.video.as_ref())
+        .is_some_and(|v| v.codec == Codec::H265)
 }
 
 /// Why a reader stopped.
@@ -291,6 +311,10 @@ pub struct Reader {
     /// Live frames up to this seq were already delivered from the GOP cache.
     skip_until: u64,
     waiting_for_key: bool,
+    /// The stream is H.265.
+    h265: bool,
+    /// The reader started again at a keyframe: RASL pictures after it are skipped.
+    leading: bool,
     laps: u32,
     last_lap: Option<Instant>,
 }
@@ -316,13 +340,21 @@ impl Reader {
                             continue;
                         }
                         self.waiting_for_key = false;
+                        self.leading = self.h265;
+                    } else if self.leading && f.kind == Kind::Video {
+                        if nal::h265_skipped_leading(&f.data) {
+                            continue;
+                        }
+                        self.leading = false;
                     }
                     return Ok(Item::Frame(f));
                 }
-                Ok(item @ Item::Tracks(_)) => {
+                Ok(Item::Tracks(t)) => {
                     self.skip_until = 0;
                     self.waiting_for_key = false;
-                    return Ok(item);
+                    self.leading = false;
+                    self.h265 = is_h265(Some(&t));
+                    return Ok(Item::Tracks(t));
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     if self.last_lap.is_some_and(|t| t.elapsed() > LAP_MEMORY) {
@@ -381,6 +413,60 @@ mod tests {
 
     fn frame(hub: &Hub, key: bool) {
         hub.push(Kind::Video, 0, 0, key, Bytes::from_static(b"x"));
+    }
+
+    #[tokio::test]
+    async fn a_reader_starting_at_a_cra_gets_no_rasl_pictures() {
+        let hub = Hub::new("cam");
+        let video = super::super::frame::Track {
+            codec: Codec::H265,
+            timescale: 90_000,
+            extra_data: Bytes::new(),
+            sample_entry: Bytes::new(),
+            rfc6381: String::new(),
+            dimensions: (0, 0),
+            channels: 0,
+        };
+        hub.set_tracks(Tracks {
+            video: Some(Arc::new(video)),
+            audio: None,
+        });
+        let mut following = hub.subscribe();
+        // CRA, RASL_R, RASL_N, TRAIL_R: the H.265 NAL type is in the header's bits 1-6.
+        for (t, key) in [(21u8, true), (9, false), (8, false), (1, false)] {
+            let unit = Bytes::from(vec![0, 0, 0, 2, t << 1, 1]);
+            hub.push(Kind::Video, 0, 0, key, unit);
+        }
+        let types = |f: &Frame| (f.data[4] >> 1, f.keyframe);
+        let mut late = hub.subscribe();
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            match late.next().await {
+                Ok(Item::Frame(f)) => got.push(types(&f)),
+                Ok(Item::Tracks(_)) => {}
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        hub.push(
+            Kind::Video,
+            0,
+            0,
+            false,
+            Bytes::from(vec![0, 0, 0, 2, 2, 1]),
+        );
+        if let Ok(Item::Frame(f)) = late.next().await {
+            got.push(types(&f));
+        }
+        assert_eq!(got, vec![(21, true), (1, false), (1, false)]);
+        // A reader that was there all along decodes them: it has the frames they refer to.
+        assert!(matches!(following.next().await, Ok(Item::Tracks(_))));
+        let mut all = Vec::new();
+        for _ in 0..4 {
+            if let Ok(Item::Frame(f)) = following.next().await {
+                all.push(types(&f).0);
+            }
+        }
+        assert_eq!(all, vec![21, 9, 8, 1]);
     }
 
     #[tokio::test]

@@ -21,10 +21,61 @@ use tokio_util::sync::CancellationToken;
 
 use super::frame::{Codec, Kind, Track, Tracks};
 use super::hub::Hub;
+use super::nal;
 use crate::base::backoff::backoff;
 use crate::base::{Error, Kind as ErrorKind, ResultExt as _};
 use crate::config::Camera;
 use crate::config::site::Transport as CameraTransport;
+use crate::store::recording::MAX_SEGMENT_MS;
+
+/// A camera that sends no video keyframe for this long is shown with a warning: its recording
+/// cannot be cut into segments.
+pub const KEYFRAMES_WITHIN: Duration = Duration::from_millis(MAX_SEGMENT_MS.unsigned_abs());
+
+/// Watches the keyframes of a camera's video: the warning to show when none came for
+/// [`KEYFRAMES_WITHIN`], and when to clear it.
+#[derive(Debug)]
+pub struct KeyframeWatch {
+    last: std::time::Instant,
+    warned: bool,
+}
+
+/// What a [`KeyframeWatch`] asks to show.
+#[derive(Debug, PartialEq, Eq)]
+pub enum KeyframeNews {
+    /// No keyframe for longer than [`KEYFRAMES_WITHIN`]: the warning.
+    Missing(String),
+    /// A keyframe came after a warning: clear it.
+    Back,
+}
+
+impl KeyframeWatch {
+    /// A watch from `start` (the session's start).
+    pub fn new(start: std::time::Instant) -> KeyframeWatch {
+        KeyframeWatch {
+            last: start,
+            warned: false,
+        }
+    }
+
+    /// A video frame came at `now`: what changes, if anything (once per warning).
+    pub fn video(&mut self, keyframe: bool, now: std::time::Instant) -> Option<KeyframeNews> {
+        if keyframe {
+            self.last = now;
+            return std::mem::take(&mut self.warned).then_some(KeyframeNews::Back);
+        }
+        let since = now.saturating_duration_since(self.last);
+        if self.warned || since <= KEYFRAMES_WITHIN {
+            return None;
+        }
+        self.warned = true;
+        Some(KeyframeNews::Missing(format!(
+            "no keyframe for {} s, longer than a recording segment may last: recording stops \
+             until one comes (set the camera's GOP, I-frame interval, below a minute)",
+            since.as_secs()
+        )))
+    }
+}
 
 /// A camera that sends nothing for this long is reconnected.
 pub const STALL: Duration = Duration::from_secs(10);
@@ -73,6 +124,9 @@ pub struct CameraStatus {
     pub audio: Option<String>,
     /// Failed attempts in a row.
     pub failures: u32,
+    /// What is wrong with a stream that flows: a camera that sent no keyframe for longer than
+    /// a recording segment may last ([`MAX_SEGMENT_MS`]), whose recording cannot be cut.
+    pub warning: Option<String>,
 }
 
 /// The status of every camera of the node, by name.
@@ -90,6 +144,7 @@ pub fn update(cams: &Statuses, name: &str, f: impl FnOnce(&mut CameraStatus)) {
             video: None,
             audio: None,
             failures: 0,
+            warning: None,
         });
         f(entry);
     }
@@ -299,6 +354,10 @@ async fn session(
     };
     let mut streamed = false;
     let mut announced: Option<Tracks> = None;
+    // retina marks only IDR pictures as random access points; H.265's CRA and BLA are too.
+    let h265 = demuxed.streams()[video_i].encoding_name() == "h265";
+    let mut keyframes = KeyframeWatch::new(std::time::Instant::now());
+    update(cams, &camera.name, |c| c.warning = None);
     let mut shown = std::time::Instant::now() - Duration::from_secs(1);
     loop {
         let item = tokio::select! {
@@ -313,13 +372,21 @@ async fn session(
         let (kind, pts, key, data, new_params) = match item {
             CodecItem::VideoFrame(f) if f.stream_id() == video_i => {
                 let new = f.has_new_parameters();
-                (
-                    Kind::Video,
-                    f.timestamp().elapsed(),
-                    f.is_random_access_point(),
-                    Bytes::from(f.into_data()),
-                    new,
-                )
+                let key = f.is_random_access_point();
+                let (pts, data) = (f.timestamp().elapsed(), Bytes::from(f.into_data()));
+                let key = key || (h265 && nal::h265_random_access(&data));
+                match keyframes.video(key, std::time::Instant::now()) {
+                    Some(KeyframeNews::Missing(warning)) => {
+                        tracing::warn!(camera = %camera.name, "{warning}");
+                        update(cams, &camera.name, |c| c.warning = Some(warning));
+                    }
+                    Some(KeyframeNews::Back) => {
+                        tracing::info!(camera = %camera.name, "keyframes again");
+                        update(cams, &camera.name, |c| c.warning = None);
+                    }
+                    None => {}
+                }
+                (Kind::Video, pts, key, data, new)
             }
             CodecItem::AudioFrame(f) if Some(f.stream_id()) == audio_i => (
                 Kind::Audio,
@@ -386,4 +453,29 @@ pub fn show_streaming(cams: &Statuses, name: &str, hub: &Hub) {
         c.bitrate = stats.bitrate;
         c.last_frame = Some(humantime::format_rfc3339_millis(SystemTime::now()).to_string());
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_without_keyframes_for_a_segment_cap_is_a_warning_once() {
+        let t0 = std::time::Instant::now();
+        let mut watch = KeyframeWatch::new(t0);
+        assert_eq!(watch.video(true, t0), None);
+        assert_eq!(watch.video(false, t0 + KEYFRAMES_WITHIN), None);
+        let late = t0 + KEYFRAMES_WITHIN + Duration::from_secs(1);
+        let Some(KeyframeNews::Missing(text)) = watch.video(false, late) else {
+            panic!("no warning");
+        };
+        assert!(text.starts_with("no keyframe for 601 s"), "{text}");
+        assert_eq!(
+            watch.video(false, late + Duration::from_secs(60)),
+            None,
+            "once"
+        );
+        assert_eq!(watch.video(true, late), Some(KeyframeNews::Back));
+        assert_eq!(watch.video(true, late), None);
+    }
 }

@@ -2,7 +2,8 @@
 //!
 //! - [`frame`]: the tracks and frames that flow through the node;
 //! - [`hub`]: one source fanned out to many readers, with a GOP cache and bounded queues;
-//! - [`ingest`]: cameras pulled over RTSP, reconnecting with backoff;
+//! - [`ingest`]: cameras pulled over RTSP, reconnecting with backoff; [`nal`]: the NAL units of
+//!   a frame, and which H.265 pictures start a GOP (open GOPs included);
 //! - [`cameras`]: one supervised ingest task per camera of the plan;
 //! - [`fmp4`]: fragmented MP4 for browsers (MSE) and HLS;
 //! - [`recorder`]: continuous recording to segment files indexed in SQLite, recovery, clips.
@@ -17,6 +18,7 @@ pub mod fmp4;
 pub mod frame;
 pub mod hub;
 pub mod ingest;
+pub mod nal;
 pub mod output;
 pub mod push;
 pub mod recorder;

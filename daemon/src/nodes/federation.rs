@@ -132,6 +132,7 @@ mod tests {
             video: Some("h264 1280x720".into()),
             audio: None,
             failures: 0,
+            warning: None,
         }
     }
 

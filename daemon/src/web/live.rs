@@ -180,5 +180,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/health", get(super::api::health))
         .merge(super::vod::routes(app.clone()))
         .layer(axum::middleware::from_fn(super::origin::check_live))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            super::cors::cors,
+        ))
         .with_state(app)
 }

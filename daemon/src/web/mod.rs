@@ -3,9 +3,11 @@
 //! One [`axum::Router`] serves every web listener of the node (the web ports, the REST and
 //! config ports of Ti Top, NovaVMS's backend); [`serve`] runs it on already-bound sockets, with
 //! TLS when the listener has it, so that tests bind `127.0.0.1:0` and run the real server.
-//! Everything but `GET /api/v1/health` and the login page needs a login.
+//! Everything but `GET /api/v1/health` and the login page needs a login. Pages of the origins
+//! `site.cors_origins` lists may read the responses ([`cors`]).
 
 pub mod api;
+pub mod cors;
 pub mod discover;
 pub mod headers;
 pub mod live;
@@ -283,6 +285,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(whep::routes())
         .layer(middleware::from_fn(origin::check))
         .layer(middleware::from_fn(headers::security))
+        .layer(middleware::from_fn_with_state(app.clone(), cors::cors))
         .with_state(app)
 }
 
@@ -295,6 +298,7 @@ pub fn downloads_router(app: Arc<App>) -> Router {
         .merge(protected)
         .merge(vod::routes(app.clone()))
         .layer(middleware::from_fn(headers::security))
+        .layer(middleware::from_fn_with_state(app.clone(), cors::cors))
         .with_state(app)
 }
 
@@ -303,6 +307,7 @@ pub fn vod_router(app: Arc<App>) -> Router {
     Router::new()
         .route("/api/v1/health", get(api::health))
         .merge(vod::routes(app.clone()))
+        .layer(middleware::from_fn_with_state(app.clone(), cors::cors))
         .with_state(app)
 }
 

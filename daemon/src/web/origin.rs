@@ -6,7 +6,8 @@
 //! a page of another site cannot log a user in or out, mint a token, or act with their cookie.
 //! Requests without `Origin` (curl, scripts, players) are not a browser's cross-site requests
 //! and pass. The live ports ([`check_live`]) admit the node's own host on any port, since the
-//! Live page on the web port opens their WebSockets.
+//! Live page on the web port opens their WebSockets. An origin that `site.cors_origins` lists
+//! passes ([`super::cors`]): the site trusts its pages.
 
 use axum::extract::Request;
 use axum::http::{Method, StatusCode, header};
@@ -59,7 +60,8 @@ fn forbidden() -> Response {
 
 /// Refuses a cross-origin request that changes state.
 pub async fn check(req: Request, next: Next) -> Response {
-    if refused(&req, same_origin) {
+    let listed = req.extensions().get::<super::cors::Listed>().is_some();
+    if !listed && refused(&req, same_origin) {
         return forbidden();
     }
     next.run(req).await

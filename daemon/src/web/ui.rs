@@ -257,6 +257,9 @@ pub async fn cameras(State(app): State<Arc<App>>, Extension(p): Extension<Princi
                     if let Some(e) = &x.error {
                         d.push(format!("<span class=\"error\">{}</span>", esc(e)));
                     }
+                    if let Some(w) = &x.warning {
+                        d.push(format!("<span class=\"warning\">{}</span>", esc(w)));
+                    }
                     d.extend(onvif(&c.name));
                     d.join("<br>")
                 })

@@ -1,13 +1,18 @@
 //! RTSP requests as typed values: what the server acts on is checked before it acts.
 //!
 //! [`parse`] turns a request head into a [`Request`]: a [`Method`], the stream it names
-//! ([`Target`]: a name, a track that exists, a query), its `CSeq`, a `Content-Length` within
-//! [`MAX_REQUEST`], and the headers. A head that is not RTSP ends the connection; a URL that
-//! names nothing served is answered (404) and the connection goes on. [`transport`] reads a SETUP's `Transport` into the one
-//! kind served (RTP over TCP, interleaved on a channel pair that fits in a byte). Anything
-//! else is a [`Bad`] request, answered with its status and never reaching arithmetic.
+//! ([`Target`]: a name, a track that exists, a query), its `CSeq` (required: RFC 2326 §12.17),
+//! a `Content-Length` within [`MAX_REQUEST`], and the headers. A head that is not RTSP ends the
+//! connection; a URL that names nothing served is answered (404) and the connection goes on.
+//! [`transport`] reads a SETUP's `Transport` into the one kind served (RTP over TCP,
+//! interleaved on a channel pair that fits in a byte). [`take`] splits what a client sends into
+//! messages: requests, and the interleaved packets (RTCP receiver reports) it sends once
+//! playing. Anything else is a [`Bad`] request, answered with its status and never reaching
+//! arithmetic.
 
 use std::collections::HashMap;
+
+use bytes::{Buf as _, BytesMut};
 
 /// The largest request accepted, head and body.
 pub const MAX_REQUEST: usize = 16 * 1024;
@@ -106,7 +111,7 @@ pub fn parse(head: &str) -> Result<Request, Bad> {
         let (k, v) = line.split_once(':').ok_or(BAD_REQUEST)?;
         headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
     }
-    let cseq = headers.get("cseq").map_or("0", String::as_str);
+    let cseq = headers.get("cseq").ok_or(BAD_REQUEST)?;
     if cseq.is_empty() || cseq.len() > 10 || !cseq.bytes().all(|b| b.is_ascii_digit()) {
         return Err(BAD_REQUEST);
     }
@@ -166,29 +171,86 @@ pub fn target(url: &str) -> Result<Target, Bad> {
     })
 }
 
-/// The channel pair of RTP over TCP: RTP on `0`, RTCP on `0 + 1`.
+/// What a client sends on an RTSP connection.
+#[derive(Debug)]
+pub enum Message {
+    /// A request.
+    Request(Request),
+    /// An interleaved packet (`$`, channel, length, data): a player's RTCP, read and dropped.
+    Interleaved,
+}
+
+/// Takes the first whole message off `buf`: `Ok(None)` while more bytes are needed. Empty
+/// lines between messages are skipped; a head longer than [`MAX_REQUEST`] is refused (413).
+pub fn take(buf: &mut BytesMut) -> Result<Option<Message>, Bad> {
+    while buf.starts_with(b"\r\n") {
+        buf.advance(2);
+    }
+    if buf.first() == Some(&b'$') {
+        let Some(len) = buf.get(2..4) else {
+            return Ok(None);
+        };
+        let total = 4 + usize::from(u16::from_be_bytes([len[0], len[1]]));
+        if buf.len() < total {
+            return Ok(None);
+        }
+        buf.advance(total);
+        return Ok(Some(Message::Interleaved));
+    }
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return match buf.len() > MAX_REQUEST {
+            true => Err(Bad(413, "Request Entity Too Large")),
+            false => Ok(None),
+        };
+    };
+    let head = std::str::from_utf8(&buf[..end]).map_err(|_| BAD_REQUEST)?;
+    let request = parse(head)?;
+    // Both terms are at most MAX_REQUEST: the head was found within the buffer's bound.
+    let total = end
+        .checked_add(4)
+        .and_then(|t| t.checked_add(request.content_length))
+        .ok_or(BAD_REQUEST)?;
+    if buf.len() < total {
+        return Ok(None);
+    }
+    buf.advance(total);
+    Ok(Some(Message::Request(request)))
+}
+
+/// The channel pair of RTP over TCP: RTP on one channel, RTCP on the next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Channels(u8);
+pub struct Channels {
+    rtp: u8,
+    rtcp: u8,
+}
 
 impl Channels {
     /// The pair starting at `rtp`, when `rtp + 1` fits in a byte.
     pub fn starting_at(rtp: u8) -> Option<Channels> {
-        rtp.checked_add(1).map(|_| Channels(rtp))
+        rtp.checked_add(1).map(|rtcp| Channels { rtp, rtcp })
     }
 
     /// A track's own pair, when the client names none: 0-1 for video, 2-3 for audio.
     pub fn of_track(track: usize) -> Channels {
-        Channels(if track == 0 { 0 } else { 2 })
+        match track {
+            0 => Channels { rtp: 0, rtcp: 1 },
+            _ => Channels { rtp: 2, rtcp: 3 },
+        }
     }
 
     /// The RTP channel.
     pub fn rtp(self) -> u8 {
-        self.0
+        self.rtp
+    }
+
+    /// The RTCP channel (sender reports).
+    pub fn rtcp(self) -> u8 {
+        self.rtcp
     }
 
     /// The `interleaved=` value of a Transport header.
     pub fn header(self) -> String {
-        format!("{}-{}", self.0, u16::from(self.0) + 1)
+        format!("{}-{}", self.rtp, self.rtcp)
     }
 }
 
@@ -233,6 +295,10 @@ mod tests {
             "rtsp://h/lobby/trackID=18446744073709551616",
             "rtsp://h/lobby/x",
             "rtsp://h/lobby/trackID=0/more",
+            "rtsp://h/lobby/trackID=7",
+            "rtsp://h/cam3/*",
+            "rtsp://h/cam3/trackID=",
+            "rtsp://h/cam3/trackID=-1",
         ] {
             assert_eq!(target(bad).unwrap_err().0, 404, "{bad}");
         }
@@ -283,8 +349,39 @@ mod tests {
             ("OPTIONS * RTSP/1.0\r\nCSeq: 1\rX: 2", 400),
             ("OPTIONS * HTTP/1.1\r\nCSeq: 1", 505),
             ("OPTIONS *  RTSP/1.0", 400),
+            // RFC 2326 §12.17: every request carries a CSeq.
+            ("OPTIONS * RTSP/1.0", 400),
+            ("GET_PARAMETER rtsp://h/cam RTSP/1.0\r\nSession: 1", 400),
+            ("OPTIONS * RTSP/1.0\r\nCSeq: x1", 400),
         ] {
             assert_eq!(parse(head).unwrap_err().0, code, "{head:?}");
         }
+    }
+
+    #[test]
+    fn a_connection_is_split_into_requests_and_interleaved_packets() {
+        let mut buf = BytesMut::from(
+            &b"\r\n$\x01\x00\x03abcGET_PARAMETER rtsp://h/cam/ RTSP/1.0\r\nCSeq: 4\r\nContent-Length: 2\r\n\r\nhiOPTI"[..],
+        );
+        assert!(matches!(take(&mut buf), Ok(Some(Message::Interleaved))));
+        match take(&mut buf) {
+            Ok(Some(Message::Request(r))) => {
+                assert_eq!((r.method, r.cseq.as_str()), (Method::Parameter, "4"))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(&buf[..], b"OPTI");
+        assert!(matches!(take(&mut buf), Ok(None)));
+        // A packet that has not fully arrived waits; so does a request's body.
+        let mut half = BytesMut::from(&b"$\x01\x00\x09abc"[..]);
+        assert!(matches!(take(&mut half), Ok(None)));
+        let mut body = BytesMut::from(
+            &b"SET_PARAMETER * RTSP/1.0\r\nCSeq: 1\r\nContent-Length: 5\r\n\r\nab"[..],
+        );
+        assert!(matches!(take(&mut body), Ok(None)));
+        let mut endless = BytesMut::from(&vec![b'A'; MAX_REQUEST + 1][..]);
+        assert_eq!(take(&mut endless).unwrap_err().0, 413);
+        let mut no_cseq = BytesMut::from(&b"TEARDOWN rtsp://h/cam RTSP/1.0\r\n\r\n"[..]);
+        assert_eq!(take(&mut no_cseq).unwrap_err().0, 400);
     }
 }

@@ -253,6 +253,18 @@ fn recovery_closes_a_torn_segment_adopts_orphans_and_drops_dangling_rows() {
     );
 }
 
+/// Whether a file exists anywhere under `dir`.
+fn has_file(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            let path = e.path();
+            if path.is_dir() { has_file(&path) } else { true }
+        })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorder_follows_a_hub_and_closes_its_segment_when_stopped() {
     use std::sync::atomic::{AtomicI64, Ordering};
@@ -280,6 +292,16 @@ async fn a_recorder_follows_a_hub_and_closes_its_segment_when_stopped() {
         };
         clock.0.store(T0 + i as i64 * 40, Ordering::SeqCst);
         hub.push(f.kind, f.dts, f.composition, f.keyframe, f.data.clone());
+        if i == 0 {
+            // The first segment is anchored to the clock when the recorder takes the first frame:
+            // the clock waits for it, however loaded the machine.
+            let recordings = dir.0.join("recordings");
+            let started = std::time::Instant::now();
+            while !has_file(&recordings) {
+                assert!(started.elapsed().as_secs() < 30, "no segment was opened");
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
     // Stopping drops what the reader has not taken yet: let it catch up.

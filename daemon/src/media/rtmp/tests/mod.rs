@@ -236,6 +236,11 @@ async fn an_unknown_key_gets_bad_name_and_the_connection_closes() {
     assert!(ctx.hubs.get("nope").is_none() && ctx.hubs.get(DEVICE).is_none());
 }
 
+/// Why the server ended a connection that it refused.
+async fn refusal(server: JoinHandle<session::End>) -> String {
+    server.await.unwrap().unwrap_err().to_string()
+}
+
 #[tokio::test]
 async fn a_wrong_application_is_rejected() {
     let ctx = context();
@@ -243,14 +248,7 @@ async fn a_wrong_application_is_rejected() {
     let mut c = Client::handshake(io).await;
     assert_eq!(c.connect("vod").await, "NetConnection.Connect.Rejected");
     c.until_closed().await;
-    assert!(
-        server
-            .await
-            .unwrap()
-            .unwrap_err()
-            .to_string()
-            .contains("\"vod\"")
-    );
+    assert!(refusal(server).await.contains("\"vod\""));
 }
 
 /// An Enhanced RTMP H.265 publisher that interleaves audio and video chunks, and a viewer.
@@ -436,7 +434,7 @@ async fn rude(bytes: Vec<u8>) -> String {
     let mut c = Client::handshake(io).await;
     c.raw(&bytes).await;
     c.until_closed().await;
-    server.await.unwrap().unwrap_err().to_string()
+    refusal(server).await
 }
 
 #[tokio::test]
@@ -446,14 +444,7 @@ async fn rude_peers_get_a_clear_reason_and_the_door() {
     io.write_all(b"GET /live/cam HTTP/1.1\r\n\r\n")
         .await
         .unwrap();
-    assert!(
-        server
-            .await
-            .unwrap()
-            .unwrap_err()
-            .to_string()
-            .contains("not an RTMP handshake")
-    );
+    assert!(refusal(server).await.contains("not an RTMP handshake"));
 
     // A message claiming 16 MiB, or a mere 100 KiB from a peer that does not publish.
     let huge = vec![0x03, 0, 0, 0, 0xff, 0xff, 0xff, 20, 0, 0, 0, 0];
@@ -536,14 +527,7 @@ async fn a_peer_that_stalls_mid_message_or_idles_is_dropped() {
     c.connect("live").await;
     c.start("publish", KEY).await;
     c.until_closed().await;
-    assert!(
-        server
-            .await
-            .unwrap()
-            .unwrap_err()
-            .to_string()
-            .contains("a publisher sent nothing")
-    );
+    assert!(refusal(server).await.contains("a publisher sent nothing"));
 }
 
 /// Issue 16: a peer that keeps the connection busy (a small message every 5 s) but never
