@@ -262,6 +262,7 @@ fn changed(last: &BTreeMap<String, CameraStatus>, now: &BTreeMap<String, CameraS
                 || x.video != y.video
                 || x.audio != y.audio
                 || x.failures != y.failures
+                || x.warning != y.warning
         })
 }
 
