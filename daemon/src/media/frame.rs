@@ -50,6 +50,23 @@ pub struct Track {
     pub channels: u16,
 }
 
+#[cfg(test)]
+impl Track {
+    /// A track of `codec` that says nothing more (video at 90 kHz, no records): for tests that
+    /// only need its codec.
+    pub(crate) fn bare(codec: Codec) -> Track {
+        Track {
+            codec,
+            timescale: 90_000,
+            extra_data: Bytes::new(),
+            sample_entry: Bytes::new(),
+            rfc6381: String::new(),
+            dimensions: (0, 0),
+            channels: 0,
+        }
+    }
+}
+
 /// The tracks of a stream. A new value starts a new epoch: readers re-initialize.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Tracks {

@@ -418,15 +418,7 @@ mod tests {
     #[tokio::test]
     async fn a_reader_starting_at_a_cra_gets_no_rasl_pictures() {
         let hub = Hub::new("cam");
-        let video = super::super::frame::Track {
-            codec: Codec::H265,
-            timescale: 90_000,
-            extra_data: Bytes::new(),
-            sample_entry: Bytes::new(),
-            rfc6381: String::new(),
-            dimensions: (0, 0),
-            channels: 0,
-        };
+        let video = super::super::frame::Track::bare(Codec::H265);
         hub.set_tracks(Tracks {
             video: Some(Arc::new(video)),
             audio: None,

@@ -783,15 +783,7 @@ mod tests {
 
     #[test]
     fn large_nal_units_are_fragmented_with_start_and_end_bits() {
-        let track = Track {
-            codec: Codec::H264,
-            timescale: 90_000,
-            extra_data: Bytes::new(),
-            sample_entry: Bytes::new(),
-            rfc6381: String::new(),
-            dimensions: (0, 0),
-            channels: 0,
-        };
+        let track = Track::bare(Codec::H264);
         let mut data = vec![0, 0, 0x0b, 0xb9, 0x65];
         data.extend(std::iter::repeat_n(7u8, 3000));
         let frame = Frame {
@@ -881,15 +873,7 @@ mod tests {
 
     #[test]
     fn a_setup_names_a_track_the_stream_has() {
-        let video = Arc::new(Track {
-            codec: Codec::H264,
-            timescale: 90_000,
-            extra_data: Bytes::new(),
-            sample_entry: Bytes::new(),
-            rfc6381: String::new(),
-            dimensions: (0, 0),
-            channels: 0,
-        });
+        let video = Arc::new(Track::bare(Codec::H264));
         let audio = Arc::new(Track {
             codec: Codec::Aac,
             timescale: 16_000,
