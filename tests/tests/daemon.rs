@@ -382,3 +382,86 @@ fn a_listed_origin_may_read_live_vod_clip_and_api_responses_and_no_other() {
         );
     }
 }
+
+/// `sited push` over TLS (issue 12 §1, deploy from CI): the application node must prove it holds
+/// the certificate given with `--ca` before any credential is sent; without `--ca`, or with
+/// another certificate, nothing is sent. A dry run of a changed file exits 2, the push itself
+/// applies it.
+#[test]
+fn push_over_https_proves_the_node_first() {
+    let (web, config) = (free_port(), free_port());
+    let site = titop_site("tls-push", web, config).replace(
+        "layout = \"titop\"\n",
+        "layout = \"titop\"\nssl = \"enabled\"\n",
+    );
+    let d = start("tls-push", &site);
+    let health = || {
+        let out = std::process::Command::new("curl")
+            .args(["-sk", "--max-time", "2"])
+            .arg(format!("https://localhost:{web}/api/v1/health"))
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default()
+    };
+    d.wait_for("the site over https", T, || health()["site"] == "tls-push");
+    let edited = d.dir.join("edited.toml");
+    // The config server on another port: a change of the plan. (Not another site name: that
+    // would give the node a new self-signed certificate, which the old --ca no longer names.)
+    let moved = free_port();
+    let changed = site.replace(
+        &format!("config_api = {config}\n"),
+        &format!("config_api = {moved}\n"),
+    );
+    std::fs::write(&edited, &changed).unwrap();
+    let ca = d.dir.join("state/tls/self-signed.crt");
+    let push = |extra: &[&str]| {
+        let out = std::process::Command::new(sited_tests::sited())
+            .arg("push")
+            .arg(&edited)
+            .args(["--to", &format!("https://localhost:{web}")])
+            .args(extra)
+            .env("SITED_USER", sited_tests::daemon::ADMIN.0)
+            .env("SITED_PASSWORD", sited_tests::daemon::ADMIN.1)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = push(&["--dry-run"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("needs --ca"), "{err}");
+    // Another certificate than the node's: the TLS handshake fails, nothing is sent.
+    let other = d.dir.join("other.crt");
+    std::fs::write(
+        &other,
+        rcgen::generate_simple_self_signed(vec!["localhost".into()])
+            .unwrap()
+            .cert
+            .pem(),
+    )
+    .unwrap();
+    let (code, err) = push(&["--dry-run", "--ca", other.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("localhost"), "{err}");
+    let ca = ca.to_str().unwrap();
+    let (code, err) = push(&["--dry-run", "--ca", ca]);
+    assert_eq!(code, Some(2), "a dry run of a changed file: {err}");
+    assert_eq!(health()["site"], "tls-push", "a dry run changes nothing");
+    let (code, err) = push(&["--ca", ca]);
+    assert_eq!(code, Some(0), "{err}");
+    let (user, password) = sited_tests::daemon::ADMIN;
+    let file = std::process::Command::new("curl")
+        .args([
+            "-sk",
+            "--max-time",
+            "5",
+            "-u",
+            &format!("{user}:{password}"),
+        ])
+        .arg(format!("https://localhost:{web}/api/v1/site/file"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&file.stdout), changed);
+}

@@ -8,12 +8,14 @@
 //!   new version (`GET /api/v1/nodes`): 0 when all do, 1 otherwise.
 //!
 //! Credentials come from `SITED_USER` and `SITED_PASSWORD`, or from `--credentials FILE`
-//! (one line, `user:password`), never from the command line. The URL is `http://HOST:PORT`.
+//! (one line, `user:password`), never from the command line. The URL is `https://HOST:PORT`,
+//! with `--ca` naming the certificate the node must prove it holds (credentials are never sent
+//! to an unproven node), or `http://HOST:PORT` where the layout serves the API in clear.
 
-use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -26,9 +28,15 @@ use crate::plan::diff;
 pub struct Args {
     /// The new site file.
     pub file: PathBuf,
-    /// The application node: `http://HOST:PORT`.
+    /// The application node: `https://HOST:PORT` (or `http://` where its layout serves the API
+    /// in clear).
     #[arg(long)]
     pub to: String,
+    /// For `https://`: the certificate (PEM) the application node's must be, or chain to: its
+    /// own self-signed one (`/var/lib/sited/tls/self-signed.crt`) or the CA of `[tls]`. The
+    /// credentials never go to a node that does not prove it holds it.
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
     /// Print each node's plan diff and change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -56,28 +64,104 @@ impl Answer {
     }
 }
 
+/// Where requests go: `host:port`, and TLS when the URL says `https://`.
+struct Node {
+    host: String,
+    tls: Option<(
+        Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    )>,
+}
+
+impl Node {
+    /// The node of `--to`, trusting `--ca` over TLS.
+    fn of(to: &str, ca: Option<&Path>) -> Result<Node, Error> {
+        let (tls, rest) = match (to.strip_prefix("https://"), to.strip_prefix("http://")) {
+            (Some(rest), _) => (true, rest),
+            (_, Some(rest)) => (false, rest),
+            _ => crate::bail!(Invalid, "--to takes https://HOST:PORT or http://HOST:PORT"),
+        };
+        let host = rest.trim_end_matches('/').to_string();
+        if !tls {
+            return Ok(Node { host, tls: None });
+        }
+        let Some(ca) = ca else {
+            crate::bail!(
+                Invalid,
+                "https:// needs --ca: the node's certificate (its self-signed one is /var/lib/sited/tls/self-signed.crt) or its CA"
+            );
+        };
+        let pem =
+            std::fs::read(ca).err_kind(Kind::Io, || format!("cannot read {}", ca.display()))?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            let cert = cert.err_kind(Kind::Invalid, || ca.display().to_string())?;
+            roots.add(cert).err_kind(Kind::Invalid, || {
+                format!("{} holds no usable certificate", ca.display())
+            })?;
+        }
+        if roots.is_empty() {
+            crate::bail!(Invalid, "{} holds no certificate", ca.display());
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .err_kind(Kind::Internal, || "TLS versions")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let name = host
+            .rsplit_once(':')
+            .map_or(host.as_str(), |(h, _)| h)
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let name = rustls::pki_types::ServerName::try_from(name.to_string())
+            .err_kind(Kind::Invalid, || format!("{name} is not a host name"))?;
+        Ok(Node {
+            host,
+            tls: Some((Arc::new(config), name)),
+        })
+    }
+}
+
 /// One HTTP/1.1 request over a fresh connection.
 fn request(
-    host: &str,
+    node: &Node,
     method: &str,
     path: &str,
     auth: &str,
     extra: &str,
     body: &str,
 ) -> Result<Answer, Error> {
-    let mut s =
+    let host = &node.host;
+    let tcp =
         TcpStream::connect(host).err_kind(Kind::Unavailable, || format!("cannot reach {host}"))?;
-    let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(30)));
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {auth}\r\nConnection: close\r\nContent-Length: {}\r\n{extra}\r\n",
         body.len()
     );
-    s.write_all(head.as_bytes())
-        .and_then(|()| s.write_all(body.as_bytes()))
-        .err_kind(Kind::Io, || format!("sending to {host}"))?;
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw)
-        .err_kind(Kind::Io, || format!("reading from {host}"))?;
+    let exchange = |s: &mut dyn ReadWrite, raw: &mut Vec<u8>| {
+        s.write_all(head.as_bytes())
+            .and_then(|()| s.write_all(body.as_bytes()))
+            .and_then(|()| s.flush())
+            .err_kind(Kind::Io, || format!("sending to {host}"))?;
+        match s.read_to_end(raw) {
+            Ok(_) => Ok(()),
+            // A TLS peer that closes without close_notify once it has answered.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => Ok(()),
+            Err(e) => Err(Error::new(Kind::Io, format!("reading from {host}")).with_source(e)),
+        }
+    };
+    match &node.tls {
+        None => exchange(&mut { tcp }, &mut raw)?,
+        Some((config, name)) => {
+            let connection = rustls::ClientConnection::new(config.clone(), name.clone())
+                .err_kind(Kind::Internal, || "TLS")?;
+            exchange(&mut rustls::StreamOwned::new(connection, tcp), &mut raw)?;
+        }
+    }
     let text = String::from_utf8_lossy(&raw);
     let (head, body) = text
         .split_once("\r\n\r\n")
@@ -98,6 +182,10 @@ fn request(
         body: body.to_string(),
     })
 }
+
+/// A byte stream both ways: plain TCP, or TLS over it.
+trait ReadWrite: std::io::Read + std::io::Write {}
+impl<T: std::io::Read + std::io::Write> ReadWrite for T {}
 
 fn credentials(args: &Args) -> Result<String, Error> {
     let pair = match &args.credentials {
@@ -133,12 +221,7 @@ pub fn run(args: &Args) -> ExitCode {
 }
 
 fn push(args: &Args) -> Result<u8, Error> {
-    let host = args
-        .to
-        .strip_prefix("http://")
-        .ok_or_else(|| crate::err!(Invalid, "--to takes http://HOST:PORT"))?
-        .trim_end_matches('/')
-        .to_string();
+    let node = Node::of(&args.to, args.ca.as_deref())?;
     let auth = credentials(args)?;
     let new_text = std::fs::read_to_string(&args.file)
         .err_kind(Kind::Io, || format!("cannot read {}", args.file.display()))?;
@@ -149,7 +232,7 @@ fn push(args: &Args) -> Result<u8, Error> {
             args.file.display()
         ));
     };
-    let current = request(&host, "GET", "/api/v1/site/file", &auth, "", "")?;
+    let current = request(&node, "GET", "/api/v1/site/file", &auth, "", "")?;
     if current.status != 200 {
         return Err(crate::err!(
             Invalid,
@@ -180,7 +263,7 @@ fn push(args: &Args) -> Result<u8, Error> {
         return Ok(if changed { 2 } else { 0 });
     }
     let put = request(
-        &host,
+        &node,
         "PUT",
         "/api/v1/site",
         &auth,
@@ -200,7 +283,7 @@ fn push(args: &Args) -> Result<u8, Error> {
     let mut last = String::new();
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
-        let Ok(nodes) = request(&host, "GET", "/api/v1/nodes", &auth, "", "") else {
+        let Ok(nodes) = request(&node, "GET", "/api/v1/nodes", &auth, "", "") else {
             continue;
         };
         let Ok(json) = serde_json::from_str::<serde_json::Value>(&nodes.body) else {
