@@ -212,15 +212,21 @@ fn one_address_holds_32_connections_before_a_login() {
 /// the request is dropped at REQUEST_TIMEOUT, and a real client is served meanwhile.
 #[test]
 fn rtsp_requests_whose_body_never_comes_are_dropped() {
+    sited_tests::require_media!();
+    // A streaming camera: SETUPs name its tracks (a stream without them is 404 at once).
+    let cams = sited_tests::camera::FakeCameras::start(&["cam:audio=aac"]);
     let (tls, api, rtsp) = (free_port(), free_port(), free_port());
     let site = format!(
-        "[site]\nname = \"nova\"\nlayout = \"novavms\"\n\n[networks]\nclients = [\"192.0.2.0/24\"]\n\n[[nodes]]\nname = \"n1\"\naddress = \"192.0.2.1\"\nroles = [\"application\", \"media\"]\n\n[[users]]\nname = \"{}\"\nrole = \"admin\"\npassword_hash = \"{}\"\n\n[ports]\nweb_tls = {tls}\napi = {api}\nrtsp = {rtsp}\n",
+        "[site]\nname = \"nova\"\nlayout = \"novavms\"\n\n[networks]\nclients = [\"192.0.2.0/24\"]\n\n[[nodes]]\nname = \"n1\"\naddress = \"192.0.2.1\"\nroles = [\"application\", \"media\"]\n\n[[users]]\nname = \"{}\"\nrole = \"admin\"\npassword_hash = \"{}\"\n\n[[cameras]]\nname = \"cam\"\nurl = \"{}\"\n\n[ports]\nweb_tls = {tls}\napi = {api}\nrtsp = {rtsp}\n",
         sited_tests::daemon::ADMIN.0,
-        sited_tests::daemon::admin_hash()
+        sited_tests::daemon::admin_hash(),
+        cams.url("cam"),
     );
     let d = start("hostile-rtsp", &site);
-    d.wait_for("the RTSP listener", T, || {
-        get(api, "/api/v1/health").code == 200 && TcpStream::connect(("127.0.0.1", rtsp)).is_ok()
+    d.wait_for("the RTSP listener and the camera", T, || {
+        get(api, "/api/v1/health").code == 200
+            && TcpStream::connect(("127.0.0.1", rtsp)).is_ok()
+            && get(api, "/api/v1/cameras").body.contains("\"streaming\"")
     });
     let mut held = still_open(
         (0..300)
