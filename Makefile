@@ -29,7 +29,7 @@ test:
 	@scripts/deps.sh test
 	$(CARGO) build --locked --workspace --all-targets
 	@mkdir -p target && rm -f target/skipped.txt
-	SITED_SKIPPED=$(CURDIR)/target/skipped.txt $(CARGO) test --locked --workspace
+	SITED_SKIPPED=$(CURDIR)/target/skipped.txt $(CARGO) test --locked --workspace --no-fail-fast
 	@scripts/skipped.sh target/skipped.txt
 
 bench:

@@ -477,7 +477,13 @@ mod tests {
             assert_eq!(auth.login(&users, ip, name, "guess"), Err(Refusal::Invalid));
             started.elapsed()
         };
-        let (known, unknown) = (time("ann", 1), time("zed", 2));
+        // The fastest of a few tries of each, taken in turn: a busy machine only slows a try
+        // down, so the minima compare the work itself (the throttle allows 5 failures a user).
+        let (mut known, mut unknown) = (Duration::MAX, Duration::MAX);
+        for n in 0..4u8 {
+            known = known.min(time("ann", 1 + n));
+            unknown = unknown.min(time("zed", 101 + n));
+        }
         let ratio = unknown.as_secs_f64() / known.as_secs_f64();
         assert!((0.5..2.0).contains(&ratio), "{unknown:?} against {known:?}");
     }
