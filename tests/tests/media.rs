@@ -550,8 +550,9 @@ fn an_open_gop_h265_camera_is_recorded_in_segments_and_plays_live_from_a_current
     let (decoded, errors) = decode(&s.url("/live/open/index.m3u8"), &["-t", "3"]);
     assert!(decoded, "{errors}");
 
-    // A new viewer 30 s in gets the current GOP (a second of frames at once, then live), not a
-    // cache grown since the first IDR: 76 frames take more than 2 s to come.
+    // A new viewer 30 s in gets the current GOP (at most a second of frames at once, then live),
+    // not a cache grown since the first IDR (750 frames at once): 76 frames take more than 2 s
+    // at 25 fps, and more than 1 s however a loaded machine bunches the live ones.
     assert!(joined.elapsed() > Duration::from_secs(30));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -560,7 +561,7 @@ fn an_open_gop_h265_camera_is_recorded_in_segments_and_plays_live_from_a_current
     let start = Instant::now();
     let (_, file) = rt.block_on(websocket(s.live, "open", 76));
     let took = start.elapsed();
-    assert!(took > Duration::from_secs(2), "76 frames in {took:?}");
+    assert!(took > Duration::from_secs(1), "76 frames in {took:?}");
     let path = s.daemon.dir.join("open.mp4");
     std::fs::write(&path, file).unwrap();
     let (decoded, errors) = decode(path.to_str().unwrap(), &[]);
