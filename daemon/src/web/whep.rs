@@ -143,12 +143,8 @@ async fn trickle(
     Path((_camera, id)): Path<(String, String)>,
     req: Request,
 ) -> Response {
-    let user = match login(&app, &req) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    if !app.webrtc.owns(&id, &user) {
-        return text(StatusCode::NOT_FOUND, "no such WHEP session");
+    if let Err(r) = owned(&app, &req, &id) {
+        return r;
     }
     let fragment = match body(req).await {
         Ok(s) => s,
@@ -168,14 +164,23 @@ async fn end(
     Path((_camera, id)): Path<(String, String)>,
     req: Request,
 ) -> Response {
-    let user = match login(&app, &req) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    if !app.webrtc.owns(&id, &user) || !app.webrtc.close(&id) {
+    if let Err(r) = owned(&app, &req, &id) {
+        return r;
+    }
+    if !app.webrtc.close(&id) {
         return text(StatusCode::NOT_FOUND, "no such WHEP session");
     }
     StatusCode::OK.into_response()
+}
+
+/// Refuses a request on session `id` unless it comes from the user who opened it (404 for
+/// anyone else, as if it did not exist).
+fn owned(app: &App, req: &Request, id: &str) -> Result<(), Response> {
+    let user = login(app, req)?;
+    if !app.webrtc.owns(id, &user) {
+        return Err(text(StatusCode::NOT_FOUND, "no such WHEP session"));
+    }
+    Ok(())
 }
 
 /// The WHEP routes, with the WebSocket live view beside them (the MSE fallback, on layouts
